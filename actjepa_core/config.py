@@ -1,0 +1,220 @@
+"""Typed configuration: dataclasses with the seed's defaults (§5), loaded from and saved to YAML.
+
+Unknown keys and wrongly typed values are errors that name the file and the dotted key, so a typo in
+a config never silently falls back to a default.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from .atomic import atomic_path
+from .errors import ActJepaError
+
+ACTION_INJECTIONS = ("concat", "add", "film")
+ACTIVATIONS = ("relu", "gelu")
+
+
+@dataclass
+class ModelConfig:
+    """Architecture (seed §4-5). Hidden lists give the widths between input and output."""
+
+    latent_dim: int = 128  # D
+    state_hidden: list[int] = field(default_factory=lambda: [256, 256])  # 3-layer MLP
+    image_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])  # stride-2 convs
+    action_hidden: list[int] = field(default_factory=lambda: [128])  # 2-layer MLP
+    predictor_hidden: list[int] = field(default_factory=lambda: [128, 128])  # <= D: bottleneck
+    action_injection: str = "concat"  # concat | add | film
+    activation: str = "relu"  # relu | gelu
+
+    def validate(self, where: str) -> None:
+        if self.action_injection not in ACTION_INJECTIONS:
+            raise ActJepaError(f"{where}: model.action_injection is {self.action_injection!r}; "
+                               f"expected one of {', '.join(ACTION_INJECTIONS)}")
+        if self.activation not in ACTIVATIONS:
+            raise ActJepaError(f"{where}: model.activation is {self.activation!r}; "
+                               f"expected one of {', '.join(ACTIVATIONS)}")
+        if self.latent_dim < 1:
+            raise ActJepaError(f"{where}: model.latent_dim must be >= 1, got {self.latent_dim}")
+        for name in ("state_hidden", "image_channels", "action_hidden", "predictor_hidden"):
+            widths = getattr(self, name)
+            if not widths or any(w < 1 for w in widths):
+                raise ActJepaError(f"{where}: model.{name} must be a non-empty list of positive "
+                                   f"widths, got {widths}")
+
+
+@dataclass
+class LossConfig:
+    normalise: bool = False  # L2-normalise both latents before the squared distance (seed §4.6)
+    rollout_steps: int = 1  # k > 1: also predict k steps ahead by applying the predictor k times
+
+    def validate(self, where: str) -> None:
+        if self.rollout_steps < 1:
+            raise ActJepaError(f"{where}: loss.rollout_steps must be >= 1, got {self.rollout_steps}")
+
+
+@dataclass
+class EMAConfig:
+    enabled: bool = True  # False: target = online encoder (the seed's 'No EMA' ablation)
+    tau_start: float = 0.996
+    tau_end: float = 1.0  # cosine schedule from tau_start to tau_end over training
+
+    def validate(self, where: str) -> None:
+        if not (0.0 <= self.tau_start <= 1.0 and 0.0 <= self.tau_end <= 1.0):
+            raise ActJepaError(f"{where}: ema.tau_start/tau_end must lie in [0, 1], got "
+                               f"{self.tau_start}/{self.tau_end}")
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    warmup_fraction: float = 0.1  # linear warmup over this share of steps, then cosine to 0
+    batch_size: int = 256
+    steps: int = 5000
+    grad_clip: float = 0.0  # 0: no clipping
+
+    def validate(self, where: str) -> None:
+        if self.steps < 1 or self.batch_size < 1:
+            raise ActJepaError(f"{where}: optim.steps and optim.batch_size must be >= 1")
+        if not 0.0 <= self.warmup_fraction < 1.0:
+            raise ActJepaError(f"{where}: optim.warmup_fraction must lie in [0, 1), got "
+                               f"{self.warmup_fraction}")
+        if self.lr <= 0:
+            raise ActJepaError(f"{where}: optim.lr must be > 0, got {self.lr}")
+
+
+@dataclass
+class DataConfig:
+    val_fraction: float = 0.1  # share of whole demos held out for validation
+    obs_keys: list[str] = field(default_factory=list)  # empty: every key in the file
+
+    def validate(self, where: str) -> None:
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ActJepaError(f"{where}: data.val_fraction must lie in [0, 1), got "
+                               f"{self.val_fraction}")
+
+
+@dataclass
+class RunConfig:
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    log_every: int = 50  # steps between metric rows
+    val_every: int = 500  # steps between validation passes (and best-checkpoint checks)
+    checkpoint_every: int = 1000  # steps between last.pt saves (for --resume)
+    compile: bool = False  # torch.compile the training step (worth it on GPU)
+
+
+@dataclass
+class TrainConfig:
+    """Everything `actjepa train` needs besides the data path (Algorithm 1)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    ema: EMAConfig = field(default_factory=EMAConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def validate(self, where: str = "config") -> "TrainConfig":
+        for part in (self.model, self.loss, self.ema, self.optim, self.data):
+            part.validate(where)
+        return self
+
+
+T = TypeVar("T")
+
+
+def from_dict(cls: type[T], data: Any, where: str, prefix: str = "") -> T:
+    """Build dataclass ``cls`` from a nested dict, rejecting unknown keys and wrong types."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ActJepaError(f"{where}: {prefix or 'top level'} must be a mapping, got "
+                           f"{type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ActJepaError(f"{where}: unknown config key {prefix}{unknown[0]!s}; expected one of "
+                           f"{', '.join(sorted(names))}")
+    kwargs = {key: _coerce(hints[key], value, where, f"{prefix}{key}") for key, value in data.items()}
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, where: str, key: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, where, prefix=f"{key}.")
+    origin = typing.get_origin(hint)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            raise ActJepaError(f"{where}: {key} must be a list, got {value!r}")
+        return [_coerce(item, v, where, f"{key}[{i}]") for i, v in enumerate(value)]
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, str, bool) and type(value) is hint:
+        return value
+    if hint is float and isinstance(value, str):
+        try:  # YAML 1.1 reads '3e-4' (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
+    if hint is float:
+        raise ActJepaError(f"{where}: {key} must be a number, got {value!r}")
+    raise ActJepaError(f"{where}: {key} must be {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def load_yaml(cls: type[T], path: str | Path) -> T:
+    """Load a dataclass config from YAML; a missing or malformed file is an ActJepaError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ActJepaError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ActJepaError(f"{path}: not valid YAML ({err})") from None
+    config = from_dict(cls, data, str(path))
+    if hasattr(config, "validate"):
+        config.validate(str(path))
+    return config
+
+
+def to_dict(config: Any) -> dict:
+    return dataclasses.asdict(config)
+
+
+def save_yaml(config: Any, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+def load_train_config(path: str | Path | None) -> TrainConfig:
+    return TrainConfig().validate() if path is None else load_yaml(TrainConfig, path)
+
+
+def apply_overrides(config: T, overrides: list[str], where: str = "--set") -> T:
+    """Return a copy of ``config`` with dotted ``key=value`` overrides (values parsed as YAML)."""
+    data = to_dict(config)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ActJepaError(f"{where} {item!r}: expected KEY=VALUE, e.g. optim.lr=3e-4")
+        node, parts = data, key.split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                raise ActJepaError(f"{where} {item!r}: unknown config section {part!r}")
+            node = node[part]
+        if parts[-1] not in node:
+            raise ActJepaError(f"{where} {item!r}: unknown config key {key!r}")
+        node[parts[-1]] = yaml.safe_load(raw)
+    result = from_dict(type(config), data, where)
+    if hasattr(result, "validate"):
+        result.validate(where)
+    return result

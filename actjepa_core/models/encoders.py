@@ -1,0 +1,100 @@
+"""Observation encoders f_theta (state MLP, image CNN, several keys fused) and the action encoder h_psi.
+
+Inputs arrive already normalised (see `normalise.py`): state vectors standardised, images as float
+in [0, 1] with shape (B, H, W, C), so an encoder never needs the dataset statistics.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+
+ACTIVATION_LAYERS = {"relu": nn.ReLU, "gelu": nn.GELU}
+CONV_KERNEL, CONV_STRIDE, CONV_PADDING = 4, 2, 1  # each conv halves the image side
+
+
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, activation: str = "relu") -> nn.Sequential:
+    """Linear layers through ``hidden`` widths to ``out_dim``, activation between, none at the end."""
+    widths = [in_dim, *hidden, out_dim]
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(widths) - 2:
+            layers.append(ACTIVATION_LAYERS[activation]())
+    return nn.Sequential(*layers)
+
+
+class StateEncoder(nn.Module):
+    """MLP over a flat proprioceptive/state vector (seed §5: 3 layers, hidden 256)."""
+
+    def __init__(self, state_dim: int, config: ModelConfig):
+        super().__init__()
+        self.net = mlp(state_dim, config.state_hidden, config.latent_dim, config.activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)  # (B, D)
+
+
+class ImageEncoder(nn.Module):
+    """Small CNN: stride-2 convs, then a linear projection of the flattened map to D.
+
+    Flattening keeps *where* things are in the image, which a manipulation latent needs and global
+    pooling would throw away.
+    """
+
+    def __init__(self, image_shape: Sequence[int], config: ModelConfig):
+        super().__init__()
+        height, width, channels = image_shape
+        act = ACTIVATION_LAYERS[config.activation]
+        layers: list[nn.Module] = []
+        for out_ch in config.image_channels:
+            layers += [nn.Conv2d(channels, out_ch, CONV_KERNEL, CONV_STRIDE, CONV_PADDING), act()]
+            channels = out_ch
+        self.convs = nn.Sequential(*layers)
+        with torch.no_grad():
+            flat = self.convs(torch.zeros(1, image_shape[2], height, width)).numel()
+        self.head = nn.Linear(flat, config.latent_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 3, 1, 2)  # (B, C, H, W)
+        return self.head(self.convs(x).flatten(1))  # (B, D)
+
+
+def key_encoder(shape: Sequence[int], config: ModelConfig) -> nn.Module:
+    """A state MLP for 1-d observations, a CNN for (H, W, C) images."""
+    if len(shape) == 1:
+        return StateEncoder(shape[0], config)
+    if len(shape) == 3:
+        return ImageEncoder(shape, config)
+    raise ValueError(f"observation shape {tuple(shape)} is neither a vector nor an (H, W, C) image")
+
+
+class ObservationEncoder(nn.Module):
+    """Per-key encoders; several keys are concatenated and projected to D (multi-modal ACT-JEPA)."""
+
+    def __init__(self, obs_shapes: Mapping[str, Sequence[int]], config: ModelConfig):
+        super().__init__()
+        self.keys = sorted(obs_shapes)
+        self.encoders = nn.ModuleDict({k: key_encoder(obs_shapes[k], config) for k in self.keys})
+        self.fuse = (nn.Linear(len(self.keys) * config.latent_dim, config.latent_dim)
+                     if len(self.keys) > 1 else None)
+
+    def forward(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        if self.fuse is None:
+            return self.encoders[self.keys[0]](obs[self.keys[0]])  # (B, D)
+        parts = [self.encoders[k](obs[k]) for k in self.keys]  # K x (B, D)
+        return self.fuse(torch.cat(parts, dim=-1))  # (B, K*D) -> (B, D)
+
+
+class ActionEncoder(nn.Module):
+    """h_psi: a shallow MLP lifting the A-dim action into the latent space (seed §4.4)."""
+
+    def __init__(self, action_dim: int, config: ModelConfig):
+        super().__init__()
+        self.net = mlp(action_dim, config.action_hidden, config.latent_dim, config.activation)
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        return self.net(a)  # (..., D)

@@ -1,0 +1,95 @@
+"""ACT-JEPA: online encoder, EMA target encoder, action encoder and predictor, and the latent loss.
+
+Gradients reach only the online encoder, the action encoder and the predictor; the target encoder
+starts as an exact copy of the online encoder and afterwards changes only through `update_target`
+(Algorithm 1, lines 11-18).
+"""
+from __future__ import annotations
+
+import copy
+from typing import Mapping, NamedTuple, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ModelConfig
+from .encoders import ActionEncoder, ObservationEncoder
+from .predictor import Predictor
+
+Obs = Mapping[str, torch.Tensor]
+
+
+class StepLoss(NamedTuple):
+    loss: torch.Tensor  # scalar, differentiable
+    latent: torch.Tensor  # (B, D) s_t, detached: for the collapse metric at log steps only
+
+
+class ACTJEPA(nn.Module):
+    def __init__(self, obs_shapes: Mapping[str, Sequence[int]], action_dim: int,
+                 config: ModelConfig, ema: bool = True, normalise_latents: bool = False):
+        super().__init__()
+        self.encoder = ObservationEncoder(obs_shapes, config)
+        self.action_encoder = ActionEncoder(action_dim, config)
+        self.predictor = Predictor(config)
+        self.normalise_latents = normalise_latents
+        # ema=False is the seed's 'No EMA' ablation: the target is the online encoder itself
+        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False) if ema else None
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [*self.encoder.parameters(), *self.action_encoder.parameters(),
+                *self.predictor.parameters()]
+
+    def encode(self, obs: Obs) -> torch.Tensor:
+        return self.encoder(obs)  # (B, D)
+
+    def predict(self, s: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """One step of the latent forward model: s_hat_{t+1} = g(s_t, h(a_t))."""
+        return self.predictor(s, self.action_encoder(action))  # (B, D)
+
+    def rollout(self, s: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Apply the predictor autoregressively: (B, D), (B, H, A) -> (B, H, D) predicted latents."""
+        e_a = self.action_encoder(actions)  # (B, H, D): all steps' actions in one pass
+        latents = []
+        for k in range(actions.shape[1]):
+            s = self.predictor(s, e_a[:, k])
+            latents.append(s)
+        return torch.stack(latents, dim=1)  # (B, H, D)
+
+    @torch.no_grad()
+    def encode_target(self, obs: Obs) -> torch.Tensor:
+        encoder = self.target_encoder if self.target_encoder is not None else self.encoder
+        return encoder(obs)  # (B, D), stop-gradient
+
+    def loss(self, obs: Obs, actions: torch.Tensor, next_obs: Obs) -> StepLoss:
+        """Latent L2 loss over K predicted steps.
+
+        obs: key -> (B, ...); actions: (B, K, A); next_obs: key -> (B, K, ...), the K observations
+        after ``obs``. K = 1 is the seed's Algorithm 1; K > 1 adds multi-step rollout terms.
+        """
+        batch, steps = actions.shape[:2]
+        s = self.encode(obs)  # (B, D)
+        s_hat = self.rollout(s, actions)  # (B, K, D)
+        flat_next = {k: v.flatten(0, 1) for k, v in next_obs.items()}  # (B*K, ...)
+        target = self.encode_target(flat_next).view(batch, steps, -1)  # (B, K, D)
+        return StepLoss(latent_distance(s_hat, target, self.normalise_latents).mean(), s.detach())
+
+    @torch.no_grad()
+    def update_target(self, tau: float) -> None:
+        """theta_bar <- tau * theta_bar + (1 - tau) * theta, for all parameters in one fused op."""
+        if self.target_encoder is None:
+            return
+        torch._foreach_lerp_(list(self.target_encoder.parameters()),
+                             list(self.encoder.parameters()), 1.0 - tau)
+
+
+def latent_distance(a: torch.Tensor, b: torch.Tensor, normalise: bool = False) -> torch.Tensor:
+    """Squared L2 distance over the last dim (seed §4.6); optionally on the unit hypersphere."""
+    if normalise:
+        a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
+    return (a - b).pow(2).sum(-1)
+
+
+def collapse_metric(s: torch.Tensor) -> torch.Tensor:
+    """Mean over latent dims of the batch std of s (B, D): 0 means every input maps to one point."""
+    return s.std(dim=0).mean()

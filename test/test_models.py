@@ -1,0 +1,97 @@
+import copy
+
+import pytest
+import torch
+
+from actjepa_core.config import ModelConfig
+from actjepa_core.models import ACTJEPA, Predictor
+from actjepa_core.models.world_model import collapse_metric, latent_distance
+
+SHAPES = {"state": (7,)}
+
+
+def batch(b=16, k=1, shapes=SHAPES, action_dim=3):
+    obs = {key: torch.rand(b, *s) for key, s in shapes.items()}
+    nxt = {key: torch.rand(b, k, *s) for key, s in shapes.items()}
+    return obs, torch.rand(b, k, action_dim) * 2 - 1, nxt
+
+
+def test_target_starts_equal_and_gets_no_gradient():
+    torch.manual_seed(0)
+    model = ACTJEPA(SHAPES, 3, ModelConfig())
+    for p, tp in zip(model.encoder.parameters(), model.target_encoder.parameters()):
+        assert torch.equal(p, tp) and not tp.requires_grad
+    model.loss(*batch()).loss.backward()
+    assert all(p.grad is None for p in model.target_encoder.parameters())
+    trainable = {id(p) for p in model.trainable_parameters()}
+    for name, p in model.named_parameters():
+        if id(p) in trainable:
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+        else:
+            assert name.startswith("target_encoder.")
+
+
+def test_target_changes_only_through_ema():
+    torch.manual_seed(0)
+    model = ACTJEPA(SHAPES, 3, ModelConfig())
+    opt = torch.optim.AdamW(model.trainable_parameters(), lr=1e-2)
+    for _ in range(3):
+        before = copy.deepcopy(model.target_encoder.state_dict())
+        out = model.loss(*batch())
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        # the optimizer step alone must not touch the target
+        for key, value in model.target_encoder.state_dict().items():
+            assert torch.equal(value, before[key])
+        tau = 0.9
+        model.update_target(tau)
+        online = model.encoder.state_dict()
+        for key, value in model.target_encoder.state_dict().items():
+            torch.testing.assert_close(value, tau * before[key] + (1 - tau) * online[key])
+
+
+def test_no_ema_ablation_targets_the_online_encoder_without_gradient():
+    model = ACTJEPA(SHAPES, 3, ModelConfig(), ema=False)
+    assert model.target_encoder is None
+    obs, actions, nxt = batch()
+    target = model.encode_target({k: v[:, 0] for k, v in nxt.items()})
+    assert not target.requires_grad
+    torch.testing.assert_close(target, model.encode({k: v[:, 0] for k, v in nxt.items()}))
+
+
+@pytest.mark.parametrize("injection", ["concat", "add", "film"])
+def test_every_action_injection_predicts_d_and_uses_the_action(injection):
+    torch.manual_seed(0)
+    pred = Predictor(ModelConfig(latent_dim=16, predictor_hidden=[8, 8], action_injection=injection))
+    s, e1, e2 = torch.randn(4, 16), torch.randn(4, 16), torch.randn(4, 16)
+    assert pred(s, e1).shape == (4, 16)
+    assert not torch.allclose(pred(s, e1), pred(s, e2))  # the action changes the prediction
+
+
+def test_predictor_hidden_is_a_bottleneck_by_default():
+    widths = [m.out_features for m in Predictor(ModelConfig()).modules()
+              if isinstance(m, torch.nn.Linear)]
+    assert max(widths[:-1]) <= ModelConfig().latent_dim
+
+
+def test_image_and_multi_key_encoders():
+    shapes = {"state": (5,), "image": (32, 32, 3)}
+    model = ACTJEPA(shapes, 2, ModelConfig(latent_dim=16, image_channels=[4, 8]))
+    obs, actions, nxt = batch(b=3, k=2, shapes=shapes, action_dim=2)
+    assert model.encode(obs).shape == (3, 16)
+    out = model.loss(obs, actions, nxt)
+    assert out.loss.ndim == 0 and out.latent.shape == (3, 16)
+    assert model.rollout(model.encode(obs), actions).shape == (3, 2, 16)
+
+
+def test_loss_is_the_seeds_squared_l2_and_its_normalised_variant():
+    a, b = torch.tensor([[3.0, 4.0]]), torch.tensor([[0.0, 0.0]])
+    assert latent_distance(a, b).item() == 25.0
+    a, b = torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 5.0]])
+    assert latent_distance(a, b, normalise=True).item() == pytest.approx(2.0)
+
+
+def test_collapse_metric_is_zero_for_a_constant_batch():
+    assert collapse_metric(torch.ones(8, 4)).item() == 0.0
+    assert collapse_metric(torch.randn(512, 4)).item() == pytest.approx(1.0, abs=0.15)
