@@ -54,6 +54,10 @@ def cmd_report(args: argparse.Namespace) -> None:
     from .report import plot_curves, summarise
 
     summary = summarise(args.run)
+    if args.data:
+        from .diagnostics import latent_diagnostics
+
+        summary.update(latent_diagnostics(Path(args.run) / args.checkpoint, args.data))
     for key, value in summary.items():
         print(f"{key:>20}: {value:.6g}")
     print(f"{'curves':>20}: {plot_curves(args.run)}")
@@ -96,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="summarise a run directory and plot its curves")
     p.add_argument("run", help="run directory")
+    p.add_argument("--data", default=None,
+                   help="episodes file: also report latent diagnostics on its held-out demos")
+    p.add_argument("--checkpoint", default="best.pt", help="checkpoint in the run directory")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("bench", help="benchmarks")
