@@ -47,7 +47,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     data = read_episodes(args.data, config.data.obs_keys or None)
     result = train(data, config, args.out, resume=args.resume, progress=not args.quiet)
     print(f"trained {result.steps} steps: loss {result.loss:.4g}, collapse "
-          f"{result.collapse:.3g}, best val loss {result.best_val_loss:.4g} -> {result.run_dir}")
+          f"{result.collapse:.3g}, best val rel. loss {result.best_val_score:.4g} -> {result.run_dir}")
 
 
 def cmd_report(args: argparse.Namespace) -> None:

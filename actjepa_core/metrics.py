@@ -8,7 +8,8 @@ from typing import Mapping
 
 from torch.utils.tensorboard import SummaryWriter
 
-COLUMNS = ("step", "loss", "collapse", "val_loss", "val_collapse", "lr", "tau", "transitions_per_s")
+COLUMNS = ("step", "loss", "collapse", "val_loss", "val_rel_loss", "val_collapse", "lr", "tau",
+           "transitions_per_s")
 
 
 class MetricsLog:

@@ -13,18 +13,19 @@ from .atomic import atomic_path  # noqa: E402
 from .errors import ActJepaError  # noqa: E402
 from .metrics import read_metrics  # noqa: E402
 
-CURVES = (("loss", "val_loss", "latent L2 loss"), ("collapse", "val_collapse", "collapse metric"),
+CURVES = (("loss", "val_loss", "latent L2 loss"), (None, "val_rel_loss", "val loss / target variance"),
+          ("collapse", "val_collapse", "collapse metric"),
           ("lr", None, "learning rate"), ("tau", None, "EMA tau"))
 
 
 def summarise(run_dir: str | Path) -> dict[str, float]:
     rows = _rows(run_dir)
     first, last = rows[0], rows[-1]
-    val = [r for r in rows if "val_loss" in r]
-    best = min(val, key=lambda r: r["val_loss"]) if val else None
+    val = [r for r in rows if "val_rel_loss" in r]
+    best = min(val, key=lambda r: r["val_rel_loss"]) if val else None
     return {"steps": last["step"], "first_loss": first["loss"], "final_loss": last["loss"],
             "final_collapse": last["collapse"],
-            "best_val_loss": best["val_loss"] if best else math.nan,
+            "best_val_rel_loss": best["val_rel_loss"] if best else math.nan,
             "best_val_step": best["step"] if best else math.nan,
             "final_val_collapse": val[-1].get("val_collapse", math.nan) if val else math.nan,
             "transitions_per_s": last.get("transitions_per_s", math.nan)}
@@ -35,8 +36,9 @@ def plot_curves(run_dir: str | Path, out: str | Path | None = None) -> Path:
     out = Path(out) if out else Path(run_dir) / "curves.png"
     fig, axes = plt.subplots(1, len(CURVES), figsize=(4 * len(CURVES), 3.2))
     for ax, (key, val_key, title) in zip(axes, CURVES):
-        ax.plot([r["step"] for r in rows if key in r], [r[key] for r in rows if key in r],
-                label="train")
+        if key:
+            ax.plot([r["step"] for r in rows if key in r], [r[key] for r in rows if key in r],
+                    label="train")
         if val_key:
             val = [r for r in rows if val_key in r]
             ax.plot([r["step"] for r in val], [r[val_key] for r in val], "o-", label="val")

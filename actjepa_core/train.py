@@ -35,7 +35,7 @@ class TrainResult:
     steps: int
     loss: float  # mean training loss over the last log window
     collapse: float
-    best_val_loss: float
+    best_val_score: float  # val_rel_loss of best.pt (train loss when no demos are held out)
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -129,18 +129,26 @@ class Trainer:
             yield from self.train_set.epoch_batches(self.config.optim.batch_size, self.generator)
 
     @torch.no_grad()
-    def validate(self) -> tuple[float, float]:
-        """(mean latent loss, collapse metric) over every held-out transition."""
+    def validate(self) -> dict[str, float]:
+        """Metrics over every held-out transition.
+
+        ``val_rel_loss`` divides the mean latent error by the total variance of the target latents:
+        unlike the raw L2 loss it does not grow when the latent space merely expands, so it is
+        what picks ``best.pt``.
+        """
         if self.val_set is None:
-            return math.nan, math.nan
-        total, latents = 0.0, []
+            return {}
+        total, latents, targets = 0.0, [], []
         for positions in self.val_set.ordered_batches(VAL_BATCH):
             batch = self.val_set.batch(positions)
             out = self.model.loss(*batch)
             total += out.loss.item() * len(positions)
-            latents.append(self.model.encode(batch.obs))
-        s = torch.cat(latents)
-        return total / len(self.val_set), collapse_metric(s).item()
+            latents.append(out.latent)
+            targets.append(self.model.encode_target({k: v[:, 0] for k, v in batch.next_obs.items()}))
+        loss = total / len(self.val_set)
+        spread = torch.cat(targets).var(0).sum().item()
+        return {"val_loss": loss, "val_rel_loss": loss / spread if spread > 0 else math.inf,
+                "val_collapse": collapse_metric(torch.cat(latents)).item()}
 
     def run(self, progress: bool = True) -> TrainResult:
         cfg = self.config
@@ -183,8 +191,8 @@ class Trainer:
                   "lr": lr, "tau": tau,
                   "transitions_per_s": window / max(time.perf_counter() - t0, 1e-9)}
         if self.step % self.config.run.val_every == 0 or self.step == self.config.optim.steps:
-            values["val_loss"], values["val_collapse"] = self.validate()
-            score = values["val_loss"] if self.val_set is not None else values["loss"]
+            values.update(self.validate())
+            score = values.get("val_rel_loss", values["loss"])
             if score < self.best_val:
                 self.best_val = score
                 self.save("best.pt")

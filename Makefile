@@ -1,0 +1,144 @@
+# actjepa: the README's commands.
+#
+#   make setup    system library + .venv with torch (CPU wheel first) and actjepa_ros[sim,ros,dev]
+#   make test     the whole pytest suite (runs setup first when needed)
+#   make demo     collect sim demos -> train ACT-JEPA -> report   (DEMO_* variables below)
+#   make bench    benchmarks -> docs/BENCHMARKS.md
+#   make colcon   colcon build of this package in a throwaway workspace (build/colcon_ws)
+#   make clean    remove build outputs (keeps .venv and runs/); `make distclean` also removes .venv
+#
+# Every variable can be overridden: `make demo DEMO_TASK=reach-v3 DEMO_STEPS=300`,
+# `make setup PYTHON=python3.11`, `make test PYTEST_ARGS='-k bags -x'`.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   ?= .venv
+PIP    ?= $(VENV)/bin/pip
+PY     ?= $(VENV)/bin/python
+COLCON ?= $(VENV)/bin/colcon
+
+# torch goes in FIRST and on its own: installing anything that depends on torch without it
+# pulls the default CUDA wheel (GBs). Point TORCH_PIP_ARGS at the wheel index you want, e.g.
+#     make setup TORCH_PIP_ARGS='--index-url https://download.pytorch.org/whl/cpu'
+TORCH_VERSION  ?= 2.13.0
+TORCH_PIP_ARGS ?=
+EXTRAS         ?= sim,ros,dev
+
+STAMP := $(VENV)/.setup-stamp
+
+# Headless MuJoCo rendering by default; override with MUJOCO_GL=egl (GPU) or glfw (desktop).
+# PYOPENGL_PLATFORM follows MUJOCO_GL (empty, i.e. PyOpenGL's default, for glfw).
+export MUJOCO_GL ?= osmesa
+export PYOPENGL_PLATFORM ?= $(filter egl osmesa,$(MUJOCO_GL))
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends
+
+PYTEST_ARGS ?=
+
+DEMO_TASK     ?= push-v3
+DEMO_EPISODES ?= 30
+DEMO_STEPS    ?= 1500
+DEMO_SEED     ?= 0
+DEMO_DIR      ?= runs/demo
+
+BENCH_OUT ?= docs/BENCHMARKS.md
+
+COLCON_WS ?= build/colcon_ws
+# a path (.venv/bin/colcon) is made absolute for use inside the workspace; a bare name
+# (COLCON=colcon, from a ROS install) is looked up on PATH
+COLCON_BIN = $(if $(findstring /,$(COLCON)),$(abspath $(COLCON)),$(COLCON))
+COLCON_SHARE = $(COLCON_WS)/install/actjepa_ros/share/actjepa_ros
+
+.PHONY: help setup osmesa test demo bench colcon clean distclean
+
+help:
+	@sed -n 's/^#   make /  make /p' $(firstword $(MAKEFILE_LIST))
+
+# ---------------------------------------------------------------------------------------------
+# set-up: idempotent; re-runs only when the packaging files change (or the stamp is removed).
+
+setup: $(STAMP)
+
+$(STAMP): setup.py setup.cfg package.xml
+	@$(MAKE) --no-print-directory osmesa
+	@if [ ! -x "$(PIP)" ]; then \
+	  echo "+ $(PYTHON) -m venv $(VENV)"; \
+	  $(PYTHON) -m venv $(VENV) || { \
+	    echo "venv failed; installing python3-venv"; \
+	    { $(APT_INSTALL) python3-venv || { $(SUDO) apt-get update && $(APT_INSTALL) python3-venv; }; } \
+	    && $(PYTHON) -m venv $(VENV); }; \
+	fi
+	$(PIP) install $(TORCH_PIP_ARGS) 'torch==$(TORCH_VERSION)'
+	$(PIP) install -e '.[$(EXTRAS)]'
+	@touch $@
+
+# libOSMesa: software OpenGL for MuJoCo rendering on machines without a display or GPU.
+osmesa:
+	@if PATH="$$PATH:/sbin:/usr/sbin" ldconfig -p 2>/dev/null | grep -q 'libOSMesa\.so'; then \
+	  :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  echo "+ apt-get install libosmesa6"; \
+	  $(APT_INSTALL) libosmesa6 \
+	  || { $(SUDO) apt-get update && $(APT_INSTALL) libosmesa6; }; \
+	else \
+	  echo "warning: libOSMesa not found and no apt-get here: install OSMesa," \
+	       "or run with MUJOCO_GL=egl (GPU) or MUJOCO_GL=glfw (desktop)" >&2; \
+	fi
+
+# ---------------------------------------------------------------------------------------------
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(PY) -m actjepa_core.cli collect --task $(DEMO_TASK) --episodes $(DEMO_EPISODES) \
+	  --out $(DEMO_DIR)/demos.hdf5 --seed $(DEMO_SEED)
+	$(PY) -m actjepa_core.cli train --data $(DEMO_DIR)/demos.hdf5 --config config/train.yaml \
+	  --out $(DEMO_DIR)/model --steps $(DEMO_STEPS)
+	$(PY) -m actjepa_core.cli report $(DEMO_DIR)/model
+
+bench: $(STAMP)
+	$(PY) -m actjepa_core.cli bench train --out $(BENCH_OUT)
+
+# colcon build of a copy of the package (the files git would commit: tracked + untracked, not
+# ignored) in $(COLCON_WS); then check that package.xml, the node executables, the python
+# packages and every file of launch/ config/ models/ were installed.
+colcon: $(STAMP)
+	rm -rf $(COLCON_WS)
+	mkdir -p $(COLCON_WS)/src/actjepa_ros
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	  git ls-files -z --cached --others --exclude-standard \
+	    | tar --null --ignore-failed-read -T - -cf - 2>/dev/null; \
+	else \
+	  tar --exclude=./.git --exclude=./$(VENV) --exclude=./build --exclude=./install \
+	      --exclude=./log --exclude=./runs --exclude='*.egg-info' --exclude=__pycache__ -cf - .; \
+	fi | tar -C $(COLCON_WS)/src/actjepa_ros -xf -
+	cd $(COLCON_WS) && COLCON_HOME="$$PWD/.colcon" $(COLCON_BIN) --log-base log \
+	  build --base-paths src --build-base build --install-base install
+	@test -f $(COLCON_SHARE)/package.xml || { echo "missing: share/actjepa_ros/package.xml"; exit 1; }
+	@test -f $(COLCON_WS)/install/actjepa_ros/share/ament_index/resource_index/packages/actjepa_ros \
+	  || { echo "missing: ament index marker"; exit 1; }
+	@for exe in actjepa policy_node sim_node recorder_node; do \
+	  test -x $(COLCON_WS)/install/actjepa_ros/lib/actjepa_ros/$$exe \
+	    || { echo "missing: lib/actjepa_ros/$$exe"; exit 1; }; \
+	done
+	@for pkg in actjepa_core actjepa_ros; do \
+	  ls -d $(COLCON_WS)/install/actjepa_ros/lib/python3*/site-packages/$$pkg >/dev/null 2>&1 \
+	    || { echo "missing: site-packages/$$pkg"; exit 1; }; \
+	done
+	@cd $(COLCON_WS)/src/actjepa_ros && for f in $$(find launch config models -type f ! -name '.*' 2>/dev/null); do \
+	  test -f "$(abspath $(COLCON_SHARE))/$$f" || { echo "missing: share/actjepa_ros/$$f"; exit 1; }; \
+	done
+	@echo "colcon build OK: $(COLCON_WS)/install (source $(COLCON_WS)/install/setup.bash)"
+
+# ---------------------------------------------------------------------------------------------
+
+clean:
+	rm -rf build install log .pytest_cache .hypothesis *.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
