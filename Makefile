@@ -94,11 +94,12 @@ test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: $(STAMP)
+	rm -rf $(DEMO_DIR)
 	$(PY) -m actjepa_core.cli collect --task $(DEMO_TASK) --episodes $(DEMO_EPISODES) \
 	  --out $(DEMO_DIR)/demos.hdf5 --seed $(DEMO_SEED)
 	$(PY) -m actjepa_core.cli train --data $(DEMO_DIR)/demos.hdf5 --config config/train.yaml \
 	  --out $(DEMO_DIR)/model --steps $(DEMO_STEPS)
-	$(PY) -m actjepa_core.cli report $(DEMO_DIR)/model
+	$(PY) -m actjepa_core.cli report $(DEMO_DIR)/model --data $(DEMO_DIR)/demos.hdf5
 
 bench: $(STAMP)
 	$(PY) -m actjepa_core.cli bench train --out $(BENCH_OUT)
