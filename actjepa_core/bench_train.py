@@ -32,10 +32,10 @@ PEAK_REPEATS = 5
 WARMUP_STEPS = 30
 
 
-def matmul_peak_gflops(device: torch.device) -> tuple[float, int]:
+def matmul_peak_gflops(device: torch.device, sizes=PEAK_SIZES) -> tuple[float, int]:
     """Best median fp32 matmul rate over a few square sizes: the machine's practical peak."""
     best, best_n = 0.0, 0
-    for n in PEAK_SIZES:
+    for n in sizes:
         a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
         reps = max(2, int(2e9 / (2 * n ** 3)))
         times = []
@@ -126,7 +126,8 @@ class ReferenceRunner:
 
 
 def run_benchmark(data_path: str | None, out: str | None, steps: int = 300, repeats: int = 5,
-                  device: str = "cpu", task: str = "push-v3", episodes: int = 50) -> dict:
+                  device: str = "cpu", task: str = "push-v3", episodes: int = 50,
+                  peak_sizes: tuple[int, ...] = PEAK_SIZES) -> dict:
     dev = torch.device(device)
     if data_path is None:
         from .sim import collect_episodes
@@ -144,7 +145,7 @@ def run_benchmark(data_path: str | None, out: str | None, steps: int = 300, repe
     for _ in range(repeats):  # alternate so drift and noise hit both
         times["reference"].append(ref.run(steps))
         times["ours"].append(ours.run(steps))
-    peak, peak_n = matmul_peak_gflops(dev)
+    peak, peak_n = matmul_peak_gflops(dev, peak_sizes)
     result = {"device": str(dev), "steps": steps, "repeats": repeats, "batch": BATCH,
               "transitions": len(ours.trainer.train_set), "peak_gflops": peak, "peak_n": peak_n,
               "flops": {"ours": flops_ours, "reference": flops_ref}}
