@@ -57,7 +57,8 @@ def obs_shapes(spec: dict[str, dict]) -> dict[str, tuple[int, ...]]:
 def build_world_model(content: dict[str, Any], where: str = "checkpoint") -> ACTJEPA:
     config = from_dict(TrainConfig, content["config"], where)
     return ACTJEPA(obs_shapes(content["obs_spec"]), int(content["action_dim"]), config.model,
-                   ema=config.ema.enabled, normalise_latents=config.loss.normalise)
+                   ema=config.ema.enabled, normalise_latents=config.loss.normalise,
+                   stop_gradient=config.loss.stop_gradient)
 
 
 def load_world_model(path: str | Path, device: str | torch.device = "cpu"

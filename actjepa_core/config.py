@@ -52,6 +52,7 @@ class ModelConfig:
 class LossConfig:
     normalise: bool = False  # L2-normalise both latents before the squared distance (seed §4.6)
     rollout_steps: int = 1  # k > 1: also predict k steps ahead by applying the predictor k times
+    stop_gradient: bool = True  # False (ablation only, with ema.enabled=false): gradients reach the target
 
     def validate(self, where: str) -> None:
         if self.rollout_steps < 1:
@@ -123,6 +124,9 @@ class TrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
 
     def validate(self, where: str = "config") -> "TrainConfig":
+        if not self.loss.stop_gradient and self.ema.enabled:
+            raise ActJepaError(f"{where}: loss.stop_gradient=false is an ablation of the no-EMA "
+                               "model; set ema.enabled=false too")
         for part in (self.model, self.loss, self.ema, self.optim, self.data):
             part.validate(where)
         return self

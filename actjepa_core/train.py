@@ -72,7 +72,8 @@ class Trainer:
         self.obs_spec = {k: {"shape": list(s), "dtype": d} for k, (s, d) in data.obs_spec().items()}
         self.model = ACTJEPA({k: v["shape"] for k, v in self.obs_spec.items()}, data.action_dim,
                              config.model, ema=config.ema.enabled,
-                             normalise_latents=config.loss.normalise).to(self.device)
+                             normalise_latents=config.loss.normalise,
+                             stop_gradient=config.loss.stop_gradient).to(self.device)
         self.optimizer = make_optimizer(self.model.trainable_parameters(), config)
         self.generator = torch.Generator().manual_seed(config.run.seed)
         self.step = 0

@@ -95,3 +95,16 @@ def test_loss_is_the_seeds_squared_l2_and_its_normalised_variant():
 def test_collapse_metric_is_zero_for_a_constant_batch():
     assert collapse_metric(torch.ones(8, 4)).item() == 0.0
     assert collapse_metric(torch.randn(512, 4)).item() == pytest.approx(1.0, abs=0.15)
+
+
+def test_stop_gradient_ablation_lets_gradient_through_the_target_side():
+    obs, actions, nxt = batch()
+    grads = []
+    for stop in (True, False):
+        torch.manual_seed(0)
+        model = ACTJEPA(SHAPES, 3, ModelConfig(), ema=False, stop_gradient=stop)
+        model.loss(obs, actions, nxt).loss.backward()
+        grads.append(model.encoder.encoders["state"].net[0].weight.grad.clone())
+    assert not torch.allclose(grads[0], grads[1])
+    with pytest.raises(ValueError, match="no-EMA"):
+        ACTJEPA(SHAPES, 3, ModelConfig(), ema=True, stop_gradient=False)

@@ -27,12 +27,16 @@ class StepLoss(NamedTuple):
 
 class ACTJEPA(nn.Module):
     def __init__(self, obs_shapes: Mapping[str, Sequence[int]], action_dim: int,
-                 config: ModelConfig, ema: bool = True, normalise_latents: bool = False):
+                 config: ModelConfig, ema: bool = True, normalise_latents: bool = False,
+                 stop_gradient: bool = True):
         super().__init__()
         self.encoder = ObservationEncoder(obs_shapes, config)
         self.action_encoder = ActionEncoder(action_dim, config)
         self.predictor = Predictor(config)
         self.normalise_latents = normalise_latents
+        if not stop_gradient and ema:
+            raise ValueError("stop_gradient=False is an ablation of the no-EMA model only")
+        self.stop_gradient = stop_gradient
         # ema=False is the seed's 'No EMA' ablation: the target is the online encoder itself
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False) if ema else None
 
@@ -71,7 +75,8 @@ class ACTJEPA(nn.Module):
         s = self.encode(obs)  # (B, D)
         s_hat = self.rollout(s, actions)  # (B, K, D)
         flat_next = {k: v.flatten(0, 1) for k, v in next_obs.items()}  # (B*K, ...)
-        target = self.encode_target(flat_next).view(batch, steps, -1)  # (B, K, D)
+        target = (self.encode_target(flat_next) if self.stop_gradient
+                  else self.encode(flat_next)).view(batch, steps, -1)  # (B, K, D)
         return StepLoss(latent_distance(s_hat, target, self.normalise_latents).mean(), s.detach())
 
     @torch.no_grad()
