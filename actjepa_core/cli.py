@@ -51,16 +51,24 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from .report import plot_curves, summarise
+    from .report import markdown_table, plot_curves, summarise
 
-    summary = summarise(args.run)
-    if args.data:
-        from .diagnostics import latent_diagnostics
+    summaries = []
+    for run in args.runs:
+        summary = summarise(run)
+        if args.data:
+            from .diagnostics import latent_diagnostics
 
-        summary.update(latent_diagnostics(Path(args.run) / args.checkpoint, args.data))
-    for key, value in summary.items():
-        print(f"{key:>20}: {value:.6g}")
-    print(f"{'curves':>20}: {plot_curves(args.run)}")
+            summary.update(latent_diagnostics(Path(run) / args.checkpoint, args.data))
+        summaries.append(summary)
+    if args.markdown:
+        print(markdown_table([str(r) for r in args.runs], summaries))
+        return
+    for run, summary in zip(args.runs, summaries):
+        print(f"{'run':>20}: {run}")
+        for key, value in summary.items():
+            print(f"{key:>20}: {value:.6g}")
+        print(f"{'curves':>20}: {plot_curves(run)}")
 
 
 def cmd_bench_train(args: argparse.Namespace) -> None:
@@ -68,6 +76,99 @@ def cmd_bench_train(args: argparse.Namespace) -> None:
 
     run_benchmark(data_path=args.data, out=args.out, steps=args.steps, repeats=args.repeats,
                   device=args.device, task=args.task, episodes=args.episodes)
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from .evaluate import ExpertPolicy, append_jsonl, evaluate, format_table, result_row
+
+    if args.expert:
+        policy, name, goal_source = ExpertPolicy(args.task), "expert", None
+    else:
+        from .policies import load_policy
+
+        policy, name = load_policy(args.policy, device=args.device), args.policy
+        goal_source = (args.goal or policy.config.goal_source
+                       if policy.policy_type == "mpc" else None)
+    result = evaluate(policy, args.task, args.episodes, noise=args.noise, seed=args.seed,
+                      max_steps=args.max_steps, progress=not args.quiet, goal_source=goal_source)
+    row = result_row(result, name, policy.policy_type, goal_source)
+    append_jsonl(args.out, row)
+    print(format_table([row]))
+    print(f"appended to {args.out}")
+
+
+def policy_demos(args: argparse.Namespace):
+    """The episodes file, reading only the observation keys the encoder was trained on."""
+    from .episodes import read_episodes
+    from .policies import world_from_checkpoint
+
+    return read_episodes(args.data, list(world_from_checkpoint(args.encoder)["obs_spec"]))
+
+
+def cmd_train_policy_bc(args: argparse.Namespace) -> None:
+    from .config import load_yaml
+    from .policies import train_bc
+    from .policies.configs import BCConfig
+
+    config = load_yaml(BCConfig, args.config) if args.config else BCConfig()
+    for flag in ("steps", "chunk", "seed"):
+        if getattr(args, flag) is not None:
+            setattr(config, flag, getattr(args, flag))
+    policy = train_bc(args.encoder, policy_demos(args), config.validate("command line"),
+                      device=args.device)
+    policy.save(args.out)
+    fit = policy.fit
+    print(f"trained bc head ({fit.steps} steps, chunk {config.chunk}) on {fit.train_samples} "
+          f"samples: train MSE {fit.train_mse:.4g}, val MSE {fit.val_mse:.4g} "
+          f"({fit.val_samples} held-out samples), mean-action MSE {fit.mean_action_mse:.4g} "
+          f"-> {args.out}")
+
+
+def cmd_train_policy_nn(args: argparse.Namespace) -> None:
+    from .policies import build_nn
+    from .policies.configs import NNConfig
+
+    config = NNConfig(k=args.k, weighting=args.weighting).validate("command line")
+    policy = build_nn(args.encoder, policy_demos(args), config, device=args.device)
+    policy.save(args.out)
+    size, dim = policy.memory.shape
+    print(f"nn memory: {size} entries x D={dim} ({policy.memory_bytes / 2**20:.1f} MiB), "
+          f"k={config.k} -> {args.out}")
+
+
+def add_policy_io_arguments(p: argparse.ArgumentParser) -> None:
+    """--encoder/--data/--out/--device: what every `train-policy` kind reads and writes."""
+    p.add_argument("--encoder", required=True,
+                   help="world-model checkpoint from `actjepa train`, e.g. runs/X/best.pt")
+    p.add_argument("--data", required=True, help="demonstrations (episodes .hdf5)")
+    p.add_argument("--out", required=True, help="policy file to write (.pt), written atomically")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+
+
+def add_train_policy_parser(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """`actjepa train-policy <kind>`; returns the kind subparsers (one block per policy kind)."""
+    p = sub.add_parser("train-policy", help="build a policy file on a frozen encoder")
+    tp = p.add_subparsers(dest="policy", required=True)
+
+    b = tp.add_parser("bc", help="MLP head by behavioural cloning (Algorithm 2)")
+    add_policy_io_arguments(b)
+    b.add_argument("--config", default=None, help="BC config YAML (default: built-in, see "
+                                                  "config/policy_bc.yaml)")
+    b.add_argument("--steps", type=int, default=None, help="head updates (overrides config)")
+    b.add_argument("--chunk", type=int, default=None,
+                   help="actions per prediction, temporally ensembled (overrides config)")
+    b.add_argument("--seed", type=int, default=None)
+    b.set_defaults(func=cmd_train_policy_bc)
+
+    b = tp.add_parser("nn", help="latent nearest-neighbour memory (Algorithm 3)")
+    add_policy_io_arguments(b)
+    b.add_argument("--k", type=int, default=1, help="neighbours averaged per action")
+    b.add_argument("--weighting", choices=("inverse_distance", "uniform"),
+                   default="inverse_distance", help="how k > 1 neighbours are averaged")
+    b.set_defaults(func=cmd_train_policy_nn)
+
+    # mpc: `b = tp.add_parser("mpc", ...)` goes here, in one block like the two above.
+    return tp
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,12 +199,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("report", help="summarise a run directory and plot its curves")
-    p.add_argument("run", help="run directory")
+    p = sub.add_parser("report", help="summarise run directories and plot their curves")
+    p.add_argument("runs", nargs="+", help="run directories")
+    p.add_argument("--markdown", action="store_true", help="one markdown table row per run")
     p.add_argument("--data", default=None,
                    help="episodes file: also report latent diagnostics on its held-out demos")
     p.add_argument("--checkpoint", default="best.pt", help="checkpoint in the run directory")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("eval", help="closed-loop success rate of a policy file (or the expert) "
+                                    "on a simulated task")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--policy", help="policy file (.pt) from `actjepa train-policy`")
+    who.add_argument("--expert", action="store_true", help="Meta-World's scripted expert instead")
+    p.add_argument("--task", required=True, help="Meta-World v3 task, e.g. push-v3")
+    p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--noise", type=float, default=0.0,
+                   help="test-time Gaussian noise std on the normalised observation")
+    p.add_argument("--seed", type=int, default=1,
+                   help="start configurations (collect's default demos use seed 0)")
+    p.add_argument("--max-steps", type=int, default=None, help="cap per episode (default: task's)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    p.add_argument("--goal", choices=("demo", "state"), default=None,
+                   help="MPC only: how to build each episode's goal (default: the policy's)")
+    p.add_argument("--out", default="runs/eval.jsonl", help="results file to append a line to")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    add_train_policy_parser(sub)
 
     p = sub.add_parser("bench", help="benchmarks")
     bench = p.add_subparsers(dest="bench", required=True)

@@ -31,6 +31,16 @@ def summarise(run_dir: str | Path) -> dict[str, float]:
             "transitions_per_s": last.get("transitions_per_s", math.nan)}
 
 
+def markdown_table(names: list[str], summaries: list[dict[str, float]]) -> str:
+    """One row per run, one column per summary key (the keys of the first summary)."""
+    keys = list(summaries[0])
+    lines = ["| run | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for name, summary in zip(names, summaries):
+        lines.append(f"| {name} | " + " | ".join(f"{summary.get(k, math.nan):.4g}" for k in keys)
+                     + " |")
+    return "\n".join(lines)
+
+
 def plot_curves(run_dir: str | Path, out: str | Path | None = None) -> Path:
     rows = _rows(run_dir)
     out = Path(out) if out else Path(run_dir) / "curves.png"

@@ -35,6 +35,10 @@ def test_collect_train_report_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "final_loss" in proc.stdout and "probe_r2" in proc.stdout
     assert (run / "curves.png").stat().st_size > 0
+    proc = actjepa("report", run, run, "--markdown")
+    assert proc.returncode == 0, proc.stderr
+    rows = proc.stdout.strip().splitlines()
+    assert len(rows) == 4 and rows[0].startswith("| run | steps |") and str(run) in rows[3]
 
 
 def test_missing_data_file_writes_nothing(tmp_path):
