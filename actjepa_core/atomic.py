@@ -11,6 +11,15 @@ from pathlib import Path
 from typing import Iterator
 
 
+_DEFAULT_MODE = 0o666  # what open() would create, before the umask
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
@@ -21,6 +30,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, _DEFAULT_MODE & ~_current_umask())  # mkstemp made it 0600
         os.replace(tmp_path, final)
     finally:
         if tmp_path.exists():
