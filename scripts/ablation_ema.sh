@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # EMA ablation: 3 seeds x {EMA, no EMA} on 100 push-v3 expert demos, default config otherwise.
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1
 for seed in 0 1 2; do for ema in true false; do
   out=runs/ablation/ema-$ema-s$seed
