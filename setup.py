@@ -105,7 +105,9 @@ setup(
     entry_points={
         'console_scripts': [
             'actjepa = actjepa_core.cli:main',
-            # the nodes' scripts (policy_node, sim_node, recorder_node) join as their modules land
+            'policy_node = actjepa_ros.policy_node:main',
+            'sim_node = actjepa_ros.sim_node:main',
+            # recorder_node joins when its module lands
         ],
     },
 )

@@ -136,6 +136,17 @@ def cmd_train_policy_nn(args: argparse.Namespace) -> None:
           f"k={config.k} -> {args.out}")
 
 
+def cmd_train_policy_mpc(args: argparse.Namespace) -> None:
+    from .policies import world_from_checkpoint
+    from .policies.mpc import MPCPolicy, load_mpc_config
+
+    config = load_mpc_config(args.config)
+    MPCPolicy(world_from_checkpoint(args.encoder), config).save(args.out)
+    c = config.cem
+    print(f"mpc policy: horizon {config.horizon}, {c.samples} samples x {c.iterations} "
+          f"iterations, {config.cost} cost, {config.goal_source} goals -> {args.out}")
+
+
 def add_policy_io_arguments(p: argparse.ArgumentParser) -> None:
     """--encoder/--data/--out/--device: what every `train-policy` kind reads and writes."""
     p.add_argument("--encoder", required=True,
@@ -167,7 +178,13 @@ def add_train_policy_parser(sub: argparse._SubParsersAction) -> argparse._SubPar
                    default="inverse_distance", help="how k > 1 neighbours are averaged")
     b.set_defaults(func=cmd_train_policy_nn)
 
-    # mpc: `b = tp.add_parser("mpc", ...)` goes here, in one block like the two above.
+    b = tp.add_parser("mpc", help="latent MPC: CEM toward a goal latent (Protocol 3, no training)")
+    b.add_argument("--encoder", required=True,
+                   help="world-model checkpoint from `actjepa train`, e.g. runs/X/best.pt")
+    b.add_argument("--out", required=True, help="policy file to write (.pt), written atomically")
+    b.add_argument("--config", default=None, help="MPC config YAML (default: built-in, see "
+                                                  "config/policy_mpc.yaml)")
+    b.set_defaults(func=cmd_train_policy_mpc)
     return tp
 
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# EMA ablation: 3 seeds x {EMA, no EMA} on 100 push-v3 expert demos, default config otherwise.
+# EMA ablation (docs/BENCHMARKS.md): 3 seeds x {EMA, no EMA, no EMA + no stop-gradient} on 100
+# push-v3 expert demos, default config otherwise. Resumable: finished runs are skipped.
 set -u
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1
+[ -f data/push100.hdf5 ] || .venv/bin/python -m actjepa_core.cli collect --task push-v3 --episodes 100 --seed 0 --out data/push100.hdf5 --quiet
 for seed in 0 1 2; do for ema in true false; do
   out=runs/ablation/ema-$ema-s$seed
   [ -f $out/report.txt ] && continue

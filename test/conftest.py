@@ -52,3 +52,137 @@ def trained_run(push_demos, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "push"
     result = train(push_demos, small_config(steps=600), run_dir, progress=False)
     return run_dir, result
+
+
+# ---- reach-v3: a world model the policy tests build on (BC, NN) ------------------------------
+REACH_EPISODES = 40  # expert demos: enough goal coverage for a latent nearest neighbour to succeed
+REACH_WORLD_STEPS = 600  # a brief pretraining run (seconds on one core)
+
+
+@pytest.fixture(scope="session")
+def reach_demos_path(tmp_path_factory):
+    """Real scripted-expert reach-v3 demos (state observations), collection seed 0."""
+    from actjepa_core.sim import collect_episodes
+
+    path = tmp_path_factory.mktemp("data") / "reach.hdf5"
+    write_episodes(path, collect_episodes("reach-v3", REACH_EPISODES, seed=0, progress=False),
+                   source="metaworld:reach-v3:test")
+    return path
+
+
+@pytest.fixture(scope="session")
+def reach_demos(reach_demos_path):
+    return read_episodes(reach_demos_path)
+
+
+@pytest.fixture(scope="session")
+def reach_world(reach_demos, tmp_path_factory):
+    """Path of a world-model checkpoint (last.pt) briefly trained on the reach demos.
+
+    Trained on one torch thread: these small MLPs gain nothing from a second one, and on a busy
+    2-core machine two threads per process make them several times slower.
+    """
+    import torch
+
+    from actjepa_core.train import train
+
+    run_dir = tmp_path_factory.mktemp("runs") / "reach"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(reach_demos, small_config(steps=REACH_WORLD_STEPS), run_dir, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    return run_dir / "last.pt"
+
+
+class UniformRandomPolicy:
+    """The floor every learned policy must beat: uniform actions in [-1, 1], seeded."""
+
+    policy_type = "random"
+
+    def __init__(self, action_dim: int = 4, seed: int = 0) -> None:
+        import numpy as np
+
+        self.rng = np.random.default_rng(seed)
+        self.action_dim = action_dim
+        self.obs_noise = 0.0
+
+    def reset(self) -> None:
+        """Stateless."""
+
+    def act(self, obs):
+        return self.rng.uniform(-1.0, 1.0, self.action_dim).astype("float32")
+
+
+REACH_EVAL_EPISODES = 10  # closed-loop episodes per policy (seed 1: start configs unseen in demos)
+REACH_EVAL_STEPS = 150
+
+
+@pytest.fixture(scope="session")
+def reach_random_successes():
+    """Episodes the uniform random policy solves on the reach evaluation episodes (about none)."""
+    from actjepa_core.evaluate import evaluate
+
+    return evaluate(UniformRandomPolicy(), "reach-v3", REACH_EVAL_EPISODES, seed=1,
+                    max_steps=REACH_EVAL_STEPS, progress=False).successes
+
+
+# ---- reach-v3: an action-sensitive world model for latent MPC ---------------------------------
+# Expert-only demos make the action a function of the state, so a predictor trained on them learns
+# to ignore the action (measured: swapping the expert action for a random one moves the predicted
+# latent ~50x less than one real step) and MPC has nothing to plan with. MPC needs exploration:
+# here half of the ticks take a uniform random action. Multi-step training (rollout_steps = 5)
+# trains the predictor on its own rollouts, as MPC uses it.
+EXPLORE_EPISODES = 40
+EXPLORE_STEPS = 100  # ticks per episode
+EXPLORE_RANDOM = 0.5  # share of ticks with a uniform random action instead of the expert's
+EXPLORE_WORLD_STEPS = 1000  # a small model (D = 64) trains in ~10 s of CPU
+
+
+def exploration_episodes(task: str, episodes: int, seed: int = 0):
+    """Expert episodes where each tick's action is uniform random with prob. EXPLORE_RANDOM."""
+    import numpy as np
+
+    from actjepa_core.episodes import Episode
+    from actjepa_core.sim import ACTION_DIM, ACTION_HIGH, ACTION_LOW, SimArm
+
+    rng = np.random.default_rng(seed)
+    arm = SimArm(task, seed=seed, max_steps=EXPLORE_STEPS)
+    for i in range(episodes):
+        obs, rows, actions, solved = arm.reset(i), [], [], False
+        while arm.steps < arm.max_steps:
+            rows.append(obs["state"])
+            explore = rng.random() < EXPLORE_RANDOM
+            action = (rng.uniform(ACTION_LOW, ACTION_HIGH, ACTION_DIM) if explore
+                      else arm.expert_action())
+            obs, success = arm.step(action)
+            actions.append(arm.last_action)
+            solved |= success
+        yield Episode(obs={"state": np.stack(rows)}, actions=np.stack(actions), success=solved,
+                      attrs={"task": task, "episode_index": i, "seed": seed})
+    arm.close()
+
+
+@pytest.fixture(scope="session")
+def reach_explore_world(tmp_path_factory):
+    """Path of a small world model (last.pt) trained with 5-step rollouts on exploration data."""
+    import torch
+
+    from actjepa_core.episodes import EpisodeSet
+    from actjepa_core.sim import ACTION_DIM
+    from actjepa_core.train import train
+
+    data = EpisodeSet(list(exploration_episodes("reach-v3", EXPLORE_EPISODES)), ["state"],
+                      ACTION_DIM, "test:reach-v3:explore")
+    config = small_config(steps=EXPLORE_WORLD_STEPS, loss__rollout_steps=5,
+                          model__latent_dim=64, model__predictor_hidden=[64, 64],
+                          optim__batch_size=128)
+    run_dir = tmp_path_factory.mktemp("runs") / "reach_explore"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(data, config, run_dir, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    return run_dir / "last.pt"
