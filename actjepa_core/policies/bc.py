@@ -1,0 +1,180 @@
+"""Behavioural cloning on the frozen encoder (seed Algorithm 2, Protocol 1), with optional action
+chunking and temporal ensembling (ACT, Zhao et al. 2023).
+
+Every demo observation is encoded once before training, so a training step is an MLP over a
+gathered (B, D) batch: the encoder never runs inside the loop and never receives a gradient.
+
+Chunk targets stay inside one demo: the target for step t is a[t .. t+chunk-1], and steps past the
+demo's end repeat the demo's last action (padding, not masking: at a demo's end the expert holds
+still, so "keep doing the last thing" is the right label, and every target has full weight).
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import from_dict
+from ..episodes import Episode, EpisodeSet
+from ..models import mlp
+from ..schedules import lr_at
+from ..transitions import split_episodes
+from .base import Policy, world_from_checkpoint
+from .configs import BCConfig
+from .demo_latents import (encode_episodes, episode_list, normalised_actions,
+                           require_finite_latent)
+
+EVAL_BATCH = 8192  # rows per no-grad pass when measuring the final MSEs
+
+
+@dataclass
+class BCFit:
+    """How training went: MSEs on normalised actions (averaged over steps, chunk and dims)."""
+
+    train_mse: float
+    val_mse: float  # nan without held-out demos
+    mean_action_mse: float  # baseline: always predicting the training set's mean action
+    steps: int
+    train_samples: int
+    val_samples: int
+
+
+class BCHead(nn.Module):
+    """pi_omega: latent (B, D) -> the next ``chunk`` normalised actions (B, chunk, A)."""
+
+    def __init__(self, latent_dim: int, action_dim: int, config: BCConfig):
+        super().__init__()
+        self.chunk, self.action_dim = config.chunk, action_dim
+        self.net = mlp(latent_dim, config.hidden, config.chunk * action_dim, config.activation)
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        return self.net(s).view(-1, self.chunk, self.action_dim)  # (B, chunk, A)
+
+
+class TemporalEnsemble:
+    """ACT's temporal ensembling: each step adds a chunk of predictions for steps t..t+chunk-1;
+    the action for step t averages every stored prediction for t with weights exp(-m * i),
+    i = 0 for the oldest (ACT's convention: older predictions weigh more, smoothing the motion)."""
+
+    def __init__(self, chunk: int, decay: float):
+        self.decay = decay
+        self.chunks: deque[torch.Tensor] = deque(maxlen=chunk)  # each (chunk, A), oldest first
+
+    def reset(self) -> None:
+        self.chunks.clear()
+
+    def __call__(self, chunk: torch.Tensor) -> torch.Tensor:
+        """Add this step's (chunk, A) prediction; return the ensembled (A,) action for this step."""
+        self.chunks.append(chunk)
+        n = len(self.chunks)
+        # the j-th stored chunk (oldest first) was made n-1-j steps ago: its entry for now is n-1-j
+        current = torch.stack([c[n - 1 - j] for j, c in enumerate(self.chunks)])  # (n, A)
+        weights = torch.exp(-self.decay * torch.arange(n, device=chunk.device, dtype=chunk.dtype))
+        return (weights[:, None] * current).sum(0) / weights.sum()  # (A,)
+
+
+class BCPolicy(Policy):
+    policy_type = "bc"
+
+    def __init__(self, world: dict[str, Any], config: BCConfig, device: str | torch.device = "cpu",
+                 head_state: dict[str, torch.Tensor] | None = None, fit: BCFit | None = None):
+        super().__init__(world, device)
+        self.config = config.validate()
+        latent_dim = int(world["config"]["model"]["latent_dim"])
+        self.head = BCHead(latent_dim, self.action_dim, config).to(self.device)
+        if head_state is not None:
+            self.head.load_state_dict(head_state)
+        self.head.eval()
+        self.fit = fit
+        self.ensemble = TemporalEnsemble(config.chunk, config.ensemble_decay)
+
+    def reset(self) -> None:
+        self.ensemble.reset()
+
+    def act_latent(self, latent: torch.Tensor) -> torch.Tensor:
+        require_finite_latent(latent, self.policy_type)
+        chunk = self.head(latent)[0]  # (chunk, A)
+        return chunk[0] if self.config.chunk == 1 else self.ensemble(chunk)  # (A,)
+
+    def policy_state(self) -> dict[str, Any]:
+        head = {k: v.cpu() for k, v in self.head.state_dict().items()}
+        return {"config": asdict(self.config), "head": head,
+                "fit": asdict(self.fit) if self.fit is not None else {}}
+
+    @classmethod
+    def from_state(cls, world: dict[str, Any], state: dict[str, Any],
+                   device: str | torch.device) -> "BCPolicy":
+        config = from_dict(BCConfig, state["config"], "bc policy checkpoint").validate()
+        fit = BCFit(**state["fit"]) if state.get("fit") else None
+        return cls(world, config, device, head_state=state["head"], fit=fit)
+
+
+def chunk_targets(actions: torch.Tensor, lengths: Sequence[int], chunk: int) -> torch.Tensor:
+    """(N, A) demo-concatenated actions -> (N, chunk, A) targets a[t..t+chunk-1], each clamped to
+    its own demo's last step (never reaching into the next demo)."""
+    ends = np.repeat(np.cumsum(lengths) - 1, lengths)  # (N,) index of each row's demo end
+    index = np.minimum(np.arange(len(ends))[:, None] + np.arange(chunk), ends[:, None])
+    return actions[torch.as_tensor(index, device=actions.device)]  # (N, chunk, A)
+
+
+def demo_tensors(policy: BCPolicy, episodes: Sequence[Episode]
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, D) frozen latents and (N, chunk, A) normalised targets of ``episodes``."""
+    latents = encode_episodes(policy, episodes)  # (N, D)
+    targets = chunk_targets(normalised_actions(policy, episodes),
+                            [ep.num_steps for ep in episodes], policy.config.chunk)
+    return latents, targets
+
+
+@torch.no_grad()
+def mse(head: BCHead, latents: torch.Tensor, targets: torch.Tensor) -> float:
+    """Mean squared error over rows, chunk and action dims; nan for an empty set."""
+    if len(latents) == 0:
+        return math.nan
+    total = sum(float((head(latents[i:i + EVAL_BATCH]) - targets[i:i + EVAL_BATCH]).pow(2).sum())
+                for i in range(0, len(latents), EVAL_BATCH))
+    return total / targets.numel()
+
+
+def fit_head(head: BCHead, latents: torch.Tensor, targets: torch.Tensor, config: BCConfig) -> None:
+    """Algorithm 2, lines 4-10: AdamW on the head alone, mini-batches drawn from the cached R."""
+    optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr,
+                                  weight_decay=config.weight_decay)
+    generator = torch.Generator(device=latents.device).manual_seed(config.seed)
+    batch = min(config.batch_size, len(latents))
+    head.train()
+    for step in range(config.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, config.steps, config.lr, 0.0)
+        idx = torch.randint(len(latents), (batch,), generator=generator, device=latents.device)
+        loss = (head(latents[idx]) - targets[idx]).pow(2).mean()  # (B, chunk, A) -> scalar
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    head.eval()
+
+
+def train_bc(world_checkpoint: str | Path, episodes: EpisodeSet | Sequence[Episode],
+             config: BCConfig | None = None, device: str | torch.device = "cpu") -> BCPolicy:
+    """Train a BC head on a frozen world-model checkpoint's encoder; ``policy.fit`` holds the
+    final train/val MSE (whole demos held out, ``config.val_fraction``)."""
+    config = (config or BCConfig()).validate()
+    torch.manual_seed(config.seed)
+    policy = BCPolicy(world_from_checkpoint(world_checkpoint), config, device)
+    train_eps, val_eps = split_episodes(episode_list(episodes), config.val_fraction, config.seed)
+    latents, targets = demo_tensors(policy, train_eps)  # (N, D), (N, chunk, A)
+    fit_head(policy.head, latents, targets, config)
+    val_latents, val_targets = (demo_tensors(policy, val_eps) if val_eps
+                                else (latents[:0], targets[:0]))
+    baseline = float((targets - targets.mean(dim=(0, 1))).pow(2).mean())
+    policy.fit = BCFit(train_mse=mse(policy.head, latents, targets),
+                       val_mse=mse(policy.head, val_latents, val_targets),
+                       mean_action_mse=baseline, steps=config.steps,
+                       train_samples=len(latents), val_samples=len(val_latents))
+    return policy

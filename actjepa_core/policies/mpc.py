@@ -1,0 +1,145 @@
+"""Latent model-predictive control (seed §8, Protocol 3): CEM over action sequences, rolled out by
+the ACT-JEPA predictor toward a goal latent, receding horizon with warm start.
+
+Each tick: encode the live observation to s (1, D); CEM samples N action sequences (N, H, A); the
+predictor rolls all of them out in one batched forward per horizon step (N, H, D); the cost is the
+latent distance of the predicted terminal latent (or of every predicted latent, summed) to the goal
+latent s_g; the first action of the refitted plan is executed and the rest of the plan, shifted by
+one step, seeds the next tick's search.
+
+The goal is encoded with the TARGET (EMA) encoder: the predictor was trained to output target
+latents, and online and target latents of one observation differ by far more than one step's
+change (measured on reach-v3: ~7 vs ~2 squared L2), so an online-encoded goal would rank sequences
+by the encoders' disagreement instead of by progress. The live observation goes through the online
+encoder, as in training. Without EMA (the ablation) both are the online encoder.
+
+The world model decides whether this works. Trained on expert demos only, the action is a
+function of the state and the predictor learns to ignore it; MPC needs demos with exploration
+(e.g. a share of random actions) and multi-step training (``loss.rollout_steps`` ~ the horizon).
+
+No training: an MPC policy file is the world model plus ``MPCConfig``. The goal is per episode
+and therefore not stored: call ``set_goal(obs)`` (or ``set_goal_latent``) before acting.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from .. import cem
+from ..config import from_dict, load_yaml, to_dict
+from ..errors import ActJepaError
+from ..models.world_model import latent_distance
+from .base import Policy
+
+COSTS = ("terminal", "sum")
+GOAL_SOURCES = ("demo", "state")
+
+
+@dataclass
+class MPCConfig:
+    """Protocol 3 settings; the defaults were measured on reach-v3 (config/policy_mpc.yaml)."""
+
+    horizon: int = 5  # H: predicted steps per candidate sequence
+    cost: str = "terminal"  # terminal: distance of the last predicted latent | sum: over all H
+    goal_source: str = "demo"  # how `actjepa eval` builds sim goals (goals.py): demo | state
+    seed: int = 0  # CEM's generator is re-seeded with this at every reset(): episodes replay
+    cem: cem.CEMConfig = field(default_factory=cem.CEMConfig)
+
+    def validate(self, where: str = "mpc config") -> "MPCConfig":
+        if self.horizon < 1:
+            raise ActJepaError(f"{where}: horizon must be >= 1, got {self.horizon}")
+        if self.cost not in COSTS:
+            raise ActJepaError(f"{where}: cost is {self.cost!r}; expected one of "
+                               f"{', '.join(COSTS)}")
+        if self.goal_source not in GOAL_SOURCES:
+            raise ActJepaError(f"{where}: goal_source is {self.goal_source!r}; expected one of "
+                               f"{', '.join(GOAL_SOURCES)}")
+        self.cem.validate(f"{where}: cem")
+        return self
+
+
+def load_mpc_config(path: str | None) -> MPCConfig:
+    return MPCConfig().validate() if path is None else load_yaml(MPCConfig, path)
+
+
+class MPCPolicy(Policy):
+    policy_type = "mpc"
+
+    def __init__(self, world: dict[str, Any], config: MPCConfig | None = None,
+                 device: str | torch.device = "cpu"):
+        super().__init__(world, device)
+        self.config = (config or MPCConfig()).validate()
+        self.latent_dim = int(self.world["config"]["model"]["latent_dim"])  # D
+        self.generator = torch.Generator(device=self.device)
+        self.goal: torch.Tensor | None = None  # (1, D)
+        self.last_plan: cem.Plan | None = None
+        self.reset()
+
+    # ---- goal ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def set_goal(self, obs: Mapping[str, np.ndarray]) -> None:
+        """Encode a goal observation (raw, like act()'s input; never noised) as the target."""
+        try:
+            self.check_obs(obs)
+        except ActJepaError as err:
+            raise ActJepaError(f"goal {err}") from None
+        x = {k: torch.as_tensor(np.asarray(obs[k]), device=self.device)[None]
+             for k in self.obs_spec}
+        x = {k: v.float() if v.dtype != torch.uint8 else v for k, v in x.items()}
+        self.goal = self.model.encode_target(self.normaliser.obs(x))  # (1, D)
+
+    def set_goal_latent(self, latent: torch.Tensor) -> None:
+        """Use an already encoded goal, (D,) or (1, D), from the target encoder
+        (``model.encode_target``) like set_goal's."""
+        latent = torch.as_tensor(latent, dtype=torch.float32, device=self.device).reshape(1, -1)
+        if latent.shape[1] != self.latent_dim:
+            raise ActJepaError(f"goal latent has {latent.shape[1]} values; expected "
+                               f"{self.latent_dim} (D)")
+        if not torch.isfinite(latent).all():
+            raise ActJepaError("goal latent contains NaN or Inf; expected finite values")
+        self.goal = latent
+
+    # ---- control ---------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Drop the warm start and replay the same random stream: an episode depends only on its
+        observations (the goal is kept: it is set per episode by the caller)."""
+        self.last_plan = None
+        self.generator.manual_seed(self.config.seed)
+
+    @torch.no_grad()
+    def act_latent(self, latent: torch.Tensor) -> torch.Tensor:
+        if self.goal is None:
+            raise ActJepaError("MPC policy has no goal; expected set_goal(obs) or "
+                               "set_goal_latent(latent) before act()")
+        init = (None if self.last_plan is None
+                else cem.warm_start(self.last_plan.mean, self.config.cem.warm_fill))
+        self.last_plan = cem.plan(self.cost_fn(latent), self.config.horizon, self.action_dim,
+                                  self.config.cem, self.generator, init)
+        return self.last_plan.mean[0]  # (A,)
+
+    def cost_fn(self, latent: torch.Tensor) -> cem.CostFn:
+        """Cost of sequences (N, H, A) from ``latent`` (1, D): latent distance to the goal."""
+        goal, terminal = self.goal, self.config.cost == "terminal"
+        normalise = self.model.normalise_latents
+
+        def cost(actions: torch.Tensor) -> torch.Tensor:
+            s = latent.expand(actions.shape[0], -1)  # (N, D)
+            predicted = self.model.rollout(s, actions)  # (N, H, D)
+            if terminal:
+                return latent_distance(predicted[:, -1], goal, normalise)  # (N,)
+            return latent_distance(predicted, goal[:, None], normalise).sum(1)  # (N,)
+
+        return cost
+
+    # ---- files -----------------------------------------------------------------------------
+    def policy_state(self) -> dict[str, Any]:
+        return {"config": to_dict(self.config)}
+
+    @classmethod
+    def from_state(cls, world: dict[str, Any], state: dict[str, Any],
+                   device: str | torch.device) -> "MPCPolicy":
+        config = from_dict(MPCConfig, state["config"], "mpc policy file")
+        return cls(world, config, device)

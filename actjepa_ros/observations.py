@@ -1,0 +1,121 @@
+"""Which ROS input fills which observation key, and the observation built from their values.
+
+A checkpoint says what observation it takes (keys, shapes, dtypes); the policy node's ``*_key``
+parameters say which input fills which key. ``plan_inputs`` checks, once at configure, that the
+two agree (every key filled, images only from the camera, vector sizes adding up) so that a
+mismatch fails configure with a reason instead of failing every control tick; ``assemble`` then
+builds each tick's observation from the inputs' latest values. Pure numpy: no ROS here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from actjepa_core.errors import ActJepaError
+
+from .conversions import JOINT_STATE_FIELDS
+
+# input name -> (its *_topic parameter, its *_key parameter); vector parts of one key are
+# concatenated in this order
+INPUTS = {"joint_states": ("joint_states_topic", "joint_states_key"),
+          "state": ("state_topic", "state_key"),
+          "image": ("image_topic", "image_key")}
+IMAGE_NDIM = 3  # (H, W, C)
+
+
+@dataclass
+class Input:
+    """One subscribed topic and the newest valid value it delivered."""
+
+    name: str
+    key: str
+    topic: str
+    size: int | None = None  # vector inputs: values this input must carry
+    value: np.ndarray | None = None
+    problem: str | None = None  # why the newest message was refused
+    count: int = 0  # valid messages so far
+    used: int = 0  # ``count`` when the last action was published
+    received_s: float = -np.inf  # monotonic arrival time of ``value``
+
+
+def plan_inputs(p: Mapping[str, Any], spec: Mapping[str, dict],
+                note: Callable[[str], None] = lambda _: None) -> dict[str, Input]:
+    """The inputs to subscribe for ``spec`` given the node parameters ``p``.
+
+    An input whose key the checkpoint lacks is skipped (``note`` says so), so one params file
+    serves state-only and image checkpoints alike; a key no input fills is an error.
+    """
+    inputs = {}
+    for name, (topic_param, key_param) in INPUTS.items():
+        key, topic = p[key_param], p[topic_param]
+        if not key or not topic:
+            continue
+        if key not in spec:
+            note(f"{name} input ('{key}' from {topic}) not used: the checkpoint's observation "
+                 f"keys are {sorted(spec)}")
+            continue
+        inputs[name] = Input(name, key, topic)
+    for key, entry in spec.items():
+        users = [i for i in inputs.values() if i.key == key]
+        image_like = len(entry["shape"]) == IMAGE_NDIM
+        if not users:
+            raise ActJepaError(f"observation key '{key}' (shape {entry['shape']}) is filled by "
+                               "no input; set joint_states_key, state_key or image_key")
+        names = [u.name for u in users]
+        if (names != ["image"]) if image_like else ("image" in names):
+            raise ActJepaError(f"observation key '{key}' has shape {entry['shape']}: "
+                               f"{'only' if image_like else 'never'} the image input can fill "
+                               f"it (got {names})")
+        if not image_like:
+            _plan_vector(p, key, int(np.prod(entry["shape"])), inputs)
+    return inputs
+
+
+def _plan_vector(p: Mapping[str, Any], key: str, total: int, inputs: dict[str, Input]) -> None:
+    """Sizes of the vector inputs filling ``key``: joint states first, the vector the rest."""
+    joints = inputs.get("joint_states")
+    joints = joints if joints is not None and joints.key == key else None
+    vector = inputs.get("state")
+    vector = vector if vector is not None and vector.key == key else None
+    joint_size = 0
+    if joints is not None:
+        names, fields = p["joint_names"], p["joint_state_fields"]
+        unknown = sorted(set(fields) - set(JOINT_STATE_FIELDS))
+        if not names or not fields or unknown:
+            raise ActJepaError(f"joint_states_key is '{key}' but joint_names {list(names)} / "
+                               f"joint_state_fields {list(fields)} do not name joints and "
+                               f"fields ({list(JOINT_STATE_FIELDS)})")
+        joints.size = joint_size = len(names) * len(fields)
+    if vector is not None:
+        vector.size = total - joint_size
+    if (vector is not None and vector.size < 1) or (vector is None and joint_size != total):
+        raise ActJepaError(f"observation key '{key}' has {total} values but the joint states "
+                           f"give {joint_size} (joint_names x joint_state_fields)"
+                           + (" and leave nothing for the state vector" if vector else ""))
+
+
+def ramp_positions(p: Mapping[str, Any], inputs: Mapping[str, Input], dim: int) -> slice | None:
+    """ramp_from joint_positions: where the current joint positions sit in the joint input."""
+    if p["ramp_from"] != "joint_positions":
+        return None
+    names, fields = p["joint_names"], p["joint_state_fields"]
+    if "joint_states" not in inputs or "position" not in fields or len(names) != dim:
+        raise ActJepaError(f"ramp_from joint_positions needs the joint states input in use "
+                           f"(joint_states_key), 'position' in joint_state_fields and one joint "
+                           f"name per action dimension ({dim}); got joint_names {list(names)}, "
+                           f"fields {list(fields)}")
+    start = list(fields).index("position") * len(names)
+    return slice(start, start + len(names))
+
+
+def assemble(inputs: Mapping[str, Input], spec: Mapping[str, dict]) -> dict[str, np.ndarray]:
+    """The policy's observation from the inputs' latest values, in the spec's dtypes/shapes."""
+    obs = {}
+    for key, entry in spec.items():
+        parts = [i.value for i in inputs.values() if i.key == key]
+        value = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        obs[key] = np.asarray(value).astype(np.dtype(entry["dtype"]), copy=False).reshape(
+            entry["shape"])
+    return obs

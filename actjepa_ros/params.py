@@ -1,0 +1,278 @@
+"""Node parameters as data: name, default, description, range, allowed values.
+
+Each node lists its parameters once as ``ParamSpec``s; ``declare`` turns them into ROS parameters
+whose descriptors carry the description and range (so ``ros2 param describe`` explains them and
+``ros2 param set`` refuses out-of-range values with a reason). A value from a params file that is
+out of range or of the wrong type does not crash the process: ``declare`` falls back to the
+default and returns the problem, and the node refuses to start work (a lifecycle node fails
+``configure`` with that reason) until it is fixed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                ParameterType)
+from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterValueException,
+                              ParameterException)
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+_TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
+          float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
+_ARRAY_TYPES = {float: ParameterType.PARAMETER_DOUBLE_ARRAY,
+                str: ParameterType.PARAMETER_STRING_ARRAY,
+                int: ParameterType.PARAMETER_INTEGER_ARRAY,
+                bool: ParameterType.PARAMETER_BOOL_ARRAY}
+_TYPE_HINTS = {ParameterType.PARAMETER_DOUBLE: "a float (write 1.0, not 1)",
+               ParameterType.PARAMETER_DOUBLE_ARRAY: "a list of floats (write [1.0], not [1])",
+               ParameterType.PARAMETER_INTEGER: "an integer",
+               ParameterType.PARAMETER_STRING: "a string",
+               ParameterType.PARAMETER_STRING_ARRAY: "a list of strings",
+               ParameterType.PARAMETER_BOOL: "true or false"}
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter. ``items`` gives the element type of a list (needed for empty defaults);
+    ``low``/``high`` become the descriptor's range (scalars), ``choices`` are checked by
+    ``check_choices`` (ROS descriptors have no enumerations) and listed in the description."""
+
+    name: str
+    default: Any
+    description: str
+    low: float | int | None = None
+    high: float | int | None = None
+    choices: tuple[str, ...] = ()
+    items: type | None = None
+    read_only: bool = False
+
+    @property
+    def type(self) -> int:
+        if isinstance(self.default, (list, tuple)):
+            items = self.items or (type(self.default[0]) if self.default else None)
+            if items is None:
+                raise ValueError(f"parameter {self.name}: empty list default needs items=")
+            return _ARRAY_TYPES[items]
+        return _TYPES[type(self.default)]
+
+    def descriptor(self) -> ParameterDescriptor:
+        text = self.description
+        if self.choices:
+            text += " One of: " + ", ".join(repr(c) for c in self.choices) + "."
+        descriptor = ParameterDescriptor(name=self.name, type=self.type, description=text,
+                                         read_only=self.read_only)
+        if self.low is not None or self.high is not None:
+            if self.type == ParameterType.PARAMETER_INTEGER:
+                descriptor.integer_range = [IntegerRange(
+                    from_value=int(self.low), to_value=int(self.high), step=1)]
+            elif self.type == ParameterType.PARAMETER_DOUBLE:
+                descriptor.floating_point_range = [FloatingPointRange(
+                    from_value=float(self.low), to_value=float(self.high), step=0.0)]
+            descriptor.additional_constraints = f"range [{self.low}, {self.high}]"
+        return descriptor
+
+
+def declare(node: Node, specs: Sequence[ParamSpec]) -> dict[str, str]:
+    """Declare every spec on ``node``; returns {name: problem} for each refused override."""
+    problems = {}
+    for spec in specs:
+        try:
+            _declare_one(node, spec, ignore_override=False)
+        except InvalidParameterTypeException:
+            problems[spec.name] = (f"parameter {spec.name}: wrong type; expected "
+                                   f"{_TYPE_HINTS.get(spec.type, 'the declared type')}")
+            _declare_one(node, spec, ignore_override=True)
+        except (InvalidParameterValueException, ParameterException) as err:
+            problems[spec.name] = f"parameter {spec.name}: {_reason(err, spec.name)}"
+            _declare_one(node, spec, ignore_override=True)
+    current = {s.name: node.get_parameter(s.name).value for s in specs}
+    return {**check_choices(current, specs), **problems}
+
+
+def _declare_one(node: Node, spec: ParamSpec, ignore_override: bool) -> None:
+    """rclpy infers a parameter's type from its default, and an empty list reads as a byte
+    array: such parameters are declared by type, then given their typed empty default."""
+    default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
+    if not (isinstance(default, list) and not default):
+        node.declare_parameter(spec.name, default, spec.descriptor(),
+                               ignore_override=ignore_override)
+        return
+    kind = Parameter.Type(spec.type)
+    node.declare_parameter(spec.name, kind, spec.descriptor(), ignore_override=ignore_override)
+    if node.get_parameter_type(spec.name) == Parameter.Type.NOT_SET or ignore_override:
+        node.set_parameters([Parameter(spec.name, kind, [])])
+
+
+def _reason(err: Exception, name: str) -> str:
+    """rclpy's message minus its boilerplate ("Invalid parameter value (...) ... Reason: ")."""
+    text = str(err)
+    marker = "Reason: "
+    text = text.split(marker, 1)[1] if marker in text else text
+    return text.removesuffix(f": {name}")
+
+
+def values(node: Node, specs: Sequence[ParamSpec]) -> dict[str, Any]:
+    """Current values of the specs' parameters, lists as Python lists."""
+    out = {}
+    for spec in specs:
+        value = node.get_parameter(spec.name).value
+        # array parameters come back as lists or array.array depending on the rclpy version
+        out[spec.name] = value if isinstance(value, (str, bool, int, float)) else list(value)
+    return out
+
+
+def check_choices(current: dict[str, Any], specs: Sequence[ParamSpec]) -> dict[str, str]:
+    """{name: problem} for each parameter whose value is not among its spec's ``choices``."""
+    problems = {}
+    for spec in specs:
+        if spec.choices and spec.name in current and current[spec.name] not in spec.choices:
+            problems[spec.name] = (f"parameter {spec.name} is {current[spec.name]!r}; expected "
+                                   f"one of {list(spec.choices)}")
+    return problems
+
+
+# ---- the nodes' parameters ------------------------------------------------------------------
+SIM_TASKS = ("pick-place-v3", "push-v3", "reach-v3")  # actjepa_core.sim.TASKS (importing it
+# here would load MuJoCo into every node; test_sim_node checks the two agree)
+SIM_TICK_S = 0.0125  # simulated time per Meta-World v3 step: frame_skip 5 x MuJoCo timestep 2.5 ms
+MAX_EPISODE = 1_000_000  # SimArm's seed scheme stays unambiguous far beyond this
+MAX_IMAGE_SIZE = 1024
+
+SIM_PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("task", "reach-v3", "Meta-World v3 task to simulate.", choices=SIM_TASKS),
+    ParamSpec("seed", 0, "Run seed: with the episode index it fixes the start configuration "
+              "(object and goal positions), so runs are reproducible.", 0, MAX_EPISODE),
+    ParamSpec("episode", 0, "Episode index to start with; each ~/reset moves to the next one.",
+              0, MAX_EPISODE),
+    ParamSpec("image_size", 0, "Camera image side in pixels (square, rgb8) on image_topic; 0 = no "
+              "camera (state only, ~30x faster per step).", 0, MAX_IMAGE_SIZE),
+    ParamSpec("mode", "lockstep", "lockstep: one step per received action (deterministic "
+              "evaluation); realtime: step at rate_hz with the latest action.",
+              choices=("lockstep", "realtime")),
+    ParamSpec("rate_hz", 1.0 / SIM_TICK_S, "Ticks per second in realtime mode and in expert mode. "
+              "80 Hz is real time (each step simulates 12.5 ms).", 0.1, 1000.0),
+    ParamSpec("action_timeout_s", 0.5, "realtime: hold still (zero action) once no action has "
+              "arrived for this long.", 0.001, 3600.0),
+    ParamSpec("lockstep_republish_s", 1.0, "lockstep: publish the current observation again after "
+              "this long without an action (a late-starting policy still gets going); 0 = never.",
+              0.0, 3600.0),
+    ParamSpec("expert", False, "Drive the arm with the scripted expert at rate_hz and publish "
+              "each applied action on action_topic (record demonstrations over ROS); it starts "
+              "once the action topic has a subscriber; incoming actions are ignored."),
+    ParamSpec("max_steps", 0, "Steps per episode; 0 = the task's own limit (500).", 0, 100_000),
+    ParamSpec("end_on_success", False, "End the episode steps_after_success steps after the first "
+              "success instead of at max_steps."),
+    ParamSpec("steps_after_success", 0, "With end_on_success: steps still taken after the first "
+              "success (demonstrations that show holding still).", 0, 100_000),
+    ParamSpec("auto_reset", False, "Start the next episode by itself when one ends (instead of "
+              "waiting for ~/reset)."),
+    ParamSpec("publish_clock", True, "Publish /clock with simulated time and stamp observations "
+              "with it; run the other nodes with use_sim_time:=true."),
+    ParamSpec("action_topic", "~/action", "Actions in (std_msgs/Float64MultiArray, 4 values: "
+              "hand dx, dy, dz in [-1, 1], gripper effort); in expert mode, actions out."),
+    ParamSpec("joint_states_topic", "joint_states", "sensor_msgs/JointState of the arm's 7 hinges "
+              "and 2 finger slides."),
+    ParamSpec("image_topic", "camera/image_raw", "sensor_msgs/Image rgb8 from the fixed camera."),
+    ParamSpec("state_topic", "~/state", "std_msgs/Float64MultiArray: the 39-d task observation "
+              "(hand, gripper, objects, previous frame, goal)."),
+    ParamSpec("success_topic", "~/success", "std_msgs/Bool: whether the task is solved at this "
+              "step."),
+    ParamSpec("clock_topic", "/clock", "rosgraph_msgs/Clock, with publish_clock."),
+    ParamSpec("camera_frame_id", "camera", "header.frame_id of the images."),
+    ParamSpec("base_frame_id", "base", "header.frame_id of joint states."),
+)
+
+MODES = ("lockstep", "realtime")
+OUTPUT_TYPES = ("float64_multi_array", "twist_stamped", "joint_trajectory")
+POLICY_TYPES = ("", "bc", "nn", "mpc")
+IMAGE_TRANSPORTS = ("raw", "compressed")
+INPUT_QOS = ("sensor_data", "reliable")
+RAMP_FROM = ("zero", "joint_positions", "none")
+MAX_RATE_HZ = 1000.0
+MAX_THREADS = 1024
+MAX_TIMEOUT_S = 3600.0
+
+POLICY_PARAMS: tuple[ParamSpec, ...] = (
+    # -- what runs --
+    ParamSpec("autostart", False, "Configure and activate on start (no lifecycle manager "
+              "needed); false leaves the node unconfigured for a manager to drive."),
+    ParamSpec("checkpoint", "", "Policy file (.pt) from `actjepa train-policy`; loaded at "
+              "configure."),
+    ParamSpec("policy_type", "", "Required policy type in the file; '' accepts any.",
+              choices=POLICY_TYPES),
+    ParamSpec("device", "cpu", "Torch device for the policy: cpu, cuda, cuda:N or auto."),
+    ParamSpec("torch_threads", 1, "CPU threads torch may use for one action; 1 keeps latency "
+              "steady beside drivers and other nodes (2 threads on a busy 2-core machine: p99 "
+              "5 -> 80 ms); 0 = torch's default (every core).", 0, MAX_THREADS),
+    ParamSpec("start_enabled", True, "Whether ~/enable starts true: false waits for an explicit "
+              "~/enable before the first action."),
+    # -- when it acts --
+    ParamSpec("mode", "realtime", "lockstep: one action per new observation (every input "
+              "updated since the last action), as soon as it arrives; realtime: act at "
+              "control_rate_hz on the latest observation.", choices=MODES),
+    ParamSpec("control_rate_hz", 10.0, "realtime: actions per second.", 0.1, MAX_RATE_HZ),
+    ParamSpec("stale_timeout_s", 0.5, "An input older than this (since arrival, or by its header "
+              "stamp) blocks commanding until fresh data arrives.", 0.001, MAX_TIMEOUT_S),
+    ParamSpec("check_header_stamps", True, "Also judge staleness by header stamps (Image, "
+              "JointState) against this node's clock; turn off when publisher clocks are not "
+              "synchronised with this machine."),
+    ParamSpec("input_qos", "sensor_data", "sensor_data: best effort, depth 1 (drop rather than "
+              "queue); reliable: reliable, depth 1 (lock-step evaluation).", choices=INPUT_QOS),
+    # -- inputs: which topic fills which observation key --
+    ParamSpec("joint_states_topic", "joint_states", "sensor_msgs/JointState input."),
+    ParamSpec("joint_states_key", "", "Observation key the joint states fill ('' = not used); "
+              "the values come first when state_topic fills the same key."),
+    ParamSpec("joint_names", [], "Joints taken from JointState, in this order (reordered by name; "
+              "a message missing one is refused).", items=str),
+    ParamSpec("joint_state_fields", ["position"], "JointState fields concatenated per joint "
+              "list: position, velocity, effort."),
+    ParamSpec("state_topic", "sim_node/state", "std_msgs/Float64MultiArray vector input (e.g. "
+              "the simulator's 39-d task observation)."),
+    ParamSpec("state_key", "state", "Observation key the vector fills ('' = not used)."),
+    ParamSpec("image_topic", "camera/image_raw", "Camera input: sensor_msgs/Image, or "
+              "CompressedImage with image_transport 'compressed' (then subscribe to "
+              ".../compressed)."),
+    ParamSpec("image_key", "image", "Observation key the image fills ('' = not used)."),
+    ParamSpec("image_transport", "raw", "raw: Image (rgb8, bgr8, rgba8, bgra8, mono8); "
+              "compressed: CompressedImage (jpeg, png).", choices=IMAGE_TRANSPORTS),
+    ParamSpec("image_resize", True, "Resize images to the model's size; false refuses images of "
+              "another size."),
+    ParamSpec("goal_topic", "", "MPC: Float64MultiArray goal for state_key ('' = none)."),
+    ParamSpec("goal_image_topic", "", "MPC: Image goal for image_key ('' = none)."),
+    # -- output --
+    ParamSpec("output_type", "float64_multi_array", "float64_multi_array: a ros2_control "
+              "forward command controller; twist_stamped: MoveIt Servo; joint_trajectory: a "
+              "joint trajectory controller.", choices=OUTPUT_TYPES),
+    ParamSpec("output_topic", "sim_node/action", "Where actions are published."),
+    ParamSpec("output_frame_id", "", "header.frame_id of twist_stamped output (e.g. the "
+              "planning frame MoveIt Servo expects)."),
+    ParamSpec("twist_fields", [], "twist_stamped: the twist field of each action dimension "
+              "(linear.x ... angular.z, '' = not sent); [] = linear xyz then angular xyz.",
+              items=str),
+    ParamSpec("trajectory_joint_names", [], "joint_trajectory: joint names, one per action "
+              "dimension; [] = joint_names.", items=str),
+    ParamSpec("trajectory_time_s", 0.0, "joint_trajectory: time_from_start of the point; 0 = one "
+              "control period.", 0.0, MAX_TIMEOUT_S),
+    # -- safety --
+    ParamSpec("action_min", [], "Lower action limit per dimension (or one value for all); [] = "
+              "the checkpoint's action bounds. Applied live.", items=float),
+    ParamSpec("action_max", [], "Upper action limit per dimension (or one value for all); [] = "
+              "the checkpoint's action bounds. Applied live.", items=float),
+    ParamSpec("max_delta", [], "Largest change of each action dimension per published action "
+              "(or one value for all); [] = unbounded. Applied live.", items=float),
+    ParamSpec("ramp_from", "zero", "What max_delta bounds the first action after "
+              "activate/enable/reset against: zero (velocity or delta commands: start from "
+              "rest), joint_positions (absolute position commands: the current positions of "
+              "joint_names, one per action dimension, from the joint states input), none (only "
+              "the limits).", choices=RAMP_FROM),
+    # -- reporting --
+    ParamSpec("latency_topic", "~/latency", "std_msgs/Float64: ms from the arrival of the "
+              "observation to the publication of its action."),
+    ParamSpec("diagnostics_period_s", 1.0, "Period of the diagnostic_msgs/DiagnosticArray on "
+              "/diagnostics.", 0.01, MAX_TIMEOUT_S),
+    ParamSpec("warn_throttle_s", 5.0, "Each kind of problem is logged at most once per this "
+              "period (it keeps being refused in between).", 0.01, MAX_TIMEOUT_S),
+)
+LIVE_POLICY_PARAMS = ("action_min", "action_max", "max_delta")

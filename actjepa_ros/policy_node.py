@@ -1,0 +1,446 @@
+"""The deployed policy: latest observation -> frozen encoder -> policy -> safety filter -> action.
+
+A managed (lifecycle) node, so a launch system or operator decides when the arm may move:
+configure loads the checkpoint and warms it up (a bad file fails the transition, not the
+process), activate starts commanding, deactivate stops, cleanup forgets the policy. With
+``autostart`` it walks itself to active, for use without a lifecycle manager.
+
+Inputs map ROS topics onto the checkpoint's observation keys (``*_key`` parameters): JointState
+(reordered by ``joint_names``), a Float64MultiArray vector and an Image/CompressedImage. Only the
+newest message of each input is kept (depth-1 queues); an input that is malformed, non-finite,
+of the wrong size or stale blocks commanding (one throttled log line per input says why) until
+good data returns. Every action passes ``safety.ActionFilter`` (limits, per-tick change, finite),
+so nothing non-finite or out of limits is ever published.
+
+``mode: lockstep`` answers each new observation (all inputs updated) with one action as soon as
+it arrives (deterministic rollouts against sim_node); ``mode: realtime`` acts at
+``control_rate_hz`` on the latest observation. ``~/enable`` (SetBool) silences or resumes
+output, ``~/reset`` (Trigger) resets the policy's per-episode state; ``~/latency`` and
+``/diagnostics`` report how it is doing.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import rclpy
+import torch
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_msgs.msg import Float64, Float64MultiArray
+from std_srvs.srv import SetBool, Trigger
+
+from actjepa_core.errors import ActJepaError
+from actjepa_core.policies import load_policy
+
+from . import conversions, observations, params, safety
+from .params import LIVE_POLICY_PARAMS, POLICY_PARAMS
+
+NODE_NAME = "policy_node"
+MS_PER_S = 1000.0
+NS_PER_S = 1e9
+OUTPUT_DEPTH = 1  # a command that could not be delivered is not worth delivering late
+LATENCY_WINDOW = 1000  # latencies kept for the diagnostics' percentiles
+DIAGNOSTICS_TOPIC = "/diagnostics"
+STAMP_HINT = ("(if the publisher runs on simulated time, set use_sim_time:=true here; if clocks "
+              "are not synchronised, check_header_stamps:=false)")
+
+
+def describe(err: Exception) -> str:
+    """An error as one log line: our own errors say what was wrong; others also say their type."""
+    return str(err) if isinstance(err, ActJepaError) else f"{type(err).__name__}: {err}"
+
+
+class PolicyNode(LifecycleNode):
+    """Lifecycle node wrapping one ``actjepa_core`` policy (see the module docstring)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        self.param_problems = params.declare(self, POLICY_PARAMS)
+        self.p: dict[str, Any] = params.values(self, POLICY_PARAMS)
+        self.policy = None
+        self.inputs: dict[str, observations.Input] = {}
+        self.freshness: safety.Freshness | None = None
+        self.filter: safety.ActionFilter | None = None
+        self.build_output: Callable[[np.ndarray], Any] | None = None
+        self.ramp_positions: slice | None = None
+        self.goal_parts: dict[str, np.ndarray] = {}
+        self.owned_subscriptions: list[Any] = []  # made at configure, destroyed at cleanup
+        self.owned_timers: list[Any] = []
+        self.pub_action = self.pub_latency = None
+        self.active = False
+        self.enabled = bool(self.p["start_enabled"])
+        self.lifecycle_label = "unconfigured"
+        self.failure: str | None = None  # why the last configure failed
+        self.blocked: str | None = None  # why the last control attempt published nothing
+        self.published = 0
+        self.latencies_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self.complaint_loggers: dict[str, Any] = {}
+        self.create_service(SetBool, "~/enable", self.on_enable)
+        self.create_service(Trigger, "~/reset", self.on_reset)
+        self.pub_diagnostics = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
+        self.create_timer(self.p["diagnostics_period_s"], self.publish_diagnostics)
+        self.add_on_set_parameters_callback(self.on_set_parameters)
+        for problem in self.param_problems.values():
+            self.get_logger().error(f"{problem} (configure will fail until it is fixed)")
+
+    # ---- lifecycle --------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self.setup()
+        except Exception as err:  # noqa: BLE001 - any bad file/setting must fail the transition
+            self.teardown()
+            reason = self.failure = describe(err)
+            self.get_logger().error(f"configure failed: {reason}")
+            return TransitionCallbackReturn.FAILURE
+        self.failure, self.lifecycle_label = None, "inactive"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = super().on_activate(state)  # enables the lifecycle publishers
+        if result == TransitionCallbackReturn.SUCCESS:
+            self.restart()
+            self.active, self.lifecycle_label = True, "active"
+            self.get_logger().info(f"active: {'commanding' if self.enabled else 'disabled'} on "
+                                   f"{self.p['output_topic']} ({self.p['mode']})")
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.active, self.lifecycle_label = False, "inactive"
+        self.get_logger().info("inactive: not commanding")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.teardown()
+        self.lifecycle_label = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.active = False
+        self.teardown()
+        self.lifecycle_label = "finalized"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.active = False
+        self.teardown()
+        self.lifecycle_label = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    # ---- configure ----------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Check parameters, load and warm the policy, make subscriptions and publishers."""
+        self.p = params.values(self, POLICY_PARAMS)
+        problems = list(self.param_problems.values())
+        if problems:
+            raise ActJepaError("; ".join(problems))
+        p = self.p
+        path = Path(p["checkpoint"]).expanduser()
+        if not p["checkpoint"] or not path.is_file():
+            raise ActJepaError(f"checkpoint {p['checkpoint']!r} does not exist; expected a policy "
+                               "file from `actjepa train-policy` (parameter checkpoint)")
+        if p["torch_threads"]:
+            torch.set_num_threads(p["torch_threads"])
+        started = time.monotonic()
+        self.policy = load_policy(path, device=p["device"], policy_type=p["policy_type"] or None)
+        spec = self.policy.obs_spec
+        self.inputs = observations.plan_inputs(p, spec, self.get_logger().info)
+        warm_ms = self.warm_up(spec)
+        dim = self.policy.action_dim
+        self.filter = safety.ActionFilter(self.limits(p, dim),
+                                          np.zeros(dim) if p["ramp_from"] == "zero" else None)
+        self.ramp_positions = observations.ramp_positions(p, self.inputs, dim)
+        self.build_output, msg_type = self.output_builder(dim)
+        self.pub_action = self.create_lifecycle_publisher(
+            msg_type, p["output_topic"],
+            QoSProfile(depth=OUTPUT_DEPTH, reliability=ReliabilityPolicy.RELIABLE))
+        self.pub_latency = self.create_lifecycle_publisher(Float64, p["latency_topic"], 10)
+        self.freshness = safety.Freshness(list(self.inputs), p["stale_timeout_s"])
+        self.complaint_loggers = {}  # throttle settings may have changed: fresh contexts
+        self.subscribe(spec)
+        if p["mode"] == "realtime":
+            self.owned_timers.append(self.create_timer(1.0 / p["control_rate_hz"], self.control))
+        self.get_logger().info(
+            f"loaded {self.policy.policy_type} policy {str(path)!r} on {p['device']} in "
+            f"{time.monotonic() - started:.1f} s (warm-up act {warm_ms:.1f} ms); inputs "
+            + ", ".join(f"{i.topic} -> '{i.key}'" for i in self.inputs.values())
+            + f"; output {p['output_type']} on {p['output_topic']}")
+
+    def warm_up(self, spec: dict[str, dict]) -> float:
+        """One act() on a zero observation: the first real action is not slowed by lazy init."""
+        dummy = {k: np.zeros(v["shape"], dtype=np.dtype(v["dtype"])) for k, v in spec.items()}
+        started = time.perf_counter()
+        if hasattr(self.policy, "set_goal"):  # MPC: no goal yet, warm the encoder only
+            self.policy.encode(dummy)
+        else:
+            self.policy.act(dummy)
+        self.policy.reset()
+        return (time.perf_counter() - started) * MS_PER_S
+
+    def limits(self, p: dict[str, Any], dim: int) -> safety.ActionLimits:
+        """Limits from parameters, defaulting to the checkpoint's action bounds."""
+        low = p["action_min"] or self.policy.normaliser.action_low.cpu().numpy()
+        high = p["action_max"] or self.policy.normaliser.action_high.cpu().numpy()
+        return safety.ActionLimits.build(dim, low, high, p["max_delta"] or np.inf)
+
+    def output_builder(self, dim: int) -> tuple[Callable[[np.ndarray], Any], type]:
+        p = self.p
+        return conversions.action_message_factory(
+            p["output_type"], dim, stamp=lambda: self.get_clock().now().to_msg(),
+            twist_fields=p["twist_fields"], frame_id=p["output_frame_id"],
+            joint_names=p["trajectory_joint_names"] or p["joint_names"],
+            time_from_start_s=p["trajectory_time_s"] or 1.0 / p["control_rate_hz"])
+
+    def subscribe(self, spec: dict[str, dict]) -> None:
+        p = self.p
+        reliability = (ReliabilityPolicy.RELIABLE if p["input_qos"] == "reliable"
+                       else ReliabilityPolicy.BEST_EFFORT)
+        qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=reliability,
+                         durability=DurabilityPolicy.VOLATILE)
+        subs = []
+        if "joint_states" in self.inputs:
+            names, fields = list(p["joint_names"]), list(p["joint_state_fields"])
+            subs.append((JointState, p["joint_states_topic"], lambda m: self.receive(
+                "joint_states", lambda: conversions.joint_state_vector(m, names, fields),
+                m.header.stamp)))
+        if "state" in self.inputs:
+            subs.append((Float64MultiArray, p["state_topic"], lambda m: self.receive(
+                "state", lambda: conversions.multi_array_vector(m))))
+        if "image" in self.inputs:
+            shape = spec[self.inputs["image"].key]["shape"]
+            image_type = CompressedImage if p["image_transport"] == "compressed" else Image
+            subs.append((image_type, p["image_topic"], lambda m: self.receive(
+                "image", lambda: self.decode_image(m, shape), m.header.stamp)))
+        if hasattr(self.policy, "set_goal"):
+            if p["goal_topic"] and p["state_key"] in spec:
+                subs.append((Float64MultiArray, p["goal_topic"], lambda m: self.on_goal(
+                    p["state_key"], lambda: conversions.multi_array_vector(m))))
+            if p["goal_image_topic"] and p["image_key"] in spec:
+                shape = spec[p["image_key"]]["shape"]
+                subs.append((Image, p["goal_image_topic"], lambda m: self.on_goal(
+                    p["image_key"], lambda: self.decode_image(m, shape))))
+        for msg_type, topic, callback in subs:
+            self.owned_subscriptions.append(self.create_subscription(msg_type, topic, callback,
+                                                                     qos))
+
+    def decode_image(self, msg: Image | CompressedImage, shape: Sequence[int]) -> np.ndarray:
+        rgb = (conversions.compressed_to_rgb(msg) if isinstance(msg, CompressedImage)
+               else conversions.image_to_rgb(msg))
+        return conversions.fit_image(rgb, shape, self.p["image_resize"])
+
+    def teardown(self) -> None:
+        for timer in self.owned_timers:
+            self.destroy_timer(timer)
+        for subscription in self.owned_subscriptions:
+            self.destroy_subscription(subscription)
+        for publisher in (self.pub_action, self.pub_latency):
+            if publisher is not None:
+                self.destroy_lifecycle_publisher(publisher)
+        self.owned_timers, self.owned_subscriptions = [], []
+        self.pub_action = self.pub_latency = None
+        self.policy = self.filter = self.freshness = self.build_output = None
+        self.ramp_positions = None
+        self.inputs, self.goal_parts = {}, {}
+
+    # ---- inputs -------------------------------------------------------------------------------
+    def receive(self, name: str, convert: Callable[[], np.ndarray], stamp: Any = None) -> None:
+        """Keep a message's value if it is usable; otherwise record and report why not."""
+        if name not in self.inputs:  # a callback racing a cleanup
+            return
+        inp = self.inputs[name]
+        arrived = time.monotonic()
+        try:
+            value = convert()
+            if inp.size is not None and value.size != inp.size:
+                raise safety.SafetyError(f"{value.size} values; expected {inp.size} for "
+                                         f"observation '{inp.key}'")
+            safety.check_finite({inp.key: value})
+            if stamp is not None and self.p["check_header_stamps"]:
+                stamp_s = stamp.sec + stamp.nanosec / NS_PER_S
+                now_s = self.get_clock().now().nanoseconds / NS_PER_S
+                problem = self.freshness.stamp_problem(name, stamp_s, now_s)
+                if problem:
+                    raise safety.SafetyError(f"{problem} {STAMP_HINT}")
+        except Exception as err:  # noqa: BLE001 - a bad message must never stop the node
+            inp.value, inp.problem = None, describe(err)
+            self.complain(name, f"not acting on {name} from {inp.topic}: {inp.problem}")
+            return
+        inp.value, inp.problem, inp.received_s = value, None, arrived
+        inp.count += 1
+        self.freshness.mark(name, arrived)
+        if self.p["mode"] == "lockstep":
+            self.control()
+
+    def on_goal(self, key: str, convert: Callable[[], np.ndarray]) -> None:
+        """MPC goal parts; the goal is set once every observation key has one."""
+        if self.policy is None:
+            return
+        try:
+            self.goal_parts[key] = convert()
+            if not set(self.goal_parts) >= set(self.policy.obs_spec):
+                return
+            self.policy.set_goal(dict(self.goal_parts))
+        except Exception as err:  # noqa: BLE001 - keep the previous goal, keep running
+            self.complain("goal", f"goal refused: {describe(err)}")
+            return
+        self.get_logger().info(f"new goal set ({', '.join(sorted(self.goal_parts))})")
+
+    # ---- control ------------------------------------------------------------------------------
+    def control(self) -> None:
+        """One control tick: act on the latest observation if everything is in order."""
+        if not (self.active and self.enabled) or self.policy is None:
+            return
+        if self.p["mode"] == "lockstep" and any(i.count == i.used for i in self.inputs.values()):
+            return  # wait until every input has a new message
+        if any(i.problem for i in self.inputs.values()):
+            return  # already reported when the message arrived
+        stale = self.freshness.problems(time.monotonic())
+        if stale:
+            for line in stale:  # a stream going quiet is its own kind of problem
+                self.complain(line.split(":", 1)[0] + ".stale", f"not acting: {line}")
+            return
+        try:
+            if self.ramp_positions is not None and self.filter.previous is None:
+                self.filter.reset(self.inputs["joint_states"].value[self.ramp_positions])
+            obs = observations.assemble(self.inputs, self.policy.obs_spec)
+            action = self.filter(self.policy.act(obs))
+            msg = self.build_output(action)
+        except Exception as err:  # noqa: BLE001 - nothing is published, the node keeps running
+            self.complain("policy", f"no action published: {describe(err)}")
+            return
+        self.pub_action.publish(msg)
+        newest = max(i.received_s for i in self.inputs.values())
+        latency_ms = (time.monotonic() - newest) * MS_PER_S
+        self.pub_latency.publish(Float64(data=latency_ms))
+        self.latencies_ms.append(latency_ms)
+        self.published += 1
+        for inp in self.inputs.values():
+            inp.used = inp.count
+        if self.blocked:
+            self.get_logger().info(f"commanding again (was blocked: {self.blocked})")
+            self.blocked = None
+
+    def restart(self) -> None:
+        """Fresh start of commanding: policy state, rate limiter, stale actions forgotten."""
+        if self.policy is not None:
+            self.policy.reset()
+            self.filter.reset()
+
+    def complain(self, source: str, text: str) -> None:
+        """Log ``text`` at most once per warn_throttle_s per source (rclpy's throttle is per
+        logger and call site, so each source gets its own child logger)."""
+        self.blocked = text
+        logger = self.complaint_loggers.get(source)
+        if logger is None:
+            logger = self.complaint_loggers[source] = self.get_logger().get_child(source)
+        logger.warning(text, throttle_duration_sec=self.p["warn_throttle_s"])
+
+    # ---- services and parameters ------------------------------------------------------------
+    def on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        if request.data and not self.enabled:
+            self.restart()
+        self.enabled = bool(request.data)
+        response.success = True
+        response.message = "enabled" if self.enabled else "disabled: publishing nothing"
+        self.get_logger().info(response.message)
+        return response
+
+    def on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        response.success = self.policy is not None
+        if self.policy is None:
+            response.message = "not configured: no policy to reset"
+        else:
+            self.restart()
+            response.message = "policy reset"
+        return response
+
+    def on_set_parameters(self, changes: list[Parameter]) -> SetParametersResult:
+        """Refuse values the node could not use; apply safety limits at once when configured."""
+        new = {c.name: c.value for c in changes}
+        problems = params.check_choices(new, POLICY_PARAMS)
+        limits = None
+        if not problems and self.filter is not None and set(new) & set(LIVE_POLICY_PARAMS):
+            merged = {**self.p, **{k: list(new[k]) for k in LIVE_POLICY_PARAMS if k in new}}
+            try:
+                limits = self.limits(merged, self.policy.action_dim)
+            except ActJepaError as err:
+                problems["limits"] = str(err)
+        if problems:
+            reason = "; ".join(problems.values())
+            self.get_logger().warning(f"parameter change refused: {reason}")  # one per request
+            return SetParametersResult(successful=False, reason=reason)
+        for name in new:
+            self.param_problems.pop(name, None)
+        if limits is not None:
+            self.filter.limits = limits
+            self.p.update({k: list(v) for k, v in new.items() if k in LIVE_POLICY_PARAMS})
+            self.get_logger().info(f"action limits now [{limits.low.tolist()}, "
+                                   f"{limits.high.tolist()}], max_delta "
+                                   f"{limits.max_delta.tolist()}")
+        later = sorted(set(new) - set(LIVE_POLICY_PARAMS) - {"use_sim_time"})
+        if later and self.policy is not None:
+            self.get_logger().info(f"{', '.join(later)}: applied at the next configure "
+                                   "(deactivate, cleanup, configure, activate)")
+        return SetParametersResult(successful=True)
+
+    def publish_diagnostics(self) -> None:
+        status = DiagnosticStatus(name=f"{self.get_name()}: actjepa policy",
+                                  hardware_id=self.p["output_topic"])
+        if self.failure:
+            status.level = DiagnosticStatus.ERROR
+            status.message = f"configure failed: {self.failure}"
+        elif not self.active:
+            status.level, status.message = DiagnosticStatus.OK, f"{self.lifecycle_label}: idle"
+        elif not self.enabled:
+            status.level, status.message = DiagnosticStatus.OK, "disabled by ~/enable"
+        elif self.blocked:
+            status.level, status.message = DiagnosticStatus.WARN, self.blocked
+        else:
+            status.level, status.message = DiagnosticStatus.OK, "commanding"
+        lat = np.asarray(self.latencies_ms) if self.latencies_ms else np.zeros(1)
+        values = {"lifecycle": self.lifecycle_label, "enabled": str(self.enabled),
+                  "actions_published": str(self.published),
+                  "latency_ms_p50": f"{np.percentile(lat, 50):.2f}",
+                  "latency_ms_p99": f"{np.percentile(lat, 99):.2f}",
+                  "policy_type": getattr(self.policy, "policy_type", ""),
+                  "checkpoint": self.p["checkpoint"]}
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.pub_diagnostics.publish(array)
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    """``python -m actjepa_ros.policy_node --ros-args --params-file config/policy.yaml``."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = PolicyNode()
+        if node.p["autostart"]:
+            if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+                node.trigger_activate()
+            else:
+                node.get_logger().error("autostart: configure failed; staying unconfigured (fix "
+                                        "the parameter, then call ~/change_state configure)")
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,163 @@
+"""The last gate before an action leaves the node: limits, rate of change, finiteness, freshness.
+
+Pure numpy and plain Python (no ROS), so every rule here is unit-tested on its own. The policy
+node runs each action through ``ActionFilter`` and each input through ``Freshness``; whatever they
+refuse is never published.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from actjepa_core.errors import ActJepaError
+
+
+class SafetyError(ActJepaError):
+    """An action or observation the node must not act on (the message says why)."""
+
+
+def as_limit_vector(name: str, values: Sequence[float] | float, dim: int) -> np.ndarray:
+    """A per-dimension limit given as one value (applied to every dimension) or ``dim`` values."""
+    vector = np.atleast_1d(np.asarray(values, dtype=np.float64)).reshape(-1)
+    if vector.size == 1:
+        vector = np.full(dim, vector[0])
+    if vector.size != dim:
+        raise SafetyError(f"{name} has {vector.size} values; expected 1 or {dim} (one per "
+                          "action dimension)")
+    if np.isnan(vector).any():
+        raise SafetyError(f"{name} {vector.tolist()} contains NaN; expected numbers")
+    return vector
+
+
+@dataclass(frozen=True)
+class ActionLimits:
+    """Per-dimension bounds on the published action and on its change per control tick."""
+
+    low: np.ndarray  # (A,)
+    high: np.ndarray  # (A,)
+    max_delta: np.ndarray  # (A,), +inf where unbounded
+
+    @classmethod
+    def build(cls, dim: int, low: Sequence[float] | float, high: Sequence[float] | float,
+              max_delta: Sequence[float] | float = np.inf) -> "ActionLimits":
+        """Validated limits: finite bounds with low <= high, max_delta > 0 (inf = no bound)."""
+        low_v = as_limit_vector("action_min", low, dim)
+        high_v = as_limit_vector("action_max", high, dim)
+        delta_v = as_limit_vector("max_delta", max_delta, dim)
+        if not (np.isfinite(low_v).all() and np.isfinite(high_v).all()):
+            raise SafetyError(f"action limits [{low_v.tolist()}, {high_v.tolist()}] must be "
+                              "finite")
+        if (low_v > high_v).any():
+            raise SafetyError(f"action_min {low_v.tolist()} exceeds action_max {high_v.tolist()} "
+                              "in some dimension; expected action_min <= action_max")
+        if (delta_v <= 0).any():
+            raise SafetyError(f"max_delta {delta_v.tolist()} must be > 0 in every dimension "
+                              "(use a large value, or inf, for no bound)")
+        return cls(low_v, high_v, delta_v)
+
+    @property
+    def dim(self) -> int:
+        return int(self.low.size)
+
+
+class ActionFilter:
+    """Clip an action into its limits and bound its change from the previously published one.
+
+    Clipping (rather than refusing) matches what a controller's own limits would do, and keeps the
+    arm moving towards the policy's intent at the largest allowed step. The first action after
+    ``reset`` is bounded relative to ``start`` (zeros suit velocity/delta commands: the arm ramps
+    up from rest) or, when ``start`` is None, only by the limits (absolute position commands,
+    where zero is not "at rest").
+    """
+
+    def __init__(self, limits: ActionLimits, start: np.ndarray | None = None) -> None:
+        self.limits = limits
+        self.start = None if start is None else np.asarray(start, dtype=np.float64).copy()
+        self.previous: np.ndarray | None = self.start
+
+    def reset(self, start: np.ndarray | None = None) -> None:
+        """Forget the previous action (new episode, re-enabled, re-activated); the next one is
+        bounded relative to ``start`` if given (e.g. the arm's current joint positions), else
+        relative to the constructor's ``start``."""
+        if start is not None:
+            start = np.asarray(start, dtype=np.float64).reshape(-1)
+            if start.size != self.limits.dim or not np.isfinite(start).all():
+                raise SafetyError(f"ramp start {start.tolist()}: expected {self.limits.dim} "
+                                  "finite values")
+            self.previous = start.copy()
+        else:
+            self.previous = None if self.start is None else self.start.copy()
+
+    def __call__(self, action: np.ndarray) -> np.ndarray:
+        """The action to publish, float64 (A,); raises ``SafetyError`` for a non-finite or
+        wrongly sized action (nothing may be published then). Call only for actions that are
+        then published: the rate bound is relative to the last returned value."""
+        action = np.asarray(action, dtype=np.float64).reshape(-1)
+        if action.size != self.limits.dim:
+            raise SafetyError(f"policy action has {action.size} values; expected "
+                              f"{self.limits.dim}")
+        if not np.isfinite(action).all():
+            raise SafetyError(f"policy action {action.tolist()} is not finite")
+        safe = np.clip(action, self.limits.low, self.limits.high)
+        if self.previous is not None:
+            safe = np.clip(safe, self.previous - self.limits.max_delta,
+                           self.previous + self.limits.max_delta)
+            # a limit change may leave the previous action outside the new box: limits win
+            safe = np.clip(safe, self.limits.low, self.limits.high)
+        if not np.isfinite(safe).all():  # defensive: the published action is always finite
+            raise SafetyError(f"filtered action {safe.tolist()} is not finite")
+        self.previous = safe.copy()
+        return safe
+
+
+def check_finite(obs: Mapping[str, np.ndarray]) -> None:
+    """Raise ``SafetyError`` naming the first observation key with NaN or Inf."""
+    for key, value in obs.items():
+        array = np.asarray(value)
+        if array.dtype.kind in "fc" and not np.isfinite(array).all():
+            raise SafetyError(f"observation '{key}' contains NaN or Inf")
+
+
+class Freshness:
+    """When each input last arrived (receipt time, and its header stamp where it has one).
+
+    An input is stale when it has not arrived for ``timeout_s`` (the stream stopped), or when its
+    header stamp is older than ``timeout_s`` at arrival (a delayed or replayed message). Stamps of
+    zero mean "not stamped" and are not judged. Times are seconds on whichever clocks the caller
+    uses: receipt on a monotonic clock, stamps on the ROS clock the publishers stamp with.
+    """
+
+    def __init__(self, names: Sequence[str], timeout_s: float) -> None:
+        if not timeout_s > 0:
+            raise SafetyError(f"stale_timeout_s is {timeout_s}; expected > 0")
+        self.timeout_s = float(timeout_s)
+        self.received: dict[str, float | None] = {n: None for n in names}
+
+    def stamp_problem(self, name: str, stamp_s: float, now_s: float) -> str | None:
+        """Why a message stamped ``stamp_s`` (ROS time) is too old at ``now_s``, or None."""
+        if stamp_s <= 0.0:
+            return None
+        age = now_s - stamp_s
+        if age > self.timeout_s:
+            return (f"{name}: message stamped {age:.3f} s ago; expected newer than "
+                    f"stale_timeout_s={self.timeout_s:g}")
+        return None
+
+    def mark(self, name: str, received_s: float) -> None:
+        self.received[name] = received_s
+
+    def forget(self, name: str) -> None:
+        self.received[name] = None
+
+    def problems(self, now_s: float) -> list[str]:
+        """One line per input that never arrived or has gone quiet for longer than the timeout."""
+        found = []
+        for name, when in self.received.items():
+            if when is None:
+                found.append(f"{name}: no valid message yet")
+            elif now_s - when > self.timeout_s:
+                found.append(f"{name}: last valid message {now_s - when:.3f} s ago; expected one "
+                             f"within stale_timeout_s={self.timeout_s:g}")
+        return found

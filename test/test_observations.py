@@ -1,0 +1,72 @@
+"""Input planning and observation assembly for the policy node (actjepa_ros.observations)."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from actjepa_core.errors import ActJepaError
+from actjepa_ros.observations import assemble, plan_inputs, ramp_positions
+from actjepa_ros.params import POLICY_PARAMS
+
+DEFAULTS = {s.name: (list(s.default) if isinstance(s.default, (list, tuple)) else s.default)
+            for s in POLICY_PARAMS}
+STATE_SPEC = {"state": {"shape": [39], "dtype": "float32"}}
+JOINT_IMAGE_SPEC = {"state": {"shape": [10], "dtype": "float32"},
+                    "image": {"shape": [8, 8, 3], "dtype": "uint8"}}
+
+
+def params(**changes):
+    return {**DEFAULTS, **changes}
+
+
+def test_the_defaults_fill_a_state_checkpoint_from_the_vector_and_skip_the_camera():
+    notes = []
+    inputs = plan_inputs(params(), STATE_SPEC, notes.append)
+    assert list(inputs) == ["state"] and inputs["state"].size == 39
+    assert inputs["state"].topic == "sim_node/state"
+    assert len(notes) == 1 and "image input" in notes[0] and "not used" in notes[0]
+
+
+def test_joint_states_and_vector_share_a_key_joints_first():
+    p = params(joint_states_key="state", joint_names=["a", "b", "c"],
+               joint_state_fields=["position", "velocity"])
+    inputs = plan_inputs(p, JOINT_IMAGE_SPEC)
+    assert (inputs["joint_states"].size, inputs["state"].size) == (6, 4)
+    inputs["joint_states"].value = np.arange(6.0)
+    inputs["state"].value = np.arange(6.0, 10.0)
+    inputs["image"].value = np.zeros((8, 8, 3), np.uint8)
+    obs = assemble(inputs, JOINT_IMAGE_SPEC)
+    assert obs["state"].dtype == np.float32 and obs["state"].tolist() == list(range(10))
+    assert obs["image"].dtype == np.uint8 and obs["image"].shape == (8, 8, 3)
+
+
+@pytest.mark.parametrize("changes, fragment", [
+    (dict(state_key="", image_key="image"), "'state' (shape [10]) is filled by no input"),
+    (dict(joint_states_key="state", joint_names=[f"j{i}" for i in range(10)],
+          state_key="image"), "'image' has shape [8, 8, 3]: only the image input"),
+    (dict(image_key="state"), "'state' has shape [10]: never the image input"),
+    (dict(joint_states_key="state", joint_names=[]), "do not name joints"),
+    (dict(joint_states_key="state", joint_names=["a"], joint_state_fields=["torque"]),
+     "do not name joints"),
+    (dict(joint_states_key="state", joint_names=[f"j{i}" for i in range(10)]),
+     "leave nothing for the state vector"),
+    (dict(joint_states_key="state", state_key="", joint_names=["a", "b"]),
+     "has 10 values but the joint states give 2"),
+])
+def test_inputs_that_cannot_fill_the_checkpoint_are_refused_with_the_reason(changes, fragment):
+    with pytest.raises(ActJepaError, match=re.escape(fragment)):
+        plan_inputs(params(**changes), JOINT_IMAGE_SPEC)
+
+
+def test_ramp_positions_points_at_the_joint_positions():
+    p = params(joint_states_key="state", joint_names=["a", "b", "c", "d"],
+               joint_state_fields=["velocity", "position"], ramp_from="joint_positions")
+    inputs = plan_inputs(p, JOINT_IMAGE_SPEC)
+    assert ramp_positions(p, inputs, 4) == slice(4, 8)
+    assert ramp_positions(params(ramp_from="zero"), inputs, 4) is None
+    with pytest.raises(ActJepaError, match="one joint name per action dimension"):
+        ramp_positions(p, inputs, 3)
+    with pytest.raises(ActJepaError, match="joint states input in use"):
+        ramp_positions(p, plan_inputs(params(), STATE_SPEC), 4)
