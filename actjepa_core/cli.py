@@ -1,4 +1,4 @@
-"""The `actjepa` command: collect, train, report, bench.
+"""The `actjepa` command: collect, train, report, train-policy, eval, bench.
 
 Each subcommand parses its arguments and calls one function of the core; every ActJepaError is
 printed as one line naming what was wrong, with a non-zero exit code and no traceback.

@@ -138,7 +138,7 @@ def evaluate(policy: Controller, task: str, episodes: int, noise: float = 0.0,
     try:
         if isinstance(policy, MPCPolicy):
             goals = GoalMaker(task, seed, goal_source or policy.config.goal_source,
-                              arm.image_size, max_steps)
+                              arm.image_size)
         for i in range(episodes):
             records.append(run_episode(policy, arm, i, seed, goals, times))
             bar.update(1)

@@ -3,8 +3,8 @@
 Two ways to build o_g for episode i of a (task, seed) run:
 
 - ``demo``: run the scripted expert from the same start configuration in a second SimArm and take
-  its observation ``EXTRA_STEPS_AFTER_SUCCESS`` ticks after its first success, i.e. the last
-  observation of the demo ``actjepa collect`` would record for that episode. It is a real,
+  its observation ``EXTRA_STEPS_AFTER_SUCCESS`` ticks after its first success, i.e. where the demo
+  ``actjepa collect`` records for that episode ends (one tick past its last row). It is a real,
   physically consistent observation (arm pose, gripper, object, previous frame, image), so it lies
   where the encoder was trained. Works for state and image observations and every task.
 - ``state``: copy the start observation and move the hand (reach) or hand and object (push,
@@ -13,7 +13,10 @@ Two ways to build o_g for episode i of a (task, seed) run:
   synthetic (the hand sits inside the object, nothing moved but positions), and it is state-only.
 
 Both read privileged information (the goal position) from the simulator, as Meta-World's goal
-conditioned state does anyway. The default is ``demo``: see MPCConfig and docs for the measurement.
+conditioned state does anyway. The default is ``demo``: with one reach-v3 world model and the
+default MPCConfig, 20 evaluation episodes succeed 16 times with demo goals and 13 times with state
+goals (15 vs 10 with 256 CEM samples): the synthetic vector lies off the data the encoder saw, the
+demo's end state on it.
 """
 from __future__ import annotations
 
@@ -57,14 +60,15 @@ def state_goal(task: str, start: Mapping[str, np.ndarray]) -> dict[str, np.ndarr
 class GoalMaker:
     """Builds goal observations for episodes of one (task, seed) run, reusing one expert arm."""
 
-    def __init__(self, task: str, seed: int, source: str = "demo", image_size: int | None = None,
-                 max_steps: int | None = None) -> None:
+    def __init__(self, task: str, seed: int, source: str = "demo",
+                 image_size: int | None = None) -> None:
         if source not in GOAL_SOURCES:
             raise ActJepaError(f"goal source is {source!r}; expected one of "
                                f"{', '.join(GOAL_SOURCES)}")
         self.task, self.source = task, source
-        self._arm = (SimArm(task, seed=seed, image_size=image_size, max_steps=max_steps)
-                     if source == "demo" else None)
+        # the expert gets the task's own step limit, whatever cap the evaluation runs under
+        self._arm = (SimArm(task, seed=seed, image_size=image_size) if source == "demo"
+                     else None)
 
     def goal(self, episode: int, start: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The goal observation of ``episode``, whose start observation is ``start``."""

@@ -13,9 +13,11 @@ change (measured on reach-v3: ~7 vs ~2 squared L2), so an online-encoded goal wo
 by the encoders' disagreement instead of by progress. The live observation goes through the online
 encoder, as in training. Without EMA (the ablation) both are the online encoder.
 
-The world model decides whether this works. Trained on expert demos only, the action is a
-function of the state and the predictor learns to ignore it; MPC needs demos with exploration
-(e.g. a share of random actions) and multi-step training (``loss.rollout_steps`` ~ the horizon).
+The world model decides whether this works. In expert-only demos the action is a function of the
+state, so the predictor can learn to ignore it. Measured MPC success on reach-v3 (20 episodes, the
+default MPCConfig): expert demos, 1-step training 4/20; expert demos, ``loss.rollout_steps=5`` 7/20;
+demos where half the ticks take a random action, 1-step 2/20, 5-step 16/20; random policy 0/20.
+So: train MPC's world model on demos with exploration and with rollout_steps ~ the horizon.
 
 No training: an MPC policy file is the world model plus ``MPCConfig``. The goal is per episode
 and therefore not stored: call ``set_goal(obs)`` (or ``set_goal_latent``) before acting.
