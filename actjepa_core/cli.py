@@ -21,9 +21,11 @@ def cmd_collect(args: argparse.Namespace) -> None:
 
     episodes = collect_episodes(args.task, args.episodes, seed=args.seed,
                                 image_size=args.image_size, max_steps=args.max_steps,
-                                progress=not args.quiet)
+                                progress=not args.quiet, explore=args.explore)
     eps = list(episodes)
-    n = write_episodes(args.out, eps, source=f"metaworld:{args.task}:seed={args.seed}")
+    source = f"metaworld:{args.task}:seed={args.seed}" + (f":explore={args.explore}"
+                                                          if args.explore else "")
+    n = write_episodes(args.out, eps, source=source)
     successes = sum(bool(ep.success) for ep in eps)
     steps = sum(ep.num_steps for ep in eps)
     print(f"wrote {n} episodes ({steps} steps, expert success {successes}/{n}) to {args.out}")
@@ -199,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=None, help="also record SxS camera images")
     p.add_argument("--max-steps", type=int, default=None, help="cap per episode (default: task's)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--explore", type=float, default=0.0,
+                   help="probability per tick of a uniform random action (play data for MPC); "
+                        "such episodes run the full --max-steps")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_collect)
 

@@ -192,17 +192,24 @@ class SimArm:
 
 def collect_episodes(task: str, episodes: int, seed: int = 0, image_size: int | None = None,
                      max_steps: int | None = None, extra_steps: int = EXTRA_STEPS_AFTER_SUCCESS,
-                     progress: bool = True) -> Iterator[Episode]:
+                     progress: bool = True, explore: float = 0.0) -> Iterator[Episode]:
     """Run the scripted expert on episodes 0..episodes-1 and yield each as an ``Episode``.
 
     Row t holds the observation at tick t and the (clipped) action applied at tick t. An episode
     ends ``extra_steps`` ticks after its first success, or after ``max_steps`` ticks; failures are
     yielded too (``success=False``) so the caller decides whether to keep them. A generator, so
     long runs can be written without holding every image in memory twice.
+
+    ``explore`` > 0 makes play data for a world model that must plan (latent MPC): each tick's
+    action is uniform random with that probability, and episodes run the full ``max_steps`` so
+    they also show the arm leaving and regaining the goal, which expert-only demos never do.
     """
     _check_task(task)
     episodes = _check_count("episodes", episodes, 1)
     extra_steps = _check_count("extra_steps", extra_steps, 0)
+    if not 0.0 <= explore <= 1.0:
+        raise ActJepaError(f"explore must lie in [0, 1] (a probability per tick), got {explore}")
+    rng = np.random.default_rng(seed)
     arm = SimArm(task, seed=seed, image_size=image_size, max_steps=max_steps)
     solved = 0
     bar = tqdm(total=episodes, desc=task, unit="ep", disable=not progress)
@@ -213,11 +220,14 @@ def collect_episodes(task: str, episodes: int, seed: int = 0, image_size: int | 
             actions: list[np.ndarray] = []
             first_success: int | None = None
             while arm.steps < arm.max_steps:
-                if first_success is not None and arm.steps >= first_success + extra_steps:
+                if (not explore and first_success is not None
+                        and arm.steps >= first_success + extra_steps):
                     break
                 for key, value in obs.items():
                     rows[key].append(value)
-                obs, success = arm.step(arm.expert_action())
+                random_tick = explore and rng.random() < explore
+                obs, success = arm.step(rng.uniform(ACTION_LOW, ACTION_HIGH, ACTION_DIM)
+                                        if random_tick else arm.expert_action())
                 actions.append(arm.last_action)
                 if success and first_success is None:
                     first_success = arm.steps
@@ -226,7 +236,8 @@ def collect_episodes(task: str, episodes: int, seed: int = 0, image_size: int | 
             bar.set_postfix(success=f"{solved}/{i + 1}")
             yield Episode(obs={k: np.stack(v) for k, v in rows.items()},
                           actions=np.stack(actions), success=first_success is not None,
-                          attrs={"task": task, "episode_index": i, "seed": arm.seed})
+                          attrs={"task": task, "episode_index": i, "seed": arm.seed,
+                                 "explore": explore})
     finally:
         bar.close()
         arm.close()

@@ -142,26 +142,10 @@ EXPLORE_WORLD_STEPS = 1000  # a small model (D = 64) trains in ~10 s of CPU
 
 def exploration_episodes(task: str, episodes: int, seed: int = 0):
     """Expert episodes where each tick's action is uniform random with prob. EXPLORE_RANDOM."""
-    import numpy as np
+    from actjepa_core.sim import collect_episodes
 
-    from actjepa_core.episodes import Episode
-    from actjepa_core.sim import ACTION_DIM, ACTION_HIGH, ACTION_LOW, SimArm
-
-    rng = np.random.default_rng(seed)
-    arm = SimArm(task, seed=seed, max_steps=EXPLORE_STEPS)
-    for i in range(episodes):
-        obs, rows, actions, solved = arm.reset(i), [], [], False
-        while arm.steps < arm.max_steps:
-            rows.append(obs["state"])
-            explore = rng.random() < EXPLORE_RANDOM
-            action = (rng.uniform(ACTION_LOW, ACTION_HIGH, ACTION_DIM) if explore
-                      else arm.expert_action())
-            obs, success = arm.step(action)
-            actions.append(arm.last_action)
-            solved |= success
-        yield Episode(obs={"state": np.stack(rows)}, actions=np.stack(actions), success=solved,
-                      attrs={"task": task, "episode_index": i, "seed": seed})
-    arm.close()
+    return collect_episodes(task, episodes, seed=seed, max_steps=EXPLORE_STEPS,
+                            explore=EXPLORE_RANDOM, progress=False)
 
 
 @pytest.fixture(scope="session")

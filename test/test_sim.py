@@ -5,7 +5,7 @@ import h5py
 import numpy as np
 import pytest
 
-pytest.importorskip("metaworld")
+
 
 from actjepa_core.episodes import read_episodes, write_episodes  # noqa: E402
 from actjepa_core.errors import ActJepaError  # noqa: E402
@@ -24,7 +24,7 @@ def test_expert_solves_task_and_records_applied_actions(task: str) -> None:
     replay = SimArm(task, seed=0)
     for i, ep in enumerate(episodes):
         assert ep.success is True
-        assert ep.attrs == {"task": task, "episode_index": i, "seed": 0}
+        assert ep.attrs == {"task": task, "episode_index": i, "seed": 0, "explore": 0.0}
         assert ep.obs["state"].shape == (ep.num_steps, STATE_DIM)
         assert ep.obs["state"].dtype == np.float32
         assert ep.actions.shape == (ep.num_steps, ACTION_DIM)
@@ -141,3 +141,22 @@ def test_collected_episodes_round_trip_through_the_episodes_file(tmp_path) -> No
         attrs = f["data/demo_1"].attrs
         assert attrs["task"] == "reach-v3"
         assert (int(attrs["episode_index"]), int(attrs["seed"])) == (1, 1)
+
+
+def test_exploration_mixes_random_actions_and_runs_the_full_length():
+    from actjepa_core.sim import collect_episodes
+
+    plain = next(collect_episodes("reach-v3", 1, seed=0, max_steps=40, progress=False))
+    mixed = next(collect_episodes("reach-v3", 1, seed=0, max_steps=40, progress=False,
+                                  explore=0.5))
+    assert mixed.num_steps == 40 and mixed.attrs["explore"] == 0.5
+    arm = SimArm("reach-v3", seed=0, max_steps=40)
+    arm.reset(0)
+    expert_ticks = 0
+    for t in range(mixed.num_steps):  # replay: ticks where the expert would have acted alike
+        expert_ticks += np.allclose(arm.expert_action(), mixed.actions[t], atol=1e-6)
+        arm.step(mixed.actions[t])
+    assert 0.25 * 40 < expert_ticks < 0.75 * 40
+    assert not np.allclose(plain.actions[:10], mixed.actions[:10])
+    with pytest.raises(ActJepaError, match="explore"):
+        next(collect_episodes("reach-v3", 1, explore=1.5, progress=False))
