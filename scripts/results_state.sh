@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 4's results table (state observations): for each task, 100 scripted-expert demos (seed 0),
-# ACT-JEPA pretraining with config/train.yaml, BC / NN / MPC policies, and 50 closed-loop episodes
+# ACT-JEPA pretraining with config/train.yaml (BC, NN) and on 100 play episodes with 5-step
+# rollouts (MPC), BC / NN / MPC policies, and 50 closed-loop episodes
 # each on held-out start configurations (seed 1). Resumable: every finished artefact is skipped.
 #   usage: scripts/results_state.sh [STAGE]   STAGE = world (collect + pretrain) | all (default)
 set -euo pipefail
@@ -20,6 +21,10 @@ for task in $TASKS; do
   mkdir -p "$dir"
   [ -f "$dir/demos.hdf5" ] || $A collect --task "$task" --episodes "$EPISODES" --seed 0 --out "$dir/demos.hdf5" --quiet
   [ -f "$dir/world/done" ] || { rm -rf "$dir/world"; $A train --data "$dir/demos.hdf5" --config config/train.yaml --out "$dir/world" --quiet && touch "$dir/world/done"; }
+  # MPC plans with the predictor, so its world model needs actions off the expert's path (play data)
+  # and multi-step rollouts; BC and NN only need the encoder and use the expert-demo model above.
+  [ -f "$dir/play.hdf5" ] || $A collect --task "$task" --episodes "$EPISODES" --seed 0 --explore 0.5 --max-steps 100 --out "$dir/play.hdf5" --quiet
+  [ -f "$dir/world-play/done" ] || { rm -rf "$dir/world-play"; $A train --data "$dir/play.hdf5" --config config/train.yaml --out "$dir/world-play" --steps 2000 --set loss.rollout_steps=5 --quiet && touch "$dir/world-play/done"; }
 done
 [ "$STAGE" = world ] && exit 0
 
@@ -27,7 +32,7 @@ for task in $TASKS; do
   dir=$OUT/$task
   [ -f "$dir/bc.pt" ] || $A train-policy bc --encoder "$dir/world/best.pt" --data "$dir/demos.hdf5" --out "$dir/bc.pt"
   [ -f "$dir/nn.pt" ] || $A train-policy nn --encoder "$dir/world/best.pt" --data "$dir/demos.hdf5" --out "$dir/nn.pt"
-  [ -f "$dir/mpc.pt" ] || $A train-policy mpc --encoder "$dir/world/best.pt" --out "$dir/mpc.pt"
+  [ -f "$dir/mpc.pt" ] || $A train-policy mpc --encoder "$dir/world-play/best.pt" --out "$dir/mpc.pt"
 done
 for task in $TASKS; do
   dir=$OUT/$task
