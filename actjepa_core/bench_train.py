@@ -32,11 +32,13 @@ PEAK_REPEATS = 5
 WARMUP_STEPS = 30
 
 
-def matmul_peak_gflops(device: torch.device, sizes=PEAK_SIZES) -> tuple[float, int]:
-    """Best median fp32 matmul rate over a few square sizes: the machine's practical peak."""
+def matmul_peak_gflops(device: torch.device, sizes=PEAK_SIZES,
+                       dtype: torch.dtype = torch.float32) -> tuple[float, int]:
+    """Best median matmul rate over a few square sizes: the machine's practical peak."""
     best, best_n = 0.0, 0
     for n in sizes:
-        a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
         reps = max(2, int(2e9 / (2 * n ** 3)))
         times = []
         for _ in range(PEAK_REPEATS):
@@ -64,8 +66,9 @@ def step_flops(fn) -> int:
 
 
 class OursRunner:
-    def __init__(self, data, device: torch.device):
+    def __init__(self, data, device: torch.device, precision: str = "fp32"):
         config = TrainConfig(model=REFERENCE_SIZES)
+        config.run.precision = precision
         config.optim.batch_size = BATCH
         config.data.val_fraction = 0.0
         config.ema.tau_start = config.ema.tau_end = 0.996  # the reference's constant tau
@@ -136,26 +139,30 @@ def run_benchmark(data_path: str | None, out: str | None, steps: int = 300, repe
                        source=f"metaworld:{task}")
     data = read_episodes(data_path, ["state"])
     ours = OursRunner(data, dev)
-    ref = ReferenceRunner(ours.trainer, dev)
-    for runner in (ours, ref):
+    runners = {"reference": ReferenceRunner(ours.trainer, dev), "ours": ours,
+               "ours-bf16": OursRunner(data, dev, precision="bf16")}
+    for runner in runners.values():
         runner.run(WARMUP_STEPS)
-    flops_ours = step_flops(ours.step)
-    flops_ref = step_flops(ref.step)
-    times = {"ours": [], "reference": []}
-    for _ in range(repeats):  # alternate so drift and noise hit both
-        times["reference"].append(ref.run(steps))
-        times["ours"].append(ours.run(steps))
-    peak, peak_n = matmul_peak_gflops(dev, peak_sizes)
+    flops = {name: step_flops(runner.step) for name, runner in runners.items()}
+    times = {name: [] for name in runners}
+    for _ in range(repeats):  # alternate so drift and noise hit all alike
+        for name, runner in runners.items():
+            times[name].append(runner.run(steps))
+    peaks = {"fp32": matmul_peak_gflops(dev, peak_sizes),
+             "bf16": matmul_peak_gflops(dev, peak_sizes, torch.bfloat16)}
     result = {"device": str(dev), "steps": steps, "repeats": repeats, "batch": BATCH,
-              "transitions": len(ours.trainer.train_set), "peak_gflops": peak, "peak_n": peak_n,
-              "flops": {"ours": flops_ours, "reference": flops_ref}}
+              "transitions": len(ours.trainer.train_set), "peaks": peaks, "flops": flops,
+              "peak_gflops": peaks["fp32"][0]}
     for name, ts in times.items():
         sec = statistics.median(ts) / steps
-        flops = result["flops"][name]
+        peak = peaks["bf16" if name.endswith("bf16") else "fp32"][0]
         result[name] = {"steps_per_s": 1 / sec, "transitions_per_s": BATCH / sec,
-                        "gflops": flops / sec / 1e9, "peak_share": flops / sec / 1e9 / peak,
+                        "gflops": flops[name] / sec / 1e9,
+                        "peak_share": flops[name] / sec / 1e9 / peak,
                         "min_steps_per_s": steps / max(ts), "max_steps_per_s": steps / min(ts)}
-    result["speedup"] = result["ours"]["transitions_per_s"] / result["reference"]["transitions_per_s"]
+    ref_rate = result["reference"]["transitions_per_s"]
+    result["speedup"] = result["ours"]["transitions_per_s"] / ref_rate
+    result["speedup_bf16"] = result["ours-bf16"]["transitions_per_s"] / ref_rate
     text = render_markdown(result, data_path)
     print(text)
     if out:
@@ -180,11 +187,15 @@ def machine_line(device: torch.device) -> str:
 def render_markdown(r: dict, data_path: str) -> str:
     dev = torch.device(r["device"])
     rows = []
-    for name in ("reference", "ours"):
+    labels = {"reference": "reference (seed §6, fp32)", "ours": "ours, fp32",
+              "ours-bf16": "ours, bf16 autocast (`run.precision: bf16`)"}
+    for name, label in labels.items():
         x = r[name]
-        rows.append(f"| {name} | {x['steps_per_s']:.0f} ({x['min_steps_per_s']:.0f}-"
+        peak = "bf16" if name.endswith("bf16") else "fp32"
+        rows.append(f"| {label} | {x['steps_per_s']:.0f} ({x['min_steps_per_s']:.0f}-"
                     f"{x['max_steps_per_s']:.0f}) | {x['transitions_per_s']:,.0f} | "
-                    f"{r['flops'][name] / 1e6:.0f} | {x['gflops']:.1f} | {100 * x['peak_share']:.0f}% |")
+                    f"{r['flops'][name] / 1e6:.0f} | {x['gflops']:.1f} | "
+                    f"{100 * x['peak_share']:.0f}% of {peak} |")
     return "\n".join([
         f"### Training speed on {r['device']}: {machine_line(dev)}",
         "",
@@ -197,8 +208,10 @@ def render_markdown(r: dict, data_path: str) -> str:
         "|---|---|---|---|---|---|",
         *rows,
         "",
-        f"**Speed-up: {r['speedup']:.2f}x** the reference's transitions/s. Matmul peak: "
-        f"{r['peak_gflops']:.1f} GFLOP/s (fp32 {r['peak_n']}x{r['peak_n']} `torch.mm`, median).",
+        f"**Speed-up over the reference's transitions/s: {r['speedup']:.2f}x like for like (fp32), "
+        f"{r['speedup_bf16']:.2f}x with bf16 autocast.** Matmul peaks (median square "
+        f"`torch.mm`): fp32 {r['peaks']['fp32'][0]:.1f} GFLOP/s (n={r['peaks']['fp32'][1]}), "
+        f"bf16 {r['peaks']['bf16'][0]:.1f} GFLOP/s (n={r['peaks']['bf16'][1]}).",
     ])
 
 

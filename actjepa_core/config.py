@@ -18,6 +18,7 @@ from .errors import ActJepaError
 
 ACTION_INJECTIONS = ("concat", "add", "film")
 ACTIVATIONS = ("relu", "gelu")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -110,6 +111,7 @@ class RunConfig:
     val_every: int = 500  # steps between validation passes (and best-checkpoint checks)
     checkpoint_every: int = 1000  # steps between last.pt saves (for --resume)
     compile: bool = False  # torch.compile the training step (worth it on GPU)
+    precision: str = "fp32"  # fp32 | bf16 (autocast: bf16 matmuls, fp32 weights and loss)
 
 
 @dataclass
@@ -124,6 +126,9 @@ class TrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
 
     def validate(self, where: str = "config") -> "TrainConfig":
+        if self.run.precision not in PRECISIONS:
+            raise ActJepaError(f"{where}: run.precision is {self.run.precision!r}; expected one of "
+                               f"{', '.join(PRECISIONS)}")
         if not self.loss.stop_gradient and self.ema.enabled:
             raise ActJepaError(f"{where}: loss.stop_gradient=false is an ablation of the no-EMA "
                                "model; set ema.enabled=false too")

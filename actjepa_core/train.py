@@ -114,7 +114,9 @@ class Trainer:
     def train_step(self, positions: torch.Tensor, lr: float, tau: float):
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        out = self.loss_fn(*self.train_set.batch(positions))
+        with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                            enabled=self.config.run.precision == "bf16"):
+            out = self.loss_fn(*self.train_set.batch(positions))
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         if self.config.optim.grad_clip > 0:

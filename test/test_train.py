@@ -120,3 +120,11 @@ def test_schedules():
     assert tau_at(0, 100, 0.996, 1.0) == pytest.approx(0.996)
     assert tau_at(100, 100, 0.996, 1.0) == pytest.approx(1.0)
     assert tau_at(10, 100, 0.996, 1.0) < tau_at(60, 100, 0.996, 1.0)
+
+
+def test_bf16_autocast_trains_and_keeps_fp32_weights(push_demos, tmp_path):
+    config = small_config(steps=60, run__precision="bf16")
+    result = train(push_demos, config, tmp_path / "bf16", progress=False)
+    assert math.isfinite(result.loss) and result.collapse > COLLAPSED
+    state = ckpt.load_checkpoint(tmp_path / "bf16" / "last.pt")["model"]
+    assert all(v.dtype == torch.float32 for v in state.values())

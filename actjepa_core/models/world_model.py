@@ -77,7 +77,9 @@ class ACTJEPA(nn.Module):
         flat_next = {k: v.flatten(0, 1) for k, v in next_obs.items()}  # (B*K, ...)
         target = (self.encode_target(flat_next) if self.stop_gradient
                   else self.encode(flat_next)).view(batch, steps, -1)  # (B, K, D)
-        return StepLoss(latent_distance(s_hat, target, self.normalise_latents).mean(), s.detach())
+        # the distance in fp32 even under bf16 autocast: a sum of D squares needs the mantissa
+        distance = latent_distance(s_hat.float(), target.float(), self.normalise_latents)
+        return StepLoss(distance.mean(), s.detach())
 
     @torch.no_grad()
     def update_target(self, tau: float) -> None:
