@@ -2,7 +2,9 @@
 #
 #   make setup    system library + .venv with torch (CPU wheel first) and actjepa_ros[sim,ros,dev]
 #   make test     the whole pytest suite (runs setup first when needed)
-#   make demo     collect sim demos -> train ACT-JEPA -> report   (DEMO_* variables below)
+#   make demo     the shipped policy drives the simulated arm over ROS 2 (two node processes):
+#                 N episodes, success rate and control latency                 (DEMO_* below)
+#   make demo-train  collect sim demos -> train ACT-JEPA -> report           (TRAIN_DEMO_* below)
 #   make bench    benchmarks -> docs/BENCHMARKS.md
 #   make colcon   colcon build of this package in a throwaway workspace (build/colcon_ws)
 #   make clean    remove build outputs (keeps .venv and runs/); `make distclean` also removes .venv
@@ -38,11 +40,15 @@ APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --n
 
 PYTEST_ARGS ?=
 
-DEMO_TASK     ?= push-v3
-DEMO_EPISODES ?= 30
-DEMO_STEPS    ?= 1500
-DEMO_SEED     ?= 0
-DEMO_DIR      ?= runs/demo
+DEMO_POLICY   ?= models/reach_bc.pt
+DEMO_TASK     ?= reach-v3
+DEMO_EPISODES ?= 10
+DEMO_SEED     ?= 1
+
+TRAIN_DEMO_TASK     ?= push-v3
+TRAIN_DEMO_EPISODES ?= 30
+TRAIN_DEMO_STEPS    ?= 1500
+TRAIN_DEMO_DIR      ?= runs/demo
 
 BENCH_OUT ?= docs/BENCHMARKS.md
 
@@ -52,7 +58,7 @@ COLCON_WS ?= build/colcon_ws
 COLCON_BIN = $(if $(findstring /,$(COLCON)),$(abspath $(COLCON)),$(COLCON))
 COLCON_SHARE = $(COLCON_WS)/install/actjepa_ros/share/actjepa_ros
 
-.PHONY: help setup osmesa test demo bench colcon clean distclean
+.PHONY: help setup osmesa test demo demo-train bench colcon clean distclean
 
 help:
 	@sed -n 's/^#   make /  make /p' $(firstword $(MAKEFILE_LIST))
@@ -94,12 +100,16 @@ test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	rm -rf $(DEMO_DIR)
-	$(PY) -m actjepa_core.cli collect --task $(DEMO_TASK) --episodes $(DEMO_EPISODES) \
-	  --out $(DEMO_DIR)/demos.hdf5 --seed $(DEMO_SEED)
-	$(PY) -m actjepa_core.cli train --data $(DEMO_DIR)/demos.hdf5 --config config/train.yaml \
-	  --out $(DEMO_DIR)/model --steps $(DEMO_STEPS)
-	$(PY) -m actjepa_core.cli report $(DEMO_DIR)/model --data $(DEMO_DIR)/demos.hdf5
+	$(PY) -m actjepa_ros.closed_loop --checkpoint $(DEMO_POLICY) --task $(DEMO_TASK) \
+	  --episodes $(DEMO_EPISODES) --seed $(DEMO_SEED)
+
+demo-train: $(STAMP)
+	rm -rf $(TRAIN_DEMO_DIR)
+	$(PY) -m actjepa_core.cli collect --task $(TRAIN_DEMO_TASK) --episodes $(TRAIN_DEMO_EPISODES) \
+	  --out $(TRAIN_DEMO_DIR)/demos.hdf5 --seed 0
+	$(PY) -m actjepa_core.cli train --data $(TRAIN_DEMO_DIR)/demos.hdf5 --config config/train.yaml \
+	  --out $(TRAIN_DEMO_DIR)/model --steps $(TRAIN_DEMO_STEPS)
+	$(PY) -m actjepa_core.cli report $(TRAIN_DEMO_DIR)/model --data $(TRAIN_DEMO_DIR)/demos.hdf5
 
 bench: $(STAMP)
 	$(PY) -m actjepa_core.cli bench train --out $(BENCH_OUT)
