@@ -190,6 +190,12 @@ def add_train_policy_parser(sub: argparse._SubParsersAction) -> argparse._SubPar
     return tp
 
 
+def cmd_results(args: argparse.Namespace) -> None:
+    from .results import read_rows, success_table
+
+    print(success_table(read_rows(args.jsonl), noise=args.noise))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="actjepa", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -249,6 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     add_train_policy_parser(sub)
+
+    p = sub.add_parser("results", help="markdown success table from `actjepa eval` JSON lines")
+    p.add_argument("jsonl", help="results file written by `actjepa eval --out`")
+    p.add_argument("--noise", type=float, default=0.0, help="which test-time noise level")
+    p.set_defaults(func=cmd_results)
 
     p = sub.add_parser("bench", help="benchmarks")
     bench = p.add_subparsers(dest="bench", required=True)

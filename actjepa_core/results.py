@@ -1,0 +1,55 @@
+"""Success tables for docs/RESULTS.md, rendered from `actjepa eval` JSON lines.
+
+Each cell shows the measured success with its episode count and 95% Wilson interval; the seed's
+published ACT-JEPA + BC row stands beside it for comparison. The latest line for a (policy type,
+task, noise) wins, so re-running an evaluation replaces its cell.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import ActJepaError
+
+SEED_BC = {"reach-v3": 0.924, "push-v3": 0.746, "pick-place-v3": 0.589}  # seed §9, ACT-JEPA + BC
+ROW_LABELS = {"expert": "Meta-World scripted expert", "bc": "ACT-JEPA + BC (ours)",
+              "nn": "ACT-JEPA + latent NN (ours)", "mpc": "ACT-JEPA + latent MPC (ours)"}
+TASK_ORDER = ("reach-v3", "push-v3", "pick-place-v3")
+
+
+def read_rows(path: str | Path) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise ActJepaError(f"{path}: results file not found (made by `actjepa eval --out`)")
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ActJepaError(f"{path}:{number}: not a JSON line ({err})") from None
+    return rows
+
+
+def success_table(rows: list[dict], noise: float = 0.0) -> str:
+    """Markdown: one row per policy type, one column per task, the seed's BC row first."""
+    latest: dict[tuple[str, str], dict] = {}
+    for row in rows:
+        if row.get("noise", 0.0) == noise:
+            latest[(row["type"], row["task"])] = row
+    tasks = [t for t in TASK_ORDER if any(task == t for _, task in latest)]
+    tasks += sorted({task for _, task in latest} - set(tasks))
+    lines = ["| method | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 1) + "|",
+             "| seed §9: ACT-JEPA + BC (published) | "
+             + " | ".join(f"{100 * SEED_BC[t]:.1f}%" if t in SEED_BC else "" for t in tasks) + " |"]
+    for kind in [k for k in ROW_LABELS if any(k == t for t, _ in latest)]:
+        cells = [_cell(latest.get((kind, task))) for task in tasks]
+        lines.append(f"| {ROW_LABELS[kind]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _cell(row: dict | None) -> str:
+    if row is None:
+        return "not run"
+    return (f"**{100 * row['success']:.0f}%** ({row['successes']}/{row['episodes']}, "
+            f"{100 * row['ci_low']:.0f}-{100 * row['ci_high']:.0f}%)")
