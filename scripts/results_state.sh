@@ -41,3 +41,12 @@ for task in $TASKS; do
     [ -f "$dir/eval-$policy.done" ] || { $A eval --policy "$dir/$policy.pt" --task "$task" --episodes "$EVAL_EPISODES" --seed 1 --out "$JSONL" && touch "$dir/eval-$policy.done"; }
   done
 done
+
+# Test-time observation noise (seed §9's robustness table): BC under Gaussian noise of std sigma
+# on the normalised observation.
+for task in $TASKS; do
+  dir=$OUT/$task
+  for sigma in 0.05 0.1 0.2 0.3; do
+    [ -f "$dir/eval-bc-noise$sigma.done" ] || { $A eval --policy "$dir/bc.pt" --task "$task" --episodes "$EVAL_EPISODES" --seed 1 --noise "$sigma" --out "$JSONL" --quiet && touch "$dir/eval-bc-noise$sigma.done"; }
+  done
+done
