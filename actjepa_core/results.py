@@ -12,7 +12,8 @@ from pathlib import Path
 from .errors import ActJepaError
 
 SEED_BC = {"reach-v3": 0.924, "push-v3": 0.746, "pick-place-v3": 0.589}  # seed §9, ACT-JEPA + BC
-ROW_LABELS = {"expert": "Meta-World scripted expert", "bc": "ACT-JEPA + BC (ours)",
+ROW_LABELS = {"expert": "Meta-World scripted expert",
+              "raw-bc": "Raw-state BC (same head, no encoder)", "bc": "ACT-JEPA + BC (ours)",
               "nn": "ACT-JEPA + latent NN (ours)", "mpc": "ACT-JEPA + latent MPC (ours)"}
 TASK_ORDER = ("reach-v3", "push-v3", "pick-place-v3")
 

@@ -50,3 +50,9 @@ for task in $TASKS; do
     [ -f "$dir/eval-bc-noise$sigma.done" ] || { $A eval --policy "$dir/bc.pt" --task "$task" --episodes "$EVAL_EPISODES" --seed 1 --noise "$sigma" --out "$JSONL" --quiet && touch "$dir/eval-bc-noise$sigma.done"; }
   done
 done
+
+# Baseline: the same BC head on the raw normalised state (no ACT-JEPA encoder).
+for task in $TASKS; do
+  dir=$OUT/$task
+  [ -f "$dir/eval-raw-bc.done" ] || { .venv/bin/python scripts/baseline_raw_bc.py --data "$dir/demos.hdf5" --task "$task" --episodes "$EVAL_EPISODES" --seed 1 --out "$JSONL" && touch "$dir/eval-raw-bc.done"; }
+done
