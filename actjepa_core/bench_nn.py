@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> None:
 
         policy = load_policy(args.policy, device=args.device)
         observations = demo_observations(args.data, list(policy.obs_spec), args.repeats)
+        if hasattr(policy, "set_goal"):  # MPC plans toward a goal: a demo's final observation
+            policy.set_goal(observations[-1])
         row = act_latency(policy, observations, args.repeats)
         print(f"{args.policy} ({policy.policy_type}, obs {sorted(policy.obs_spec)}): act() "
               f"median {row['median_ms']:.3f} ms, p99 {row['p99_ms']:.3f} ms")
