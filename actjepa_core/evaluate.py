@@ -201,9 +201,11 @@ def sim_image_size(policy: Controller) -> int | None:
 
 # ---- results file --------------------------------------------------------------------------
 def result_row(result: EvalResult, policy: str, policy_type: str,
-               goal_source: str | None = None) -> dict[str, Any]:
+               goal_source: str | None = None, variant: str = "") -> dict[str, Any]:
     """One JSON line for the results file: what ran, what came out, when, from which commit."""
     row = {"policy": policy, "type": policy_type, **result.summary()}
+    if variant:
+        row["variant"] = variant
     if goal_source is not None:
         row["goal_source"] = goal_source
     row["timestamp"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

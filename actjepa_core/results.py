@@ -37,16 +37,32 @@ def success_table(rows: list[dict], noise: float = 0.0) -> str:
     latest: dict[tuple[str, str], dict] = {}
     for row in rows:
         if row.get("noise", 0.0) == noise:
-            latest[(row["type"], row["task"])] = row
+            latest[(_kind(row), row["task"])] = row
     tasks = [t for t in TASK_ORDER if any(task == t for _, task in latest)]
     tasks += sorted({task for _, task in latest} - set(tasks))
     lines = ["| method | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 1) + "|",
              "| seed §9: ACT-JEPA + BC (published) | "
              + " | ".join(f"{100 * SEED_BC[t]:.1f}%" if t in SEED_BC else "" for t in tasks) + " |"]
-    for kind in [k for k in ROW_LABELS if any(k == t for t, _ in latest)]:
+    kinds = sorted({k for k, _ in latest}, key=_order)
+    for kind in kinds:
         cells = [_cell(latest.get((kind, task))) for task in tasks]
-        lines.append(f"| {ROW_LABELS[kind]} | " + " | ".join(cells) + " |")
+        lines.append(f"| {_label(kind)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _kind(row: dict) -> str:
+    return f"{row['type']}:{row['variant']}" if row.get("variant") else row["type"]
+
+
+def _order(kind: str) -> tuple[int, str]:
+    base = kind.split(":")[0]
+    return (list(ROW_LABELS).index(base) if base in ROW_LABELS else len(ROW_LABELS), kind)
+
+
+def _label(kind: str) -> str:
+    base, _, variant = kind.partition(":")
+    label = ROW_LABELS.get(base, base)
+    return label.replace(" (ours)", f", {variant} (ours)") if variant else label
 
 
 def _cell(row: dict | None) -> str:

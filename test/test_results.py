@@ -33,3 +33,13 @@ def test_bad_results_file(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"a": 1}\nnot json\n')
     with pytest.raises(ActJepaError, match="bad.jsonl:2"):
         read_rows(tmp_path / "bad.jsonl")
+
+
+def test_variants_get_their_own_row(tmp_path):
+    path = tmp_path / "r.jsonl"
+    rows = [row("bc", "reach-v3", 28), {**row("bc", "reach-v3", 41), "variant": "chunk 10"}]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    lines = success_table(read_rows(path)).splitlines()
+    assert any(line.startswith("| ACT-JEPA + BC (ours) |") and "(28/50" in line for line in lines)
+    assert any(line.startswith("| ACT-JEPA + BC, chunk 10 (ours) |") and "(41/50" in line
+               for line in lines)

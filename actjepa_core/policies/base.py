@@ -50,6 +50,11 @@ class Policy(ABC):
             Policy.registry[cls.policy_type] = cls
 
     # ---- the interface ---------------------------------------------------------------------
+    @property
+    def variant(self) -> str:
+        """A short tag for results tables when settings change what the policy is ('' = plain)."""
+        return ""
+
     def reset(self) -> None:
         """Forget per-episode state (warm starts, action chunks). Stateless policies: no-op."""
 

@@ -66,6 +66,10 @@ class TemporalEnsemble:
         self.decay = decay
         self.chunks: deque[torch.Tensor] = deque(maxlen=chunk)  # each (chunk, A), oldest first
 
+    @property
+    def variant(self) -> str:
+        return f"chunk {self.config.chunk}" if self.config.chunk > 1 else ""
+
     def reset(self) -> None:
         self.chunks.clear()
 
