@@ -1,4 +1,4 @@
-"""The `actjepa` command: collect, train, report, train-policy, eval, bench.
+"""The `actjepa` command: collect, convert, train, report, train-policy, eval, bench.
 
 Each subcommand parses its arguments and calls one function of the core; every ActJepaError is
 printed as one line naming what was wrong, with a non-zero exit code and no traceback.
@@ -13,6 +13,7 @@ from .errors import ActJepaError
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_SKIPPED = 3  # convert: written, but some bag or episode was skipped (see the summary)
 
 
 def cmd_collect(args: argparse.Namespace) -> None:
@@ -29,6 +30,16 @@ def cmd_collect(args: argparse.Namespace) -> None:
     successes = sum(bool(ep.success) for ep in eps)
     steps = sum(ep.num_steps for ep in eps)
     print(f"wrote {n} episodes ({steps} steps, expert success {successes}/{n}) to {args.out}")
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .bags import convert_bags, format_summary, load_convert_config, write_result
+
+    result = convert_bags(args.bags, load_convert_config(args.config))
+    print(format_summary(result))
+    write_result(result, args.out)
+    print(f"wrote {args.out}")
+    return EXIT_SKIPPED if result.skipped else 0
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -93,7 +104,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
                        if policy.policy_type == "mpc" else None)
     result = evaluate(policy, args.task, args.episodes, noise=args.noise, seed=args.seed,
                       max_steps=args.max_steps, progress=not args.quiet, goal_source=goal_source)
-    row = result_row(result, name, policy.policy_type, goal_source)
+    row = result_row(result, name, policy.policy_type, goal_source,
+                     variant=getattr(policy, "variant", ""))
     append_jsonl(args.out, row)
     print(format_table([row]))
     print(f"appended to {args.out}")
@@ -191,9 +203,10 @@ def add_train_policy_parser(sub: argparse._SubParsersAction) -> argparse._SubPar
 
 
 def cmd_results(args: argparse.Namespace) -> None:
-    from .results import read_rows, success_table
+    from .results import noise_table, read_rows, success_table
 
-    print(success_table(read_rows(args.jsonl), noise=args.noise))
+    rows = read_rows(args.jsonl)
+    print(noise_table(rows, args.by_noise) if args.by_noise else success_table(rows, args.noise))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -212,6 +225,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "such episodes run the full --max-steps")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("convert", help="rosbag2 demonstrations (sqlite3/mcap) to an episodes "
+                                       "file; exit 3 if some bag or episode was skipped")
+    p.add_argument("bags", nargs="+", metavar="BAG_OR_DIR",
+                   help="bag folders, .mcap/.db3 files, or folders holding bags")
+    p.add_argument("--config", default=None,
+                   help="convert config: config/recorder.yaml or a plain YAML (default: built-in, "
+                        "the simulated arm)")
+    p.add_argument("--out", required=True, help="episodes file to write (.hdf5), atomically")
+    p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("train", help="pretrain ACT-JEPA on an episodes file (Algorithm 1)")
     p.add_argument("--data", required=True, help="episodes file (.hdf5)")
@@ -259,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("results", help="markdown success table from `actjepa eval` JSON lines")
     p.add_argument("jsonl", help="results file written by `actjepa eval --out`")
     p.add_argument("--noise", type=float, default=0.0, help="which test-time noise level")
+    p.add_argument("--by-noise", default=None, metavar="KIND",
+                   help="instead: one policy kind (e.g. bc) across noise levels")
     p.set_defaults(func=cmd_results)
 
     p = sub.add_parser("bench", help="benchmarks")
@@ -278,14 +303,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        code = args.func(args)
     except ActJepaError as err:
         print(f"actjepa {args.command}: error: {err}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"actjepa {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

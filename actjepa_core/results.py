@@ -16,6 +16,7 @@ ROW_LABELS = {"expert": "Meta-World scripted expert",
               "raw-bc": "Raw-state BC (same head, no encoder)", "bc": "ACT-JEPA + BC (ours)",
               "nn": "ACT-JEPA + latent NN (ours)", "mpc": "ACT-JEPA + latent MPC (ours)"}
 TASK_ORDER = ("reach-v3", "push-v3", "pick-place-v3")
+SEED_BC_NOISE = {0.0: 0.753, 0.05: 0.708, 0.1: 0.642, 0.2: 0.531, 0.3: 0.417}  # seed §9, task average
 
 
 def read_rows(path: str | Path) -> list[dict]:
@@ -70,3 +71,29 @@ def _cell(row: dict | None) -> str:
         return "not run"
     return (f"**{100 * row['success']:.0f}%** ({row['successes']}/{row['episodes']}, "
             f"{100 * row['ci_low']:.0f}-{100 * row['ci_high']:.0f}%)")
+
+
+def noise_table(rows: list[dict], kind: str = "bc") -> str:
+    """Markdown: success of one policy kind per task (rows) and test-time noise sigma (columns),
+    with the three-task average beside the seed's published averages."""
+    latest: dict[tuple[str, float], dict] = {}
+    for row in rows:
+        if _kind(row) == kind:
+            latest[(row["task"], float(row.get("noise", 0.0)))] = row
+    sigmas = sorted({sigma for _, sigma in latest})
+    tasks = [t for t in TASK_ORDER if any(task == t for task, _ in latest)]
+    head = "| task | " + " | ".join("clean" if s == 0 else f"sigma = {s:g}" for s in sigmas) + " |"
+    lines = [head, "|---" * (len(sigmas) + 1) + "|"]
+    for task in tasks:
+        lines.append(f"| {task} | " + " | ".join(_cell(latest.get((task, s))) for s in sigmas)
+                     + " |")
+    averages = []
+    for sigma in sigmas:
+        cells = [latest.get((task, sigma)) for task in tasks]
+        averages.append(f"{100 * sum(c['success'] for c in cells) / len(cells):.1f}%"
+                        if all(cells) else "")
+    lines.append(f"| average ({_label(kind)}) | " + " | ".join(averages) + " |")
+    lines.append("| seed §9 average, ACT-JEPA + BC | "
+                 + " | ".join(f"{100 * SEED_BC_NOISE[s]:.1f}%" if s in SEED_BC_NOISE else ""
+                              for s in sigmas) + " |")
+    return "\n".join(lines)

@@ -43,3 +43,15 @@ def test_variants_get_their_own_row(tmp_path):
     assert any(line.startswith("| ACT-JEPA + BC (ours) |") and "(28/50" in line for line in lines)
     assert any(line.startswith("| ACT-JEPA + BC, chunk 10 (ours) |") and "(41/50" in line
                for line in lines)
+
+
+def test_noise_table_averages_over_tasks_beside_the_seed(tmp_path):
+    from actjepa_core.results import noise_table
+
+    rows = [row("bc", "reach-v3", 40), row("bc", "push-v3", 30),
+            row("bc", "reach-v3", 20, noise=0.1), row("bc", "push-v3", 10, noise=0.1),
+            row("nn", "reach-v3", 50)]
+    lines = noise_table(rows, "bc").splitlines()
+    assert lines[0] == "| task | clean | sigma = 0.1 |"
+    assert "| average (ACT-JEPA + BC (ours)) | 70.0% | 30.0% |" in lines
+    assert lines[-1] == "| seed §9 average, ACT-JEPA + BC | 75.3% | 64.2% |"
