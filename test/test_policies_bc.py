@@ -196,3 +196,12 @@ def test_bc_controls_the_arm_better_than_random(bc_policy, reach_random_successe
                       max_steps=REACH_EVAL_STEPS, progress=False)
     assert reach_random_successes <= 1, "uniform random actions should (almost) never reach"
     assert result.successes > reach_random_successes
+
+
+def test_chunked_policy_names_its_variant_for_results_tables(reach_world, reach_demos):
+    from actjepa_core.policies.bc import train_bc
+    from actjepa_core.policies.configs import BCConfig
+
+    plain = train_bc(reach_world, reach_demos, BCConfig(steps=5))
+    chunked = train_bc(reach_world, reach_demos, BCConfig(steps=5, chunk=4))
+    assert plain.variant == "" and chunked.variant == "chunk 4"

@@ -66,10 +66,6 @@ class TemporalEnsemble:
         self.decay = decay
         self.chunks: deque[torch.Tensor] = deque(maxlen=chunk)  # each (chunk, A), oldest first
 
-    @property
-    def variant(self) -> str:
-        return f"chunk {self.config.chunk}" if self.config.chunk > 1 else ""
-
     def reset(self) -> None:
         self.chunks.clear()
 
@@ -97,6 +93,10 @@ class BCPolicy(Policy):
         self.head.eval()
         self.fit = fit
         self.ensemble = TemporalEnsemble(config.chunk, config.ensemble_decay)
+
+    @property
+    def variant(self) -> str:
+        return f"chunk {self.config.chunk}" if self.config.chunk > 1 else ""
 
     def reset(self) -> None:
         self.ensemble.reset()
