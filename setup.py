@@ -107,7 +107,7 @@ setup(
             'actjepa = actjepa_core.cli:main',
             'policy_node = actjepa_ros.policy_node:main',
             'sim_node = actjepa_ros.sim_node:main',
-            # recorder_node joins when its module lands
+            'recorder_node = actjepa_ros.recorder_node:main',
         ],
     },
 )

@@ -10,12 +10,15 @@ from pathlib import Path
 import pytest
 
 from actjepa_ros.params import POLICY_PARAMS, SIM_PARAMS
+from actjepa_ros.recorder_node import RECORDER_PARAMS
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.py"))
-COMMON_ARGUMENTS = {"checkpoint", "policy_type", "params_file", "namespace", "use_sim_time"}
+COMMON_ARGUMENTS = {"params_file", "namespace", "use_sim_time"}
+POLICY_ARGUMENTS = {"checkpoint", "policy_type"}  # launch files that start policy_node
 NODE_PARAMS = {"policy_node": {s.name for s in POLICY_PARAMS} | {"use_sim_time"},
-               "sim_node": {s.name for s in SIM_PARAMS} | {"use_sim_time"}}
+               "sim_node": {s.name for s in SIM_PARAMS} | {"use_sim_time"},
+               "recorder_node": {s.name for s in RECORDER_PARAMS} | {"use_sim_time"}}
 NODE_ACTIONS = {"Node", "LifecycleNode"}
 
 
@@ -42,8 +45,9 @@ def console_scripts() -> dict[str, str]:
                 for spec in entry_points["console_scripts"])
 
 
-def test_both_launch_files_exist():
-    assert {p.name for p in LAUNCH_FILES} == {"policy.launch.py", "sim.launch.py"}
+def test_the_launch_files_exist():
+    assert {p.name for p in LAUNCH_FILES} == {"policy.launch.py", "record.launch.py",
+                                              "sim.launch.py"}
 
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
@@ -52,7 +56,10 @@ def test_launch_file_declares_and_uses_consistent_arguments(path):
     functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     assert "generate_launch_description" in functions
     declared = {first_string(c) for c in calls(tree, "DeclareLaunchArgument")}
-    assert COMMON_ARGUMENTS <= declared, COMMON_ARGUMENTS - declared
+    starts_policy = any(getattr(keyword(c, "executable"), "value", None) == "policy_node"
+                        for name in NODE_ACTIONS for c in calls(tree, name))
+    required = COMMON_ARGUMENTS | (POLICY_ARGUMENTS if starts_policy else set())
+    assert required <= declared, required - declared
     used = {first_string(c) for c in calls(tree, "LaunchConfiguration")}
     assert used <= declared, f"undeclared launch arguments: {used - declared}"
     assert declared <= used, f"declared but unused: {declared - used}"
@@ -92,9 +99,11 @@ def test_default_params_files_exist(path):
 
 # ---- params files ---------------------------------------------------------------------------
 PARAMS_FILES = {"policy.yaml": "policy_node", "ros2_control_arm.yaml": "policy_node",
-                "sim.yaml": "sim_node"}
+                "sim.yaml": "sim_node", "recorder.yaml": "recorder_node"}
 SPECS = {"policy_node": {s.name: s for s in POLICY_PARAMS},
-         "sim_node": {s.name: s for s in SIM_PARAMS}}
+         "sim_node": {s.name: s for s in SIM_PARAMS},
+         "recorder_node": {s.name: s for s in RECORDER_PARAMS}}
+EXTRA_ENTRIES = {"/**/actjepa_convert"}  # recorder.yaml also holds the `actjepa convert` config
 
 
 def python_type(value) -> type:
@@ -109,7 +118,7 @@ def test_params_files_set_only_declared_parameters_with_their_types(name):
 
     node = PARAMS_FILES[name]
     content = yaml.safe_load((REPO / "config" / name).read_text())
-    assert list(content) == [f"/**/{node}"]
+    assert list(content)[0] == f"/**/{node}" and set(list(content)[1:]) <= EXTRA_ENTRIES
     values = content[f"/**/{node}"]["ros__parameters"]
     specs = SPECS[node]
     assert set(values) <= set(specs), set(values) - set(specs)

@@ -1,0 +1,15 @@
+"""rosbag2 demonstrations -> the episodes file training reads (`actjepa convert`).
+
+``config`` says which topic fills which observation key and which is the action; ``reader`` opens
+bags with the `rosbags` library (no ROS runtime); ``sync`` resamples the streams into control
+ticks; ``decoders`` and ``convert`` turn the messages the ticks use into episodes; ``summary``
+reports what happened; ``writer`` writes bags (the recorder node, tests).
+"""
+from .config import ConvertConfig, convert_config_from_dict, load_convert_config
+from .convert import BagReport, ConvertResult, convert_bags, write_result
+from .reader import BagError, find_bags
+from .summary import format_summary
+
+__all__ = ["BagError", "BagReport", "ConvertConfig", "ConvertResult", "convert_bags",
+           "convert_config_from_dict", "find_bags", "format_summary", "load_convert_config",
+           "write_result"]

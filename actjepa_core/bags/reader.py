@@ -1,0 +1,274 @@
+"""rosbag2 bags (sqlite3 or MCAP; Humble, Jazzy, Kilted) opened with the `rosbags` library.
+
+A bag is a folder with ``metadata.yaml`` or a lone ``.mcap`` / ``.db3`` file. Message types are
+decoded with the definitions the bag embeds (Jazzy and later, and MCAP, store them) or, for bags
+that embed none (Humble's sqlite3), with the `rosbags` type store of the bag's ROS distribution.
+Every failure to read a bag (missing, truncated, corrupt, unknown type, missing topic) is a
+``BagError`` naming the bag, so the caller can skip that bag and convert the others.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+from rosbags.interfaces import MessageDefinitionFormat
+from rosbags.rosbag2 import Reader
+from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
+
+from ..errors import ActJepaError
+
+BAG_METADATA = "metadata.yaml"
+STORAGE_SUFFIXES = (".mcap", ".db3")
+NS_PER_S = 1_000_000_000
+# The type store for bags without embedded definitions: the bag's ros_distro if it names one;
+# Humble otherwise (the only distribution whose bags carry neither definitions nor ros_distro).
+DISTRO_STORES = {"humble": Stores.ROS2_HUMBLE, "iron": Stores.ROS2_IRON,
+                 "jazzy": Stores.ROS2_JAZZY, "kilted": Stores.ROS2_KILTED}
+DEFAULT_DISTRO = "humble"
+_IDL_SEPARATOR = "=" * 80 + "\n"
+
+
+class BagError(ActJepaError):
+    """A bag that cannot be converted; the message names the bag and why."""
+
+
+def find_bags(paths: Sequence[str | Path]) -> list[Path]:
+    """The bags named by ``paths``: bag folders, .mcap/.db3 files, or folders holding bags."""
+    bags: list[Path] = []
+    for path in map(Path, paths):
+        if not path.exists():
+            raise ActJepaError(f"{path}: no such bag, file or folder")
+        found = _bags_under(path)
+        if not found:
+            raise ActJepaError(f"{path}: no rosbag2 bag here; expected a folder with "
+                               f"{BAG_METADATA}, a {'/'.join(STORAGE_SUFFIXES)} file, or a "
+                               "folder holding such bags")
+        bags += found
+    return list(dict.fromkeys(bags))
+
+
+def _bags_under(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path] if path.suffix in STORAGE_SUFFIXES else []
+    if (path / BAG_METADATA).is_file():
+        return [path]
+    found = []
+    for child in sorted(path.iterdir()):
+        if not child.name.startswith("."):
+            found += _bags_under(child)
+    return found
+
+
+@dataclass
+class StreamTimes:
+    """One topic's messages in time order: ``times[i]`` (ns) of message number ``ordinal[i]``."""
+
+    topic: str
+    msgtype: str
+    times: np.ndarray  # int64, ascending
+    ordinal: np.ndarray  # int64: position of that message among the topic's messages in the bag
+    messages: list[Any] | None = None  # deserialized, in time order (only when asked for)
+
+    @property
+    def rate_hz(self) -> float:
+        """The typical rate: 1 / median interval (pauses between episodes do not dilute it)."""
+        gaps = np.diff(self.times)
+        median = float(np.median(gaps)) if gaps.size else 0.0
+        return NS_PER_S / median if median > 0 else 0.0
+
+    @property
+    def longest_gap_s(self) -> float:
+        return float(np.diff(self.times).max()) / NS_PER_S if len(self.times) > 1 else 0.0
+
+
+class Bag:
+    """An open bag: its topics and types, and its messages deserialized on demand."""
+
+    def __init__(self, path: Path, typestore: str = "auto") -> None:
+        self.path = path
+        self._typestore_choice = typestore
+        self._reader: Reader | None = None
+        self._stores: dict[str, Any] = {}
+
+    def __enter__(self) -> "Bag":
+        self._reader = self._guard("is not a rosbag2 bag", lambda: Reader(self.path))
+        self._guard("cannot be opened", self._reader.open)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._reader is not None and self._reader.is_open:
+            try:
+                self._reader.close()
+            except Exception:  # noqa: BLE001 - a broken bag may fail to close; it is skipped
+                pass
+
+    # ---- what the bag holds ------------------------------------------------------------------
+    @property
+    def storage(self) -> str:
+        return "mcap" if self._storage_files(".mcap") else "sqlite3"
+
+    def _storage_files(self, suffix: str) -> bool:
+        path = self.path
+        return path.suffix == suffix or (path.is_dir() and any(path.glob(f"*{suffix}")))
+
+    @property
+    def ros_distro(self) -> str:
+        return str(self._reader.ros_distro or "")
+
+    def topic_types(self) -> dict[str, str]:
+        """{topic: message type} of every topic in the bag."""
+        return {c.topic: c.msgtype for c in self._reader.connections}
+
+    def require_topics(self, topics: Iterable[str]) -> dict[str, str]:
+        """{topic: type} for ``topics``; a missing one is a BagError listing what the bag has."""
+        have = self.topic_types()
+        missing = [t for t in topics if t not in have]
+        if missing:
+            listing = ", ".join(f"{t} ({have[t]})" for t in sorted(have)) or "none"
+            raise BagError(f"{self.path}: no topic {', '.join(missing)}; the bag has: {listing}")
+        return {t: have[t] for t in topics}
+
+    # ---- decoding ----------------------------------------------------------------------------
+    def deserializer(self, topic: str) -> Callable[[bytes], Any]:
+        """raw CDR bytes -> message, for ``topic``'s type (BagError if its type is unknown)."""
+        msgtype = self.topic_types()[topic]
+        store = self._store_for(msgtype)
+        if msgtype not in store.fielddefs:
+            raise BagError(f"{self.path}: unknown message type {msgtype} on {topic}: the bag "
+                           f"embeds no definition and the {self._fallback_distro()} type store "
+                           "lacks it")
+
+        def deserialize(raw: bytes) -> Any:
+            return store.deserialize_cdr(raw, msgtype)
+
+        return deserialize
+
+    def _store_for(self, msgtype: str) -> Any:
+        """The embedded definitions when the bag has this type's, else the distro's store."""
+        embedded = [c for c in self._reader.connections if c.msgtype == msgtype
+                    and c.msgdef.format != MessageDefinitionFormat.NONE and c.msgdef.data]
+        if embedded:
+            return self._embedded_store()
+        distro = self._fallback_distro()
+        if distro not in self._stores:
+            self._stores[distro] = get_typestore(DISTRO_STORES[distro])
+        return self._stores[distro]
+
+    def _fallback_distro(self) -> str:
+        if self._typestore_choice != "auto":
+            return self._typestore_choice
+        distro = self.ros_distro.lower()
+        return distro if distro in DISTRO_STORES else DEFAULT_DISTRO
+
+    def _embedded_store(self) -> Any:
+        if "embedded" not in self._stores:
+            typs: dict = {}
+            for conn in self._reader.connections:
+                definition = conn.msgdef
+                if definition.format == MessageDefinitionFormat.NONE or not definition.data:
+                    continue
+                self._guard(f"embedded definition of {conn.msgtype} cannot be parsed",
+                            lambda: typs.update(_parse_definition(definition, conn.msgtype)))
+            store = get_typestore(Stores.EMPTY)
+            self._guard("embedded message definitions disagree", lambda: store.register(typs))
+            self._stores["embedded"] = store
+        return self._stores["embedded"]
+
+    # ---- reading -----------------------------------------------------------------------------
+    def raw_messages(self, topics: Iterable[str]) -> Iterator[tuple[str, int, bytes]]:
+        """(topic, receive time ns, raw CDR) of ``topics``, in the bag's order."""
+        wanted = set(topics)
+        connections = [c for c in self._reader.connections if c.topic in wanted]
+        if not connections:  # rosbags reads every topic when given none
+            return
+        iterator = iter(self._reader.messages(connections=connections))
+        while True:
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
+            except Exception as err:  # noqa: BLE001 - any storage failure: truncated/corrupt
+                raise BagError(f"{self.path}: cannot be read to the end (truncated or corrupt?): "
+                               f"{type(err).__name__}: {err}") from None
+            connection, timestamp, raw = item
+            yield connection.topic, int(timestamp), raw
+
+    def decode(self, deserialize: Callable[[bytes], Any], raw: bytes, topic: str,
+               receive_ns: int) -> Any:
+        """Deserialize one message; a corrupt one is a BagError naming topic and time."""
+        try:
+            return deserialize(raw)
+        except Exception as err:  # noqa: BLE001 - rosbags raises assorted errors on bad CDR
+            raise BagError(f"{self.path}: corrupt {topic} message at {receive_ns / NS_PER_S:.3f} "
+                           f"s: {type(err).__name__}: {err}") from None
+
+    def _guard(self, what: str, action: Callable[[], Any]) -> Any:
+        try:
+            return action()
+        except BagError:
+            raise
+        except Exception as err:  # noqa: BLE001 - rosbags/sqlite/mcap raise many error types
+            raise BagError(f"{self.path}: {what} (truncated or corrupt?): "
+                           f"{type(err).__name__}: {err}") from None
+
+
+def _parse_definition(definition: Any, msgtype: str) -> dict:
+    if definition.format == MessageDefinitionFormat.MSG:
+        return get_types_from_msg(definition.data, msgtype)
+    typs: dict = {}
+    if definition.data.startswith(f"{_IDL_SEPARATOR}IDL: "):
+        for part in definition.data.split(_IDL_SEPARATOR)[1:]:
+            typs.update(get_types_from_idl(part.split("\n", 1)[1]))
+    else:
+        typs.update(get_types_from_idl(definition.data))
+    return typs
+
+
+def header_time(msg: Any, receive_ns: int) -> int:
+    """header.stamp in ns, or the receive time when there is no header or the stamp is zero
+    (a JointTrajectory stamped 0 means "start now")."""
+    header = getattr(msg, "header", None)
+    if header is None:
+        return receive_ns
+    stamp = int(header.stamp.sec) * NS_PER_S + int(header.stamp.nanosec)
+    return stamp if stamp > 0 else receive_ns
+
+
+def read_streams(bag: Bag, topics: Sequence[str], header_times: bool,
+                 keep: Iterable[str] = ()) -> dict[str, StreamTimes]:
+    """Each topic's message times (receive or header), sorted; ``keep`` topics' messages too."""
+    keep = set(keep)
+    types = bag.require_topics(topics)
+    decode_topics = set(topics) if header_times else keep
+    deserializers = {t: bag.deserializer(t) for t in decode_topics}
+    times: dict[str, list[int]] = {t: [] for t in topics}
+    kept: dict[str, list[Any]] = {t: [] for t in keep}
+    for topic, receive_ns, raw in bag.raw_messages(topics):
+        msg = (bag.decode(deserializers[topic], raw, topic, receive_ns)
+               if topic in deserializers else None)
+        times[topic].append(header_time(msg, receive_ns) if header_times else receive_ns)
+        if topic in keep:
+            kept[topic].append(msg)
+    streams = {}
+    for topic in topics:
+        stamps = np.asarray(times[topic], dtype=np.int64)
+        order = np.argsort(stamps, kind="stable")
+        messages = [kept[topic][i] for i in order] if topic in keep else None
+        streams[topic] = StreamTimes(topic, types[topic], stamps[order], order.astype(np.int64),
+                                     messages)
+    return streams
+
+
+def read_messages(bag: Bag, wanted: dict[str, set[int]]
+                  ) -> Iterator[tuple[str, int, int, Any]]:
+    """(topic, ordinal, receive ns, message) for the wanted message ordinals of each topic."""
+    deserializers = {t: bag.deserializer(t) for t, ordinals in wanted.items() if ordinals}
+    counters = dict.fromkeys(deserializers, 0)
+    for topic, receive_ns, raw in bag.raw_messages(deserializers):
+        ordinal = counters[topic]
+        counters[topic] += 1
+        if ordinal in wanted[topic]:
+            yield topic, ordinal, receive_ns, bag.decode(deserializers[topic], raw, topic,
+                                                         receive_ns)

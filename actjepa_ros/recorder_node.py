@@ -1,0 +1,254 @@
+"""Record demonstrations into rosbag2 files, one bag per episode, where `ros2 bag` is not installed.
+
+Subscribes to the configured topics with ``raw=True`` and writes each message's CDR bytes as they
+arrived (``actjepa_core.bags.writer``: MCAP by default, the message definitions embedded), stamped
+with the node clock at reception, just as ``ros2 bag record`` does; ``actjepa convert`` reads these
+bags like any other. An episode starts with ``~/start`` (or ``autostart``, or ``true`` on
+``marker_topic``) and ends with ``~/stop`` (or ``false`` on the marker); ``~/stop`` answers with
+the closed bag's path. Each received message is written in its callback, so nothing waits in a
+buffer of ours: on stop, SIGINT or SIGTERM the bag is closed with everything received so far.
+
+Topic types come from ``types`` or, when that is empty, from the ROS graph once a publisher
+appears (polled every ``discovery_period_s``); subscribe before the publishers start (give
+``types``) to record an episode from its first message.
+
+    python -m actjepa_ros.recorder_node --ros-args --params-file config/recorder.yaml
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.logging import get_logger
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from std_msgs.msg import Bool
+from std_srvs.srv import Trigger
+
+from actjepa_core.bags.writer import DEFAULT_DISTRO, STORAGES, BagWriter
+from actjepa_core.errors import ActJepaError
+
+from . import params
+from .params import ParamSpec
+
+NODE_NAME = "recorder_node"
+RELIABILITIES = ("auto", "reliable", "best_effort")
+MARKER_DEPTH = 10
+MAX_DEPTH = 100_000
+MAX_PERIOD_S = 3600.0
+WARN_EVERY_S = 5.0
+SIM_TOPICS = ["joint_states", "sim_node/state", "sim_node/action", "sim_node/success"]
+
+RECORDER_PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("topics", SIM_TOPICS, "Topics to record (relative names resolve in the node's "
+              "namespace)."),
+    ParamSpec("types", [], "Message type of each topic, in the order of topics (e.g. "
+              "sensor_msgs/msg/JointState); [] = look each up in the ROS graph once a publisher "
+              "appears.", items=str),
+    ParamSpec("output_dir", "bags", "Folder the bags are written into (created if missing)."),
+    ParamSpec("bag_prefix", "episode", "Bag names: <prefix>_<date>_<time>_<episode number>."),
+    ParamSpec("storage", "mcap", "rosbag2 storage: mcap (Jazzy's default) or sqlite3.",
+              choices=tuple(STORAGES)),
+    ParamSpec("autostart", False, "Start recording the first episode at startup."),
+    ParamSpec("marker_topic", "", "std_msgs/Bool: true starts an episode, false stops it "
+              "('' = none)."),
+    ParamSpec("reliability", "auto", "Subscriptions: auto = best effort for topics whose "
+              "publishers offer only best effort (cameras with sensor-data QoS), else reliable "
+              "(topics not yet published: reliable).", choices=RELIABILITIES),
+    ParamSpec("queue_depth", 100, "Messages each subscription queues while the node writes.",
+              1, MAX_DEPTH),
+    ParamSpec("discovery_period_s", 0.5, "How often topics of unknown type are looked up in the "
+              "ROS graph.", 0.01, MAX_PERIOD_S),
+)
+
+
+def message_class(msgtype: str) -> type:
+    """'sensor_msgs/msg/JointState' (or 'sensor_msgs/JointState') -> the rclpy message class."""
+    parts = msgtype.split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise ActJepaError(f"message type {msgtype!r}; expected package/msg/Type")
+    try:
+        return getattr(importlib.import_module(f"{parts[0]}.msg"), parts[-1])
+    except (ImportError, AttributeError):
+        raise ActJepaError(f"message type {msgtype}: no Python module provides it here "
+                           f"(install the {parts[0]} package)") from None
+
+
+class RecorderNode(Node):
+    """Subscriptions to the configured topics, and the bag of the episode being recorded."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        problems = params.declare(self, RECORDER_PARAMS)
+        if problems:
+            raise ActJepaError("; ".join(problems.values()))
+        self.p = params.values(self, RECORDER_PARAMS)
+        self.pending = self.topic_types()  # topic -> type ('' = not known yet)
+        self.subscribed: dict[str, str] = {}
+        self.bag: BagWriter | None = None
+        self.episode = 0
+        self.distro = os.environ.get("ROS_DISTRO", DEFAULT_DISTRO)
+        self.create_service(Trigger, "~/start", self.on_start)
+        self.create_service(Trigger, "~/stop", self.on_stop)
+        if self.p["marker_topic"]:
+            self.create_subscription(Bool, self.p["marker_topic"], self.on_marker,
+                                     QoSProfile(depth=MARKER_DEPTH,
+                                                reliability=ReliabilityPolicy.RELIABLE))
+        self.discover()
+        self.discovery = (self.create_timer(self.p["discovery_period_s"], self.discover)
+                          if self.pending else None)
+        if self.p["autostart"]:
+            self.start()
+
+    def topic_types(self) -> dict[str, str]:
+        topics = [self.resolve_topic_name(t) for t in self.p["topics"]]
+        types = self.p["types"]
+        if not topics:
+            raise ActJepaError("parameter topics is empty; expected the topics to record")
+        if types and len(types) != len(topics):
+            raise ActJepaError(f"parameter types has {len(types)} entries for {len(topics)} "
+                               "topics; expected one per topic, or [] to discover them")
+        return dict(zip(topics, types or [""] * len(topics)))
+
+    # ---- subscriptions ----------------------------------------------------------------------
+    def discover(self) -> None:
+        """Subscribe to every pending topic whose type is given or now visible in the graph."""
+        graph = dict(self.get_topic_names_and_types()) if any(
+            not t for t in self.pending.values()) else {}
+        for topic, msgtype in list(self.pending.items()):
+            seen = graph.get(topic, [])
+            if not msgtype and len(seen) == 1:
+                msgtype = seen[0]
+            if not msgtype:
+                self.get_logger().info(f"waiting for a publisher on {topic} to learn its type",
+                                       throttle_duration_sec=WARN_EVERY_S)
+                continue
+            del self.pending[topic]
+            self.subscribe(topic, msgtype)
+        if not self.pending and getattr(self, "discovery", None) is not None:
+            self.discovery.cancel()
+
+    def subscribe(self, topic: str, msgtype: str) -> None:
+        try:
+            cls = message_class(msgtype)
+        except ActJepaError as err:
+            self.get_logger().error(f"not recording {topic}: {err}")
+            return
+        self.create_subscription(cls, topic, lambda raw, t=topic: self.on_message(t, raw),
+                                 self.qos_for(topic), raw=True)
+        self.subscribed[topic] = msgtype
+        if self.bag is not None:
+            self.add_to_bag(topic)
+        self.get_logger().info(f"subscribed to {topic} ({msgtype})")
+
+    def qos_for(self, topic: str) -> QoSProfile:
+        choice = self.p["reliability"]
+        if choice == "auto":
+            offered = [i.qos_profile.reliability for i in self.get_publishers_info_by_topic(topic)]
+            best_effort = offered and all(r == ReliabilityPolicy.BEST_EFFORT for r in offered)
+            choice = "best_effort" if best_effort else "reliable"
+        reliability = (ReliabilityPolicy.BEST_EFFORT if choice == "best_effort"
+                       else ReliabilityPolicy.RELIABLE)
+        return QoSProfile(depth=self.p["queue_depth"], reliability=reliability)
+
+    def on_message(self, topic: str, raw: bytes) -> None:
+        """Write one message, stamped with the node clock now (the receive time)."""
+        if self.bag is None or not self.bag.has_topic(topic):
+            return
+        self.bag.write(topic, self.get_clock().now().nanoseconds, raw)
+
+    # ---- episodes ---------------------------------------------------------------------------
+    def start(self) -> str:
+        """Open the next episode's bag; returns its path."""
+        if self.bag is not None:
+            raise ActJepaError(f"already recording {self.bag.path}; call ~/stop first")
+        self.bag = BagWriter(self.next_path(), self.p["storage"], self.distro)
+        for topic in self.subscribed:
+            self.add_to_bag(topic)
+        self.get_logger().info(f"episode {self.episode}: recording {sorted(self.subscribed)} "
+                               f"to {self.bag.path}")
+        return str(self.bag.path)
+
+    def add_to_bag(self, topic: str) -> None:
+        try:
+            self.bag.add_topic(topic, self.subscribed[topic])
+        except ActJepaError as err:
+            self.get_logger().error(str(err))
+
+    def stop(self) -> str:
+        """Close the bag being written (index, metadata); returns its path."""
+        if self.bag is None:
+            raise ActJepaError("not recording; call ~/start first")
+        bag, self.bag = self.bag, None
+        counts = bag.close()
+        listing = ", ".join(f"{t}: {n}" for t, n in sorted(counts.items())) or "no messages"
+        self.get_logger().info(f"episode {self.episode}: wrote {bag.path} ({listing})")
+        self.episode += 1
+        return str(bag.path)
+
+    def next_path(self) -> Path:
+        folder = Path(self.p["output_dir"])
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d_%H%M%S")
+        path = folder / f"{self.p['bag_prefix']}_{stamp}_{self.episode:03d}"
+        suffix = 1
+        while path.exists():
+            path = folder / f"{self.p['bag_prefix']}_{stamp}_{self.episode:03d}_{suffix}"
+            suffix += 1
+        return path
+
+    # ---- requests ---------------------------------------------------------------------------
+    def on_start(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        return self.answer(self.start, response)
+
+    def on_stop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        return self.answer(self.stop, response)
+
+    def answer(self, action: Any, response: Trigger.Response) -> Trigger.Response:
+        """Trigger response: success and the bag path, or failure and why."""
+        try:
+            response.message, response.success = action(), True
+        except ActJepaError as err:
+            response.message, response.success = str(err), False
+            self.get_logger().warning(str(err))
+        return response
+
+    def on_marker(self, msg: Bool) -> None:
+        """true: start an episode (unless recording); false: stop it (if recording)."""
+        if bool(msg.data) == (self.bag is not None):
+            return
+        try:
+            self.start() if msg.data else self.stop()
+        except ActJepaError as err:
+            self.get_logger().error(str(err))
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    """``python -m actjepa_ros.recorder_node --ros-args --params-file config/recorder.yaml``."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = RecorderNode()
+        rclpy.spin(node)
+    except ActJepaError as err:
+        get_logger(NODE_NAME).error(f"cannot start: {err}")
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            if node.bag is not None:  # SIGINT/SIGTERM: close the episode with what it received
+                node.stop()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
