@@ -23,9 +23,6 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
-from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool
@@ -36,6 +33,7 @@ from actjepa_core.errors import ActJepaError
 
 from . import params
 from .params import ParamSpec
+from .spin import spin_node
 
 NODE_NAME = "recorder_node"
 RELIABILITIES = ("auto", "reliable", "best_effort")
@@ -231,23 +229,13 @@ class RecorderNode(Node):
 
 def main(args: Sequence[str] | None = None) -> int:
     """``python -m actjepa_ros.recorder_node --ros-args --params-file config/recorder.yaml``."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = RecorderNode()
-        rclpy.spin(node)
-    except ActJepaError as err:
-        get_logger(NODE_NAME).error(f"cannot start: {err}")
-        return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            if node.bag is not None:  # SIGINT/SIGTERM: close the episode with what it received
-                node.stop()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node(RecorderNode, NODE_NAME, _close_episode, args)
+
+
+def _close_episode(node: RecorderNode) -> None:
+    """SIGINT/SIGTERM: close the episode being recorded with everything it received."""
+    if node.bag is not None:
+        node.stop()
 
 
 if __name__ == "__main__":

@@ -27,10 +27,7 @@ import time
 from typing import Sequence
 
 import numpy as np
-import rclpy
 from builtin_interfaces.msg import Time
-from rclpy.executors import ExternalShutdownException
-from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
@@ -43,6 +40,7 @@ from actjepa_core.sim import ACTION_DIM, SimArm
 
 from . import conversions, params
 from .params import SIM_PARAMS
+from .spin import spin_node
 
 NODE_NAME = "sim_node"
 TICK_S = params.SIM_TICK_S
@@ -233,22 +231,7 @@ def action_problem(action: np.ndarray) -> str | None:
 
 def main(args: Sequence[str] | None = None) -> int:
     """``python -m actjepa_ros.sim_node --ros-args --params-file config/sim.yaml``."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SimNode()
-        rclpy.spin(node)
-    except ActJepaError as err:
-        get_logger(NODE_NAME).error(f"cannot start: {err}")
-        return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.arm.close()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node(SimNode, NODE_NAME, lambda node: node.arm.close(), args)
 
 
 if __name__ == "__main__":

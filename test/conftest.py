@@ -14,15 +14,30 @@ from actjepa_core.episodes import read_episodes, write_episodes  # noqa: E402
 PUSH_EPISODES = 16  # real push-v3 expert demos: ~1,600 transitions, collected in a few seconds
 
 
-@pytest.fixture(scope="session")
-def push_demos_path(tmp_path_factory):
-    """A real episodes file: scripted-expert push-v3 demos from MuJoCo, state observations."""
+def expert_demos_file(tmp_path_factory, task: str, episodes: int):
+    """A real episodes file: scripted-expert demos from MuJoCo (seed 0), state observations."""
     from actjepa_core.sim import collect_episodes
 
-    path = tmp_path_factory.mktemp("data") / "push.hdf5"
-    write_episodes(path, collect_episodes("push-v3", PUSH_EPISODES, seed=0, progress=False),
-                   source="metaworld:push-v3:test")
+    path = tmp_path_factory.mktemp("data") / f"{task}.hdf5"
+    write_episodes(path, collect_episodes(task, episodes, seed=0, progress=False),
+                   source=f"metaworld:{task}:test")
     return path
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny MLPs: a second torch thread only adds contention on a shared 2-core machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def push_demos_path(tmp_path_factory):
+    return expert_demos_file(tmp_path_factory, "push-v3", PUSH_EPISODES)
 
 
 @pytest.fixture(scope="session")
@@ -61,13 +76,7 @@ REACH_WORLD_STEPS = 600  # a brief pretraining run (seconds on one core)
 
 @pytest.fixture(scope="session")
 def reach_demos_path(tmp_path_factory):
-    """Real scripted-expert reach-v3 demos (state observations), collection seed 0."""
-    from actjepa_core.sim import collect_episodes
-
-    path = tmp_path_factory.mktemp("data") / "reach.hdf5"
-    write_episodes(path, collect_episodes("reach-v3", REACH_EPISODES, seed=0, progress=False),
-                   source="metaworld:reach-v3:test")
-    return path
+    return expert_demos_file(tmp_path_factory, "reach-v3", REACH_EPISODES)
 
 
 @pytest.fixture(scope="session")
