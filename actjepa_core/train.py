@@ -74,7 +74,8 @@ class Trainer:
                              config.model, ema=config.ema.enabled,
                              normalise_latents=config.loss.normalise,
                              stop_gradient=config.loss.stop_gradient).to(self.device)
-        self.optimizer = make_optimizer(self.model.trainable_parameters(), config)
+        self.trainable = self.model.trainable_parameters()
+        self.optimizer = make_optimizer(self.trainable, config)
         self.generator = torch.Generator().manual_seed(config.run.seed)
         self.step = 0
         self.best_val = math.inf
@@ -120,8 +121,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         if self.config.optim.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.trainable_parameters(),
-                                           self.config.optim.grad_clip)
+            torch.nn.utils.clip_grad_norm_(self.trainable, self.config.optim.grad_clip)
         self.optimizer.step()
         self.model.update_target(tau)
         return out

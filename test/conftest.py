@@ -35,6 +35,16 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture
+def tester(request):
+    """A ROS client node on the test module's own ROS domain (its module-level DOMAIN)."""
+    from ros_harness import RosClient
+
+    client = RosClient(request.module.DOMAIN)
+    yield client
+    client.close()
+
+
 @pytest.fixture(scope="session")
 def push_demos_path(tmp_path_factory):
     return expert_demos_file(tmp_path_factory, "push-v3", PUSH_EPISODES)

@@ -30,13 +30,6 @@ MAX_AGE_S = 0.2  # generous: a busy machine delays ticks; a stale tick would spl
 
 
 @pytest.fixture
-def tester():
-    t = RosClient(DOMAIN)
-    yield t
-    t.close()
-
-
-@pytest.fixture
 def start_node(tmp_path):
     started: list[NodeProcess] = []
 

@@ -14,7 +14,7 @@ from std_srvs.srv import Trigger
 
 from actjepa_core.sim import ARM_JOINTS, TASKS, SimArm
 from actjepa_ros import params
-from ros_harness import NodeProcess, RosClient, domain_id
+from ros_harness import NodeProcess, domain_id
 
 DOMAIN = domain_id(module_offset=0)
 START_TIMEOUT_S = 60.0  # a fresh process imports MuJoCo and Meta-World: seconds on a busy box
@@ -22,13 +22,6 @@ REPLY_TIMEOUT_S = 10.0
 QUIET_S = 0.5  # how long "nothing arrives" is watched
 IMAGE_SIZE = 24
 HAND_X = 0
-
-
-@pytest.fixture
-def tester():
-    t = RosClient(DOMAIN)
-    yield t
-    t.close()
 
 
 @pytest.fixture

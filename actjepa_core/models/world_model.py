@@ -39,6 +39,10 @@ class ACTJEPA(nn.Module):
         self.stop_gradient = stop_gradient
         # ema=False is the seed's 'No EMA' ablation: the target is the online encoder itself
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False) if ema else None
+        # (target, online) parameter lists for the per-step EMA, built once: Module.to() and
+        # load_state_dict() update parameters in place, so these stay the live tensors
+        self._ema_pairs = ((list(self.target_encoder.parameters()), list(self.encoder.parameters()))
+                           if ema else None)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [*self.encoder.parameters(), *self.action_encoder.parameters(),
@@ -84,10 +88,8 @@ class ACTJEPA(nn.Module):
     @torch.no_grad()
     def update_target(self, tau: float) -> None:
         """theta_bar <- tau * theta_bar + (1 - tau) * theta, for all parameters in one fused op."""
-        if self.target_encoder is None:
-            return
-        torch._foreach_lerp_(list(self.target_encoder.parameters()),
-                             list(self.encoder.parameters()), 1.0 - tau)
+        if self._ema_pairs is not None:
+            torch._foreach_lerp_(*self._ema_pairs, 1.0 - tau)
 
 
 def latent_distance(a: torch.Tensor, b: torch.Tensor, normalise: bool = False) -> torch.Tensor:
