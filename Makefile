@@ -100,7 +100,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(PY) -m actjepa_ros.closed_loop --checkpoint $(DEMO_POLICY) --task $(DEMO_TASK) \
+	$(PY) -m actjepa_ros.tools.closed_loop --checkpoint $(DEMO_POLICY) --task $(DEMO_TASK) \
 	  --episodes $(DEMO_EPISODES) --seed $(DEMO_SEED)
 
 demo-train: $(STAMP)

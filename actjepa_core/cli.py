@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import ActJepaError
+from actjepa_core.errors import ActJepaError
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -17,8 +17,8 @@ EXIT_SKIPPED = 3  # convert: written, but some bag or episode was skipped (see t
 
 
 def cmd_collect(args: argparse.Namespace) -> None:
-    from .episodes import write_episodes
-    from .sim import collect_episodes
+    from actjepa_core.data.episodes import write_episodes
+    from actjepa_core.evaluation.sim import collect_episodes
 
     episodes = collect_episodes(args.task, args.episodes, seed=args.seed,
                                 image_size=args.image_size, max_steps=args.max_steps,
@@ -33,7 +33,7 @@ def cmd_collect(args: argparse.Namespace) -> None:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from .bags import convert_bags, format_summary, load_convert_config, write_result
+    from actjepa_core.bags import convert_bags, format_summary, load_convert_config, write_result
 
     result = convert_bags(args.bags, load_convert_config(args.config))
     print(format_summary(result))
@@ -43,9 +43,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from .config import apply_overrides, load_train_config
-    from .episodes import read_episodes
-    from .train import train
+    from actjepa_core.config import apply_overrides, load_train_config
+    from actjepa_core.data.episodes import read_episodes
+    from actjepa_core.training.trainer import train
 
     config_path = args.config
     if config_path is None and args.resume and (Path(args.out) / "config.yaml").exists():
@@ -64,13 +64,13 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from .report import markdown_table, plot_curves, summarise
+    from actjepa_core.evaluation.report import markdown_table, plot_curves, summarise
 
     summaries = []
     for run in args.runs:
         summary = summarise(run)
         if args.data:
-            from .diagnostics import latent_diagnostics
+            from actjepa_core.evaluation.diagnostics import latent_diagnostics
 
             summary.update(latent_diagnostics(Path(run) / args.checkpoint, args.data))
         summaries.append(summary)
@@ -85,19 +85,19 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_bench_train(args: argparse.Namespace) -> None:
-    from .bench_train import run_benchmark
+    from actjepa_core.bench.train_speed import run_benchmark
 
     run_benchmark(data_path=args.data, out=args.out, steps=args.steps, repeats=args.repeats,
                   device=args.device, task=args.task, episodes=args.episodes)
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from .evaluate import ExpertPolicy, append_jsonl, evaluate, format_table, result_row
+    from actjepa_core.evaluation.evaluate import ExpertPolicy, append_jsonl, evaluate, format_table, result_row
 
     if args.expert:
         policy, name, goal_source = ExpertPolicy(args.task), "expert", None
     else:
-        from .policies import load_policy
+        from actjepa_core.policies import load_policy
 
         policy, name = load_policy(args.policy, device=args.device), args.policy
         goal_source = (args.goal or policy.config.goal_source
@@ -113,16 +113,16 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 def policy_demos(args: argparse.Namespace):
     """The episodes file, reading only the observation keys the encoder was trained on."""
-    from .episodes import read_episodes
-    from .policies import world_from_checkpoint
+    from actjepa_core.data.episodes import read_episodes
+    from actjepa_core.policies import world_from_checkpoint
 
     return read_episodes(args.data, list(world_from_checkpoint(args.encoder)["obs_spec"]))
 
 
 def cmd_train_policy_bc(args: argparse.Namespace) -> None:
-    from .config import load_yaml
-    from .policies import train_bc
-    from .policies.configs import BCConfig
+    from actjepa_core.config import load_yaml
+    from actjepa_core.policies import train_bc
+    from actjepa_core.policies.configs import BCConfig
 
     config = load_yaml(BCConfig, args.config) if args.config else BCConfig()
     for flag in ("steps", "chunk", "seed"):
@@ -139,8 +139,8 @@ def cmd_train_policy_bc(args: argparse.Namespace) -> None:
 
 
 def cmd_train_policy_nn(args: argparse.Namespace) -> None:
-    from .policies import build_nn
-    from .policies.configs import NNConfig
+    from actjepa_core.policies import build_nn
+    from actjepa_core.policies.configs import NNConfig
 
     config = NNConfig(k=args.k, weighting=args.weighting).validate("command line")
     policy = build_nn(args.encoder, policy_demos(args), config, device=args.device)
@@ -151,8 +151,8 @@ def cmd_train_policy_nn(args: argparse.Namespace) -> None:
 
 
 def cmd_train_policy_mpc(args: argparse.Namespace) -> None:
-    from .policies import world_from_checkpoint
-    from .policies.mpc import MPCPolicy, load_mpc_config
+    from actjepa_core.policies import world_from_checkpoint
+    from actjepa_core.policies.mpc import MPCPolicy, load_mpc_config
 
     config = load_mpc_config(args.config)
     MPCPolicy(world_from_checkpoint(args.encoder), config).save(args.out)
@@ -203,7 +203,7 @@ def add_train_policy_parser(sub: argparse._SubParsersAction) -> argparse._SubPar
 
 
 def cmd_results(args: argparse.Namespace) -> None:
-    from .results import noise_table, read_rows, success_table
+    from actjepa_core.evaluation.results import noise_table, read_rows, success_table
 
     rows = read_rows(args.jsonl)
     print(noise_table(rows, args.by_noise) if args.by_noise else success_table(rows, args.noise))

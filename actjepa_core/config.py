@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 
 import yaml
 
-from .atomic import atomic_path
-from .errors import ActJepaError
+from actjepa_core.atomic import atomic_path
+from actjepa_core.errors import ActJepaError
 
 ACTION_INJECTIONS = ("concat", "add", "film")
 ACTIVATIONS = ("relu", "gelu")

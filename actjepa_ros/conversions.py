@@ -6,7 +6,7 @@ listen to (a ros2_control forward controller's Float64MultiArray, MoveIt Servo's
 JointTrajectory). Every malformed message raises ``ConversionError`` naming what was wrong, so the
 node can refuse to act on it and say why.
 
-The input decoders live in ``actjepa_core.messages`` (they read fields by name, so ``actjepa
+The input decoders live in ``actjepa_core.data.messages`` (they read fields by name, so ``actjepa
 convert`` decodes recorded messages with the same code); this module re-exports them. Images take
 one numpy path (rgb8/bgr8/rgba8/bgra8/mono8 raw, jpeg/png compressed, via OpenCV) on every
 machine, so a decoded picture is byte-identical with or without a ROS install, live or from a
@@ -23,10 +23,11 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from actjepa_core import messages
-from actjepa_core.messages import (  # noqa: F401  (re-exported: the nodes' one import)
+from actjepa_core.data import messages
+from actjepa_core.data.messages import (  # noqa: F401  (re-exported: the nodes' one import)
     JOINT_STATE_FIELDS, NUMPY_ENCODINGS, RGB_CHANNELS, ConversionError, compressed_to_rgb,
     fit_image, joint_state_vector, multi_array_vector)
+from actjepa_core.units import NS_PER_S
 
 try:  # only on ROS installs (no wheel exists): widens the raw encodings we accept
     from cv_bridge import CvBridge
@@ -34,10 +35,9 @@ except ImportError:  # the numpy path covers the encodings cameras and Gazebo pu
     CvBridge = None
 
 TWIST_FIELDS = ("linear.x", "linear.y", "linear.z", "angular.x", "angular.y", "angular.z")
-NS_PER_S = 1_000_000_000
 
 
-# ---- inputs (beyond actjepa_core.messages) --------------------------------------------------
+# ---- inputs (beyond actjepa_core.data.messages) --------------------------------------------------
 def image_to_rgb(msg: Image) -> np.ndarray:
     """sensor_msgs/Image -> uint8 (H, W, 3) RGB: the numpy path, cv_bridge for other encodings."""
     return messages.image_to_rgb(msg, _bridge_to_rgb if CvBridge is not None else None)

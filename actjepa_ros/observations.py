@@ -15,7 +15,7 @@ import numpy as np
 
 from actjepa_core.errors import ActJepaError
 
-from .conversions import JOINT_STATE_FIELDS
+from actjepa_ros.conversions import JOINT_STATE_FIELDS
 
 # input name -> (its *_topic parameter, its *_key parameter); vector parts of one key are
 # concatenated in this order

@@ -134,7 +134,7 @@ def check_choices(current: dict[str, Any], specs: Sequence[ParamSpec]) -> dict[s
 
 
 # ---- the nodes' parameters ------------------------------------------------------------------
-SIM_TASKS = ("pick-place-v3", "push-v3", "reach-v3")  # actjepa_core.sim.TASKS (importing it
+SIM_TASKS = ("pick-place-v3", "push-v3", "reach-v3")  # actjepa_core.evaluation.sim.TASKS (importing it
 # here would load MuJoCo into every node; test_sim_node checks the two agree)
 SIM_TICK_S = 0.0125  # simulated time per Meta-World v3 step: frame_skip 5 x MuJoCo timestep 2.5 ms
 MAX_EPISODE = 1_000_000  # SimArm's seed scheme stays unambiguous far beyond this

@@ -42,12 +42,11 @@ from std_srvs.srv import SetBool, Trigger
 from actjepa_core.errors import ActJepaError
 from actjepa_core.policies import load_policy
 
-from . import conversions, observations, params, safety
-from .params import LIVE_POLICY_PARAMS, POLICY_PARAMS
+from actjepa_ros import conversions, observations, params, safety
+from actjepa_ros.params import LIVE_POLICY_PARAMS, POLICY_PARAMS
+from actjepa_core.units import MS_PER_S, NS_PER_S
 
 NODE_NAME = "policy_node"
-MS_PER_S = 1000.0
-NS_PER_S = 1e9
 OUTPUT_DEPTH = 1  # a command that could not be delivered is not worth delivering late
 LATENCY_WINDOW = 1000  # latencies kept for the diagnostics' percentiles
 DIAGNOSTICS_TOPIC = "/diagnostics"

@@ -31,9 +31,9 @@ from std_srvs.srv import Trigger
 from actjepa_core.bags.writer import DEFAULT_DISTRO, STORAGES, BagWriter
 from actjepa_core.errors import ActJepaError
 
-from . import params
-from .params import ParamSpec
-from .spin import spin_node
+from actjepa_ros import params
+from actjepa_ros.params import ParamSpec
+from actjepa_ros.spin import spin_node
 
 NODE_NAME = "recorder_node"
 RELIABILITIES = ("auto", "reliable", "best_effort")

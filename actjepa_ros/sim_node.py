@@ -1,6 +1,6 @@
 """The simulated arm as a robot on ROS 2 topics: a stand-in for Gazebo or real hardware.
 
-Meta-World's Sawyer (``actjepa_core.sim.SimArm``) publishes what an arm driver and camera would:
+Meta-World's Sawyer (``actjepa_core.evaluation.sim.SimArm``) publishes what an arm driver and camera would:
 ``joint_states``, ``camera/image_raw`` (rgb8, when ``image_size`` > 0), and, under the node's
 name, the 39-d task observation ``~/state`` and ``~/success``; with ``publish_clock`` it also
 publishes ``/clock`` and stamps every message of a tick with that same simulated time. It takes
@@ -36,15 +36,15 @@ from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import Trigger
 
 from actjepa_core.errors import ActJepaError
-from actjepa_core.sim import ACTION_DIM, SimArm
+from actjepa_core.evaluation.sim import ACTION_DIM, SimArm
 
-from . import conversions, params
-from .params import SIM_PARAMS
-from .spin import spin_node
+from actjepa_ros import conversions, params
+from actjepa_ros.params import SIM_PARAMS
+from actjepa_ros.spin import spin_node
+from actjepa_core.units import NS_PER_S
 
 NODE_NAME = "sim_node"
 TICK_S = params.SIM_TICK_S
-NS_PER_S = 1_000_000_000
 QUEUE_DEPTH = 10  # reliable queues: lock-step must not lose an action or an observation
 WARN_EVERY_S = 5.0  # throttle for repeated complaints (bad actions, action timeout)
 

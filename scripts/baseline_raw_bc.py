@@ -11,12 +11,12 @@ import argparse
 import numpy as np
 import torch
 
-from actjepa_core.episodes import read_episodes
-from actjepa_core.evaluate import append_jsonl, evaluate, format_table, result_row
+from actjepa_core.data.episodes import read_episodes
+from actjepa_core.evaluation.evaluate import append_jsonl, evaluate, format_table, result_row
 from actjepa_core.models.encoders import mlp
-from actjepa_core.normalise import Normaliser
+from actjepa_core.data.normalise import Normaliser
 from actjepa_core.policies.configs import BCConfig
-from actjepa_core.transitions import split_episodes
+from actjepa_core.data.transitions import split_episodes
 
 
 class RawStateBC:

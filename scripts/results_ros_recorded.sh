@@ -9,7 +9,7 @@ A=".venv/bin/python -m actjepa_core.cli"
 TASK=${TASK:-reach-v3}; EPISODES=${EPISODES:-50}; RATE=${RATE:-20}
 OUT=${OUT:-runs/ros_recorded}; JSONL=${JSONL:-docs/results/ros_recorded.jsonl}
 mkdir -p "$OUT"
-[ -f "$OUT/recorded.done" ] || { rm -rf "$OUT/bags"; .venv/bin/python -m actjepa_ros.record_demos --task "$TASK" --episodes "$EPISODES" --rate-hz "$RATE" --out "$OUT/bags" && touch "$OUT/recorded.done"; }
+[ -f "$OUT/recorded.done" ] || { rm -rf "$OUT/bags"; .venv/bin/python -m actjepa_ros.tools.record_demos --task "$TASK" --episodes "$EPISODES" --rate-hz "$RATE" --out "$OUT/bags" && touch "$OUT/recorded.done"; }
 cat > "$OUT/convert.yaml" <<YAML
 rate_hz: $RATE
 max_age_s: 0.2

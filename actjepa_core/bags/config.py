@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
-from ..config import from_dict
-from ..errors import ActJepaError
-from ..messages import JOINT_STATE_FIELDS
+from actjepa_core.config import from_dict
+from actjepa_core.errors import ActJepaError
+from actjepa_core.data.messages import JOINT_STATE_FIELDS
 
 SECTION = "actjepa_convert"  # the params-file entry holding the convert config
 ROS_PARAMETERS = "ros__parameters"

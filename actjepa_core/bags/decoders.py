@@ -4,7 +4,7 @@ Roles: an observation vector (JointState reordered by joint name, Float64MultiAr
 observation image (Image, CompressedImage; resized to ``image_size``), the action (a recorded
 command, or joint positions for ``joint_delta``), and episode markers / success flags (Bool,
 Empty). A topic whose type cannot fill its role is a ``BagError`` naming topic, type and the
-types that would do; the decoding itself is ``actjepa_core.messages``, shared with the nodes.
+types that would do; the decoding itself is ``actjepa_core.data.messages``, shared with the nodes.
 """
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..messages import (compressed_to_rgb, fit_image, image_to_rgb, joint_state_vector,
+from actjepa_core.data.messages import (compressed_to_rgb, fit_image, image_to_rgb, joint_state_vector,
                         multi_array_vector, trajectory_positions, twist_vector)
-from .config import ConvertConfig
-from .reader import BagError
+from actjepa_core.bags.config import ConvertConfig
+from actjepa_core.bags.reader import BagError
 
 Decoder = Callable[[Any], np.ndarray]
 JOINT_STATE = "sensor_msgs/msg/JointState"

@@ -17,11 +17,11 @@ from rosbags.interfaces import MessageDefinitionFormat
 from rosbags.rosbag2 import Reader
 from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 
-from ..errors import ActJepaError
+from actjepa_core.errors import ActJepaError
+from actjepa_core.units import NS_PER_S
 
 BAG_METADATA = "metadata.yaml"
 STORAGE_SUFFIXES = (".mcap", ".db3")
-NS_PER_S = 1_000_000_000
 # The type store for bags without embedded definitions: the bag's ros_distro if it names one;
 # Humble otherwise (the only distribution whose bags carry neither definitions nor ros_distro).
 DISTRO_STORES = {"humble": Stores.ROS2_HUMBLE, "iron": Stores.ROS2_IRON,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .convert import ConvertResult
+from actjepa_core.bags.convert import ConvertResult
 
 
 def format_summary(result: ConvertResult) -> str:

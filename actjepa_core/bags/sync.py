@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
+from actjepa_core.units import NS_PER_S
 
-NS_PER_S = 1_000_000_000
 
 
 # ---- windows ----------------------------------------------------------------------------------

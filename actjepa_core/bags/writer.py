@@ -14,7 +14,7 @@ from pathlib import Path
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import get_typestore
 
-from .reader import DISTRO_STORES, BagError
+from actjepa_core.bags.reader import DISTRO_STORES, BagError
 
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 BAG_VERSION = 8  # rosbag2 format 8: what Jazzy writes and reads (Kilted reads it too)

@@ -10,7 +10,7 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from ..config import ModelConfig
+from actjepa_core.config import ModelConfig
 
 ACTIVATION_LAYERS = {"relu": nn.ReLU, "gelu": nn.GELU}
 CONV_KERNEL, CONV_STRIDE, CONV_PADDING = 4, 2, 1  # each conv halves the image side

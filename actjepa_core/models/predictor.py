@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import ModelConfig
-from .encoders import ACTIVATION_LAYERS, mlp
+from actjepa_core.config import ModelConfig
+from actjepa_core.models.encoders import ACTIVATION_LAYERS, mlp
 
 
 class Predictor(nn.Module):

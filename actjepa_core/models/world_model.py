@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig
-from .encoders import ActionEncoder, ObservationEncoder
-from .predictor import Predictor
+from actjepa_core.config import ModelConfig
+from actjepa_core.models.encoders import ActionEncoder, ObservationEncoder
+from actjepa_core.models.predictor import Predictor
 
 Obs = Mapping[str, torch.Tensor]
 

@@ -17,11 +17,11 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 import torch
 
-from .. import checkpoint as ckpt
-from ..errors import ActJepaError
-from ..models import ACTJEPA
-from ..normalise import Normaliser
-from ..train import resolve_device
+from actjepa_core.training import checkpoint as ckpt
+from actjepa_core.errors import ActJepaError
+from actjepa_core.models import ACTJEPA
+from actjepa_core.data.normalise import Normaliser
+from actjepa_core.training.trainer import resolve_device
 
 POLICY = "policy"
 WORLD_MODEL_KEYS = ("config", "obs_spec", "action_dim", "stats", "model", "data")

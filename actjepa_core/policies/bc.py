@@ -20,14 +20,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import from_dict
-from ..episodes import Episode, EpisodeSet
-from ..models import mlp
-from ..schedules import lr_at
-from ..transitions import split_episodes
-from .base import Policy, world_from_checkpoint
-from .configs import BCConfig
-from .demo_latents import (encode_episodes, episode_list, normalised_actions,
+from actjepa_core.config import from_dict
+from actjepa_core.data.episodes import Episode, EpisodeSet
+from actjepa_core.models import mlp
+from actjepa_core.training.schedules import lr_at
+from actjepa_core.data.transitions import split_episodes
+from actjepa_core.policies.base import Policy, world_from_checkpoint
+from actjepa_core.policies.configs import BCConfig
+from actjepa_core.policies.demo_latents import (encode_episodes, episode_list, normalised_actions,
                            require_finite_latent)
 
 EVAL_BATCH = 8192  # rows per no-grad pass when measuring the final MSEs

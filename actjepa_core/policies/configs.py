@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..config import ACTIVATIONS
-from ..errors import ActJepaError
+from actjepa_core.config import ACTIVATIONS
+from actjepa_core.errors import ActJepaError
 
 NN_WEIGHTINGS = ("inverse_distance", "uniform")
 

@@ -11,9 +11,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..episodes import Episode, EpisodeSet
-from ..errors import ActJepaError
-from .base import Policy
+from actjepa_core.data.episodes import Episode, EpisodeSet
+from actjepa_core.errors import ActJepaError
+from actjepa_core.policies.base import Policy
 
 ENCODE_BATCH = 1024  # observations per encoder pass (64x64 images: ~50 MB of float input)
 

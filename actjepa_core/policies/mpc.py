@@ -30,11 +30,11 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from .. import cem
-from ..config import from_dict, load_yaml, to_dict
-from ..errors import ActJepaError
-from ..models.world_model import latent_distance
-from .base import Policy
+from actjepa_core.planning import cem
+from actjepa_core.config import from_dict, load_yaml, to_dict
+from actjepa_core.errors import ActJepaError
+from actjepa_core.models.world_model import latent_distance
+from actjepa_core.policies.base import Policy
 
 COSTS = ("terminal", "sum")
 GOAL_SOURCES = ("demo", "state")

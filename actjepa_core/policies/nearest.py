@@ -19,12 +19,12 @@ from typing import Any, Sequence
 
 import torch
 
-from ..config import from_dict
-from ..episodes import Episode, EpisodeSet
-from ..errors import ActJepaError
-from .base import Policy, world_from_checkpoint
-from .configs import NNConfig
-from .demo_latents import (encode_episodes, episode_list, normalised_actions,
+from actjepa_core.config import from_dict
+from actjepa_core.data.episodes import Episode, EpisodeSet
+from actjepa_core.errors import ActJepaError
+from actjepa_core.policies.base import Policy, world_from_checkpoint
+from actjepa_core.policies.configs import NNConfig
+from actjepa_core.policies.demo_latents import (encode_episodes, episode_list, normalised_actions,
                            require_finite_latent)
 
 

@@ -1,0 +1,246 @@
+"""Closed-loop evaluation on the simulated arm: success rate (with a Wilson interval), episode
+length and policy latency, for any policy file or Meta-World's scripted expert.
+
+Episode i of an evaluation with seed s starts from the same configuration as episode i of
+``actjepa collect --seed s`` (sim.py), and different seeds never share one: evaluating with
+``seed=1`` (the default) never replays a start configuration of the default demos (``seed=0``).
+An episode ends at its first success (Meta-World's criterion) or after ``max_steps`` ticks.
+
+Test-time noise: ``policy.obs_noise = sigma`` adds N(0, sigma^2) to the normalised observation the
+policy sees (standardised state; images on the [0, 1] pixel scale), never to the simulator. The
+noise stream is re-seeded per episode, so any episode can be replayed alone.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import subprocess
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Protocol
+
+import numpy as np
+from tqdm import tqdm
+
+from actjepa_core.errors import ActJepaError
+from actjepa_core.evaluation.goals import GoalMaker
+from actjepa_core.policies.base import Policy
+from actjepa_core.policies.mpc import MPCPolicy
+from actjepa_core.evaluation.sim import ACTION_HIGH, ACTION_LOW, TASKS, SimArm
+from actjepa_core.units import MS_PER_S
+
+DEFAULT_SEED = 1  # `actjepa collect` defaults to seed 0: evaluation must not replay demo starts
+Z_95 = 1.959963984540054  # standard normal quantile for a two-sided 95% interval
+PERCENTILES = (50.0, 99.0)
+SIM_KEYS = ("state", "image")  # what SimArm observes
+NOISE_SEED_SHIFT = 32  # episode noise seed = (seed << 32) + episode: distinct for every pair
+EXPERT_WARNING = r"Constant\(s\) may be too high"  # the experts' harmless "will be clipped" note
+
+
+class Controller(Protocol):
+    """What evaluate() drives: a Policy, or the scripted expert."""
+
+    obs_noise: float
+
+    def reset(self) -> None: ...
+
+    def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray: ...
+
+
+class ExpertPolicy:
+    """Meta-World's scripted expert for ``task``, acting on the observation's state vector."""
+
+    policy_type = "expert"
+
+    def __init__(self, task: str) -> None:
+        if task not in TASKS:
+            raise ActJepaError(f"unknown task {task!r}; expected one of {', '.join(sorted(TASKS))}")
+        self._expert = TASKS[task]()
+        self.obs_noise = 0.0
+
+    def reset(self) -> None:
+        """The expert is stateless."""
+
+    def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=EXPERT_WARNING, category=UserWarning)
+            action = self._expert.get_action(np.asarray(obs["state"], dtype=np.float64))
+        return np.clip(action, ACTION_LOW, ACTION_HIGH).astype(np.float32)
+
+
+@dataclass
+class EpisodeRecord:
+    episode: int
+    success: bool
+    length: int  # ticks until first success, or max_steps
+    ms_per_step: float  # mean policy time per tick in this episode
+
+
+@dataclass
+class EvalResult:
+    task: str
+    episodes: int
+    noise: float
+    seed: int
+    max_steps: int
+    successes: int
+    success: float  # rate in [0, 1]
+    ci_low: float  # 95% Wilson score interval of the rate
+    ci_high: float
+    mean_length: float
+    ms_mean: float  # policy time per step (act() only, not the simulator)
+    ms_p50: float
+    ms_p99: float
+    records: list[EpisodeRecord] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """Every field but the per-episode records."""
+        return {k: v for k, v in asdict(self).items() if k != "records"}
+
+
+def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval for a binomial rate: sensible at 0/n and n/n, unlike the normal
+    approximation, which matters for 50-episode success rates near 0% or 100%."""
+    if n < 1 or not 0 <= successes <= n:
+        raise ActJepaError(f"wilson_interval got {successes} successes of {n}; expected "
+                           "n >= 1 and 0 <= successes <= n")
+    p = successes / n
+    z2n = z * z / n
+    centre = (p + z2n / 2) / (1 + z2n)
+    half = z * math.sqrt(p * (1 - p) / n + z2n / (4 * n)) / (1 + z2n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def evaluate(policy: Controller, task: str, episodes: int, noise: float = 0.0,
+             seed: int = DEFAULT_SEED, max_steps: int | None = None, progress: bool = True,
+             goal_source: str | None = None) -> EvalResult:
+    """Run ``episodes`` closed-loop episodes of ``task`` and measure success and latency.
+
+    An MPC policy gets its goal from goals.py each episode (``goal_source`` overrides the
+    policy's configured one).
+    """
+    if episodes < 1:
+        raise ActJepaError(f"episodes is {episodes}; expected an integer >= 1")
+    if not (noise >= 0 and math.isfinite(noise)):
+        raise ActJepaError(f"noise is {noise}; expected a finite value >= 0")
+    if noise > 0 and not isinstance(policy, Policy):
+        raise ActJepaError(f"observation noise needs a learned policy (it is added to the "
+                           f"normalised observation); got {type(policy).__name__}")
+    arm = SimArm(task, seed=seed, image_size=sim_image_size(policy), max_steps=max_steps)
+    goals: GoalMaker | None = None
+    old_noise, policy.obs_noise = policy.obs_noise, noise
+    records: list[EpisodeRecord] = []
+    times: list[float] = []
+    bar = tqdm(total=episodes, desc=f"eval {task}", unit="ep", disable=not progress)
+    try:
+        if isinstance(policy, MPCPolicy):
+            goals = GoalMaker(task, seed, goal_source or policy.config.goal_source,
+                              arm.image_size)
+        for i in range(episodes):
+            records.append(run_episode(policy, arm, i, seed, goals, times))
+            bar.update(1)
+            bar.set_postfix(success=f"{sum(r.success for r in records)}/{i + 1}")
+    finally:
+        bar.close()
+        policy.obs_noise = old_noise
+        arm.close()
+        if goals is not None:
+            goals.close()
+    return summarise(records, times, task, noise, seed, arm.max_steps)
+
+
+def run_episode(policy: Controller, arm: SimArm, episode: int, seed: int,
+                goals: GoalMaker | None, times: list[float]) -> EpisodeRecord:
+    """One episode until first success or the step limit; appends act() times (s) to ``times``."""
+    obs = arm.reset(episode)
+    policy.reset()
+    if isinstance(policy, Policy):
+        policy.noise_generator.manual_seed((seed << NOISE_SEED_SHIFT) + episode)
+    if goals is not None:
+        policy.set_goal(goals.goal(episode, obs))
+    success, start = False, len(times)
+    while arm.steps < arm.max_steps and not success:
+        t0 = time.perf_counter()
+        action = policy.act(obs)
+        times.append(time.perf_counter() - t0)
+        obs, success = arm.step(action)
+    ms = MS_PER_S * float(np.mean(times[start:])) if len(times) > start else 0.0
+    return EpisodeRecord(episode, success, arm.steps, ms)
+
+
+def summarise(records: list[EpisodeRecord], times: list[float], task: str, noise: float,
+              seed: int, max_steps: int) -> EvalResult:
+    n, wins = len(records), sum(r.success for r in records)
+    low, high = wilson_interval(wins, n)
+    ms = MS_PER_S * np.asarray(times) if times else np.zeros(1)
+    p50, p99 = np.percentile(ms, PERCENTILES)
+    return EvalResult(task, n, noise, seed, max_steps, wins, wins / n, low, high,
+                      float(np.mean([r.length for r in records])), float(ms.mean()), float(p50),
+                      float(p99), records)
+
+
+def sim_image_size(policy: Controller) -> int | None:
+    """The camera size a policy's observation spec asks the simulator for (None: state only)."""
+    if not isinstance(policy, Policy):
+        return None
+    unknown = sorted(set(policy.obs_spec) - set(SIM_KEYS))
+    if unknown:
+        raise ActJepaError(f"the policy expects observation key(s) {unknown}; the simulated arm "
+                           f"provides {list(SIM_KEYS)}")
+    if "image" not in policy.obs_spec:
+        return None
+    shape = tuple(policy.obs_spec["image"]["shape"])
+    if len(shape) != 3 or shape[0] != shape[1] or shape[2] != 3:
+        raise ActJepaError(f"the policy expects images of shape {shape}; the simulated arm "
+                           "renders square RGB images (S, S, 3)")
+    return int(shape[0])
+
+
+# ---- results file --------------------------------------------------------------------------
+def result_row(result: EvalResult, policy: str, policy_type: str,
+               goal_source: str | None = None, variant: str = "") -> dict[str, Any]:
+    """One JSON line for the results file: what ran, what came out, when, from which commit."""
+    row = {"policy": policy, "type": policy_type, **result.summary()}
+    if variant:
+        row["variant"] = variant
+    if goal_source is not None:
+        row["goal_source"] = goal_source
+    row["timestamp"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    row["git_commit"] = git_commit()
+    return row
+
+
+def append_jsonl(path: str | Path, row: Mapping[str, Any]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def git_commit() -> str | None:
+    """HEAD of the checkout this package runs from, or None outside git."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = out.stdout.strip() if out.returncode == 0 else ""
+    return commit or None
+
+
+TABLE_COLUMNS = (("type", "{}"), ("task", "{}"), ("episodes", "{}"), ("noise", "{:g}"),
+                 ("success", "{:.0%}"), ("ci_low", "{:.0%}"), ("ci_high", "{:.0%}"),
+                 ("mean_length", "{:.1f}"), ("ms_p50", "{:.2f}"), ("ms_p99", "{:.2f}"))
+
+
+def format_table(rows: list[Mapping[str, Any]]) -> str:
+    """Rows of result_row() as an aligned text table."""
+    header = [name for name, _ in TABLE_COLUMNS]
+    cells = [[fmt.format(row[name]) for name, fmt in TABLE_COLUMNS] for row in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)

@@ -1,0 +1,130 @@
+"""Closed-loop episodes over ROS 2: the sim node and the policy node as separate processes.
+
+This is the product's main loop as a user meets it, without a ROS install: the simulated arm and
+the policy talk only over DDS, in lock-step (one sim step per action), so a run is reproducible and
+comparable with the in-process ``actjepa eval`` of the same checkpoint on the same episodes.
+
+    python -m actjepa_ros.tools.closed_loop --checkpoint models/reach_policy.pt --episodes 10
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from std_msgs.msg import Bool, Float64
+from std_srvs.srv import Trigger
+
+from actjepa_core.evaluation.evaluate import wilson_interval
+
+from actjepa_ros.share import config_file, share_dir
+from actjepa_ros.tools.processes import NodeProcess, RosClient, claim_domain
+
+START_TIMEOUT_S = 60.0  # node start-up incl. loading torch and the checkpoint
+DRAIN_S = 0.2  # let a last action for an ended episode reach the sim (it drops it) before reset
+P99 = 0.99
+
+
+@dataclass
+class ClosedLoopResult:
+    task: str
+    episodes: int
+    seed: int
+    successes: int
+    success: float
+    ci_low: float
+    ci_high: float
+    mean_length: float
+    latency_ms_median: float
+    latency_ms_p99: float
+    latency_samples: int
+
+
+def run_closed_loop(checkpoint: str | Path, task: str = "reach-v3", episodes: int = 10,
+                    seed: int = 1, max_steps: int = 150, log_dir: str | Path | None = None,
+                    verbose: bool = True) -> ClosedLoopResult:
+    """Run ``episodes`` lock-step episodes (sim seed ``seed``) and measure success and latency."""
+    log_dir = Path(log_dir or tempfile.mkdtemp(prefix="closed-loop-"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    domain = claim_domain()
+    checkpoint = Path(checkpoint).resolve()
+    sim = NodeProcess("actjepa_ros.sim_node", [
+        "--params-file", str(config_file("sim.yaml")), "-p", f"task:={task}",
+        "-p", f"seed:={seed}", "-p", f"max_steps:={max_steps}", "-p", "end_on_success:=true"],
+        log_dir / "sim.log", domain, cwd=share_dir())
+    ros = RosClient(domain, name="closed_loop")
+    policy = None
+    lengths, solved = [], []
+    try:
+        success = ros.collect(Bool, "/sim_node/success", depth=max_steps * 2)
+        latency = ros.collect(Float64, "/policy_node/latency", depth=max_steps * 2)
+        if not ros.spin_until(lambda: ros.node.count_publishers("/sim_node/success") > 0,
+                              START_TIMEOUT_S):
+            raise RuntimeError(f"sim node did not start; see {log_dir / 'sim.log'}")
+        policy = NodeProcess("actjepa_ros.policy_node", [
+            "--params-file", str(config_file("policy.yaml")), "-p", f"checkpoint:={checkpoint}",
+            "-p", "use_sim_time:=true"], log_dir / "policy.log", domain, cwd=share_dir())
+        for episode in range(episodes):
+            if episode:  # the policy's per-episode state first, then the arm
+                ros.call(Trigger, "/policy_node/reset", Trigger.Request())
+                ros.spin_for(DRAIN_S)
+                success.clear()
+                ros.call(Trigger, "/sim_node/reset", Trigger.Request())
+            t0 = time.monotonic()
+            done = ros.spin_until(lambda: any(m.data for m in success)
+                                  or len(success) >= max_steps, START_TIMEOUT_S)
+            if not done:
+                raise RuntimeError(f"episode {episode} stalled; see the logs in {log_dir}")
+            solved.append(any(m.data for m in success))
+            lengths.append(len(success))
+            if verbose:
+                print(f"episode {episode}: {'success' if solved[-1] else 'failure'} after "
+                      f"{lengths[-1]} steps ({time.monotonic() - t0:.1f} s)", flush=True)
+    finally:
+        ros.close()
+        if policy is not None:
+            policy.stop()
+        sim.stop()
+    low, high = wilson_interval(sum(solved), len(solved))
+    ms = sorted(m.data for m in latency)
+    return ClosedLoopResult(task, episodes, seed, sum(solved), sum(solved) / len(solved), low, high,
+                            statistics.fmean(lengths),
+                            statistics.median(ms) if ms else float("nan"),
+                            ms[min(len(ms) - 1, int(P99 * len(ms)))] if ms else float("nan"),
+                            len(ms))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True, help="policy file (actjepa train-policy)")
+    parser.add_argument("--task", default="reach-v3")
+    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=1, help="sim start configurations")
+    parser.add_argument("--max-steps", type=int, default=150)
+    parser.add_argument("--logs", default=None, help="folder for the nodes' logs")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = parser.parse_args(argv)
+    if not Path(args.checkpoint).is_file():
+        print(f"closed_loop: error: {args.checkpoint}: policy file not found", file=sys.stderr)
+        return 2
+    r = run_closed_loop(args.checkpoint, args.task, args.episodes, args.seed, args.max_steps,
+                        args.logs, verbose=not args.json)
+    if args.json:
+        print(json.dumps(asdict(r)))
+    else:
+        print(f"\nclosed loop over ROS 2 ({r.task}, {r.episodes} episodes, seed {r.seed}): "
+              f"success {r.successes}/{r.episodes} = {100 * r.success:.0f}% "
+              f"(95% CI {100 * r.ci_low:.0f}-{100 * r.ci_high:.0f}%), mean length "
+              f"{r.mean_length:.1f} steps\nobservation-to-action latency in the policy node: "
+              f"median {r.latency_ms_median:.2f} ms, p99 {r.latency_ms_p99:.2f} ms "
+              f"({r.latency_samples} actions)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

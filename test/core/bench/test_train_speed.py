@@ -1,0 +1,27 @@
+"""The training benchmark runs both trainers on the same data and writes its block into a doc."""
+from actjepa_core.bench.train_speed import run_benchmark, write_section
+
+
+def test_benchmark_compares_both_trainers_and_rewrites_its_block(push_demos_path, tmp_path):
+    doc = tmp_path / "BENCHMARKS.md"
+    doc.write_text("# Benchmarks\n\nhand-written intro\n")
+    result = run_benchmark(str(push_demos_path), str(doc), steps=3, repeats=1, peak_sizes=(128,))
+    # same layer sizes and batch: the FLOPs of one step must agree between the two trainers
+    assert result["flops"]["ours"] == result["flops"]["reference"] > 0
+    assert result["flops"]["ours-bf16"] == result["flops"]["ours"]
+    for name in ("ours", "reference", "ours-bf16"):
+        assert result[name]["transitions_per_s"] > 0 and 0 < result[name]["peak_share"]
+    assert result["speedup"] > 0 and result["peak_gflops"] > 0
+    text = doc.read_text()
+    assert "hand-written intro" in text and "| reference (seed §6, fp32) |" in text and "| ours, fp32 |" in text
+    run_benchmark(str(push_demos_path), str(doc), steps=3, repeats=1, peak_sizes=(128,))
+    assert doc.read_text().count("<!-- bench:train:cpu:start -->") == 1
+
+
+def test_write_section_appends_then_replaces(tmp_path):
+    doc = tmp_path / "B.md"
+    write_section(doc, "x", "first")
+    write_section(doc, "y", "other")
+    write_section(doc, "x", "second")
+    text = doc.read_text()
+    assert "second" in text and "first" not in text and "other" in text

@@ -1,0 +1,201 @@
+"""BC policy (Algorithm 2) on a real reach-v3 world model: training, files, input checks, action
+chunking with temporal ensembling, the CLI, and closed-loop control of the simulated arm."""
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from actjepa_core.training import checkpoint as ckpt
+from actjepa_core.cli import main
+from actjepa_core.config import load_yaml
+from actjepa_core.errors import ActJepaError
+from actjepa_core.evaluation.evaluate import evaluate
+from actjepa_core.models.encoders import ObservationEncoder
+from actjepa_core.policies import BCPolicy, load_policy, train_bc
+from actjepa_core.policies.bc import TemporalEnsemble, chunk_targets
+from actjepa_core.policies.configs import BCConfig
+
+from demo_data import REACH_EVAL_EPISODES, REACH_EVAL_STEPS
+
+BC_STEPS = 500  # enough for the head to fit ~2,000 reach samples
+STATE_DIM = 39
+CONFIG_FILE = Path(__file__).resolve().parents[3] / "config" / "policy_bc.yaml"
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def bc_policy(reach_world, reach_demos):
+    return train_bc(reach_world, reach_demos, BCConfig(steps=BC_STEPS))
+
+
+@pytest.fixture(scope="module")
+def chunk_policy(reach_world, reach_demos):
+    return train_bc(reach_world, reach_demos, BCConfig(steps=100, chunk=4, ensemble_decay=0.5))
+
+
+def demo_obs(demos, n=20):
+    ep = demos.episodes[0]
+    return [{"state": ep.obs["state"][t]} for t in range(min(n, ep.num_steps))]
+
+
+def test_training_falls_well_below_the_mean_action_baseline(bc_policy):
+    fit = bc_policy.fit
+    assert fit.steps == BC_STEPS and fit.train_samples > 0 and fit.val_samples > 0
+    assert fit.train_mse < 0.2 * fit.mean_action_mse
+    assert math.isfinite(fit.val_mse) and fit.val_mse < fit.mean_action_mse
+
+
+def test_encoder_runs_once_per_demo_and_stays_frozen(reach_world, reach_demos):
+    """Latents are cached: encoder passes do not grow with training steps, weights never move."""
+    calls = []
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda module, inputs, output: calls.append(1)
+        if isinstance(module, ObservationEncoder) else None)
+    try:
+        train_bc(reach_world, reach_demos, BCConfig(steps=5))
+        short = len(calls)
+        calls.clear()
+        policy = train_bc(reach_world, reach_demos, BCConfig(steps=60))
+    finally:
+        hook.remove()
+    assert len(calls) == short > 0
+    saved = ckpt.load_checkpoint(reach_world)["model"]
+    for name, value in policy.model.state_dict().items():
+        assert torch.equal(value.cpu(), saved[name]), f"world-model weight {name} changed"
+    assert all(not p.requires_grad and p.grad is None for p in policy.model.parameters())
+
+
+def test_save_load_round_trip_gives_identical_actions(bc_policy, chunk_policy, reach_demos,
+                                                      tmp_path):
+    for policy in (bc_policy, chunk_policy):
+        path = tmp_path / f"{policy.config.chunk}.pt"
+        policy.save(path)
+        loaded = load_policy(path, policy_type="bc")
+        assert isinstance(loaded, BCPolicy) and loaded.config == policy.config
+        assert loaded.fit == policy.fit
+        policy.reset()
+        loaded.reset()
+        for obs in demo_obs(reach_demos):
+            np.testing.assert_array_equal(policy.act(obs), loaded.act(obs))
+
+
+def test_act_rejects_bad_observations_naming_the_key(bc_policy):
+    good = np.zeros(STATE_DIM, dtype=np.float32)
+    with pytest.raises(ActJepaError, match="missing key.*'state'"):
+        bc_policy.act({"image": good})
+    with pytest.raises(ActJepaError, match="'state' has shape"):
+        bc_policy.act({"state": good[:-1]})
+    bad = good.copy()
+    bad[3] = np.nan
+    with pytest.raises(ActJepaError, match="'state' contains NaN"):
+        bc_policy.act({"state": bad})
+
+
+moderate = st.floats(-1e3, 1e3, width=32)
+huge = st.floats(width=32, allow_nan=False, allow_infinity=False)  # up to ~3.4e38
+
+
+@settings(max_examples=60, deadline=None)
+@given(state=arrays(np.float32, STATE_DIM, elements=st.one_of(moderate, huge)),
+       in_range=st.booleans())
+def test_actions_are_finite_and_within_dataset_bounds(bc_policy, state, in_range):
+    """Any finite observation gives an in-bounds finite action, or (only when normalisation
+    overflows float32) a refusal: never NaN, never out of bounds."""
+    if in_range:
+        state = np.clip(state, -1e3, 1e3)
+    low = bc_policy.normaliser.action_low.cpu().numpy()
+    high = bc_policy.normaliser.action_high.cpu().numpy()
+    try:
+        action = bc_policy.act({"state": state})
+    except ActJepaError as err:
+        assert not in_range and "non-finite latent" in str(err)
+        return
+    assert action.shape == (4,) and action.dtype == np.float32
+    assert np.isfinite(action).all() and (action >= low).all() and (action <= high).all()
+
+
+def test_chunk_targets_stay_inside_each_demo():
+    actions = torch.arange(5.0)[:, None]  # (5, 1): demo 0 is rows 0-2, demo 1 rows 3-4
+    targets = chunk_targets(actions, [3, 2], chunk=3)[..., 0]
+    expected = [[0, 1, 2], [1, 2, 2], [2, 2, 2], [3, 4, 4], [4, 4, 4]]
+    assert targets.tolist() == expected
+
+
+def test_temporal_ensemble_averages_the_overlapping_predictions():
+    """Step t's action averages what steps t-2..t predicted for t, oldest weighted exp(0)."""
+    chunks = [torch.tensor([[10.0 * s + j] for j in range(3)]) for s in range(4)]  # (3, 1) each
+    plain = TemporalEnsemble(chunk=3, decay=0.0)
+    assert [float(plain(c)) for c in chunks] == [0.0, (1 + 10) / 2, (2 + 11 + 20) / 3,
+                                                 (12 + 21 + 30) / 3]
+    m = 0.5
+    weighted = TemporalEnsemble(chunk=3, decay=m)
+    outs = [float(weighted(c)) for c in chunks]
+    w = np.exp(-m * np.arange(3))
+    assert outs[2] == pytest.approx((w @ [2.0, 11.0, 20.0]) / w.sum())
+    assert outs[3] == pytest.approx((w @ [12.0, 21.0, 30.0]) / w.sum())
+    weighted.reset()
+    assert float(weighted(chunks[3])) == 30.0  # a fresh episode: only its own prediction
+
+
+def test_chunked_policy_ensembles_across_steps_and_reset_clears(chunk_policy):
+    latent = torch.randn(1, chunk_policy.head.net[0].in_features)
+    chunk = chunk_policy.head(latent)[0]  # (4, A)
+    chunk_policy.reset()
+    first = chunk_policy.act_latent(latent)
+    second = chunk_policy.act_latent(latent)
+    w = torch.exp(-0.5 * torch.arange(2.0))
+    torch.testing.assert_close(first, chunk[0])
+    torch.testing.assert_close(second, (w[0] * chunk[1] + w[1] * chunk[0]) / w.sum())
+    chunk_policy.reset()
+    torch.testing.assert_close(chunk_policy.act_latent(latent), chunk[0])
+
+
+def test_policy_of_another_format_version_is_refused(bc_policy, tmp_path):
+    path = tmp_path / "bc.pt"
+    bc_policy.save(path)
+    content = torch.load(path, weights_only=True)
+    content["format_version"] = ckpt.FORMAT_VERSION + 1
+    torch.save(content, path)
+    with pytest.raises(ActJepaError, match="format version"):
+        load_policy(path)
+
+
+def test_config_file_holds_the_defaults():
+    assert load_yaml(BCConfig, CONFIG_FILE) == BCConfig()
+
+
+def test_cli_trains_and_writes_a_bc_policy(reach_world, reach_demos_path, tmp_path, capsys):
+    out = tmp_path / "policies" / "bc.pt"
+    assert main(["train-policy", "bc", "--encoder", str(reach_world), "--data",
+                 str(reach_demos_path), "--out", str(out), "--config", str(CONFIG_FILE),
+                 "--steps", "20", "--chunk", "2"]) == 0
+    assert "train MSE" in capsys.readouterr().out
+    policy = load_policy(out, policy_type="bc")
+    assert policy.config.chunk == 2 and policy.fit.steps == 20
+    assert main(["train-policy", "bc", "--encoder", str(reach_demos_path), "--data",
+                 str(reach_demos_path), "--out", str(tmp_path / "x.pt")]) == 2
+    assert "not a readable actjepa checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_bc_controls_the_arm_better_than_random(bc_policy, reach_random_successes):
+    result = evaluate(bc_policy, "reach-v3", REACH_EVAL_EPISODES, seed=1,
+                      max_steps=REACH_EVAL_STEPS, progress=False)
+    assert reach_random_successes <= 1, "uniform random actions should (almost) never reach"
+    assert result.successes > reach_random_successes
+
+
+def test_chunked_policy_names_its_variant_for_results_tables(reach_world, reach_demos):
+    from actjepa_core.policies.bc import train_bc
+    from actjepa_core.policies.configs import BCConfig
+
+    plain = train_bc(reach_world, reach_demos, BCConfig(steps=5))
+    chunked = train_bc(reach_world, reach_demos, BCConfig(steps=5, chunk=4))
+    assert plain.variant == "" and chunked.variant == "chunk 4"

@@ -1,0 +1,191 @@
+"""recorder_node as a separate process over real DDS: ~/start, ~/stop, the marker topic, SIGINT,
+and the whole round trip: sim_node's expert drives the arm, the recorder writes one bag per
+episode, `actjepa convert` turns them into episodes that match what the simulator did."""
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from rosbags.rosbag2 import Reader
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool, Float64MultiArray
+from std_srvs.srv import Trigger
+
+from actjepa_core import cli
+from actjepa_core.data.episodes import read_episodes
+from actjepa_ros.recorder_node import RECORDER_PARAMS, message_class
+from ros_harness import NodeProcess, RosClient, domain_id
+
+DOMAIN = domain_id(module_offset=7)
+START_TIMEOUT_S = 60.0  # a fresh process imports MuJoCo and Meta-World: seconds on a busy box
+REPLY_TIMEOUT_S = 20.0
+SETTLE_S = 0.5  # for messages in flight to land before a stop
+EPISODES, MAX_STEPS, SIM_RATE_HZ, IMAGE_SIZE = 3, 40, 20.0, 16
+BURST = 30
+MAX_AGE_S = 0.2  # generous: a busy machine delays ticks; a stale tick would split an episode
+
+
+@pytest.fixture
+def start_node(tmp_path):
+    started: list[NodeProcess] = []
+
+    def start(module: str, *args: str) -> NodeProcess:
+        proc = NodeProcess(module, list(args), tmp_path / f"{module}{len(started)}.log", DOMAIN)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+def bag_counts(path: str | Path) -> dict[str, int]:
+    with Reader(Path(path)) as reader:
+        return {topic: info.msgcount for topic, info in reader.topics.items()}
+
+
+def trigger(tester: RosClient, service: str) -> Trigger.Response:
+    return tester.call(Trigger, service, Trigger.Request(), REPLY_TIMEOUT_S)
+
+
+def test_message_types_resolve_to_classes():
+    assert message_class("sensor_msgs/msg/JointState") is JointState
+    assert message_class("std_msgs/Bool") is Bool
+    assert {s.name for s in RECORDER_PARAMS} >= {"topics", "types", "output_dir", "storage"}
+
+
+def test_start_stop_marker_and_sigint_lose_no_message(tester, start_node, tmp_path):
+    out = tmp_path / "bags"
+    recorder = start_node("actjepa_ros.recorder_node", "-p", "topics:=[/t/state,/t/joints]",
+                          "-p", f"output_dir:={out}", "-p", "marker_topic:=/t/marker",
+                          "-p", "discovery_period_s:=0.1")
+    state = tester.publisher(Float64MultiArray, "/t/state")
+    joints = tester.publisher(JointState, "/t/joints")
+    marker = tester.publisher(Bool, "/t/marker")
+    # types are discovered from our publishers, then the recorder subscribes
+    for pub in (state, joints, marker):
+        assert tester.wait_for_subscribers(pub, START_TIMEOUT_S), recorder.log()
+
+    def burst(start: int) -> None:
+        for i in range(start, start + BURST):
+            state.publish(Float64MultiArray(data=[float(i)]))
+            joints.publish(JointState(name=["a"], position=[float(i)]))
+            tester.spin_for(0.005)
+        tester.spin_for(SETTLE_S)
+
+    burst(0)  # not recording yet: not in any bag
+    started = trigger(tester, "/recorder_node/start")
+    assert started.success, started.message
+    assert not trigger(tester, "/recorder_node/start").success  # one episode at a time
+    burst(100)
+    stopped = trigger(tester, "/recorder_node/stop")
+    assert stopped.success and stopped.message == started.message
+    assert bag_counts(stopped.message) == {"/t/state": BURST, "/t/joints": BURST}
+    no = trigger(tester, "/recorder_node/stop")
+    assert not no.success and "not recording" in no.message
+
+    marker.publish(Bool(data=True))  # the marker starts the next episode; SIGINT ends it
+    tester.spin_until(lambda: "episode 1: recording" in recorder.log(), REPLY_TIMEOUT_S)
+    burst(200)
+    recorder.proc.send_signal(signal.SIGINT)
+    assert recorder.proc.wait(REPLY_TIMEOUT_S) == 0, recorder.log()
+    second = sorted(p for p in out.iterdir() if p.is_dir() and str(p) != stopped.message)
+    assert len(second) == 1 and (second[0] / "metadata.yaml").is_file(), recorder.log()
+    assert bag_counts(second[0]) == {"/t/state": BURST, "/t/joints": BURST}
+    with Reader(second[0]) as reader:  # as received: raw CDR, receive-time order
+        stamps = [t for _, t, _ in reader.messages()]
+    assert stamps == sorted(stamps)
+
+
+def test_round_trip_sim_expert_recorder_convert(tester, start_node, tmp_path):
+    """Episodes recorded over DDS convert into the simulator's own (state, action) pairs."""
+    from actjepa_core.evaluation.sim import ARM_JOINTS, SimArm
+
+    out = tmp_path / "bags"
+    topics = "[joint_states,sim_node/state,sim_node/action,sim_node/success,camera/image_raw]"
+    types = ("[sensor_msgs/msg/JointState,std_msgs/msg/Float64MultiArray,"
+             "std_msgs/msg/Float64MultiArray,std_msgs/msg/Bool,sensor_msgs/msg/Image]")
+    recorder = start_node("actjepa_ros.recorder_node", "--params-file", "config/recorder.yaml",
+                          "-p", f"topics:={topics}", "-p", f"types:={types}", "-p",
+                          f"output_dir:={out}", "-p", "autostart:=true")
+    assert tester.spin_until(lambda: "episode 0: recording" in recorder.log(),
+                             START_TIMEOUT_S), recorder.log()
+    sim = start_node("actjepa_ros.sim_node", "--params-file", "config/sim.yaml",
+                     "-p", "expert:=true", "-p", f"max_steps:={MAX_STEPS}",
+                     "-p", f"rate_hz:={SIM_RATE_HZ}", "-p", f"image_size:={IMAGE_SIZE}")
+    bags = []
+    for episode in range(EPISODES):
+        if episode:
+            assert trigger(tester, "/recorder_node/start").success
+            assert trigger(tester, "/sim_node/reset").success
+        assert tester.spin_until(lambda: f"episode {episode} ended" in sim.log(),
+                                 START_TIMEOUT_S), sim.log()
+        tester.spin_for(SETTLE_S)
+        stopped = trigger(tester, "/recorder_node/stop")
+        assert stopped.success, stopped.message
+        bags.append(stopped.message)
+
+    config = tmp_path / "convert.yaml"
+    config.write_text(yaml.safe_dump({
+        "rate_hz": SIM_RATE_HZ, "max_age_s": MAX_AGE_S,
+        "observations": {"state": ["/sim_node/state"], "joints": ["/joint_states"],
+                         "image": ["/camera/image_raw"]},
+        "joint_names": list(ARM_JOINTS), "image_size": IMAGE_SIZE,
+        "action": {"topic": "/sim_node/action"}, "success_topic": "/sim_node/success"}))
+    demos = tmp_path / "demos.hdf5"
+    assert cli.main(["convert", *bags, "--config", str(config), "--out", str(demos)]) == 0
+    data = read_episodes(demos)
+    assert len(data.episodes) == EPISODES
+    arm = SimArm("reach-v3", seed=0, image_size=IMAGE_SIZE)
+    try:
+        for index, episode in enumerate(data.episodes):
+            check_against_replay(episode, replay(arm, index))
+    finally:
+        arm.close()
+
+
+def replay(arm, episode: int) -> dict[str, list[np.ndarray]]:
+    """What the simulator published in ``episode``: per step k the state, joints, image, and
+    the expert's action taken there (published with step k + 1)."""
+    obs = arm.reset(episode)
+    steps: dict[str, list[np.ndarray]] = {"state": [], "joints": [], "image": [], "action": []}
+    for _ in range(MAX_STEPS + 1):
+        steps["state"].append(obs["state"])
+        steps["joints"].append(np.float32(arm.joint_positions()))
+        steps["image"].append(obs["image"])
+        steps["action"].append(arm.expert_action())
+        obs, _ = arm.step(steps["action"][-1])
+    return steps
+
+
+def check_against_replay(episode, steps: dict[str, list[np.ndarray]]) -> None:
+    """Every row is a published state; its action is the expert's next command (a tick off, at
+    most, when the timing jitters past the sync tolerance), and joints and image are of the same
+    simulator step (or a neighbour)."""
+    assert MAX_STEPS * 3 // 4 <= episode.num_steps <= MAX_STEPS, episode.num_steps
+    assert episode.success is not None
+    exact = 0
+    for t in range(episode.num_steps):
+        state = episode.obs["state"][t]
+        k = next(i for i, s in enumerate(steps["state"]) if np.array_equal(s, state))
+        near = [j for j in (k, k - 1, k + 1) if 0 <= j < len(steps["state"])]
+        action = episode.actions[t]
+        assert any(np.array_equal(action, steps["action"][j]) for j in near), (t, k)
+        exact += np.array_equal(action, steps["action"][k])
+        assert any(np.array_equal(episode.obs["joints"][t], steps["joints"][j]) for j in near)
+        assert any(np.array_equal(episode.obs["image"][t], steps["image"][j]) for j in near)
+    assert exact >= 0.9 * episode.num_steps, (exact, episode.num_steps)
+
+
+def test_params_file_is_parsed_by_ros(tester, start_node, tmp_path):
+    """config/recorder.yaml (with its actjepa_convert entry) starts the node as it is."""
+    recorder = start_node("actjepa_ros.recorder_node", "--params-file", "config/recorder.yaml",
+                          "-p", f"output_dir:={tmp_path}")
+    assert tester.spin_until(lambda: "subscribed to /sim_node/action" in recorder.log(),
+                             START_TIMEOUT_S), recorder.log()
+    time.sleep(0.2)
+    assert recorder.alive() and "error" not in recorder.log().lower(), recorder.log()

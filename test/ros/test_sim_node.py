@@ -1,0 +1,138 @@
+"""sim_node as a separate process over real DDS: topics, lock-step, reset, expert, realtime.
+
+The lock-step test replays the same actions in an in-process SimArm and expects the very same
+states: stepping over ROS adds nothing and loses nothing.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Bool, Float64MultiArray
+from std_srvs.srv import Trigger
+
+from actjepa_core.evaluation.sim import ARM_JOINTS, TASKS, SimArm
+from actjepa_ros import params
+from ros_harness import NodeProcess, domain_id
+
+DOMAIN = domain_id(module_offset=0)
+START_TIMEOUT_S = 60.0  # a fresh process imports MuJoCo and Meta-World: seconds on a busy box
+REPLY_TIMEOUT_S = 10.0
+QUIET_S = 0.5  # how long "nothing arrives" is watched
+IMAGE_SIZE = 24
+HAND_X = 0
+
+
+@pytest.fixture
+def start_sim(tmp_path):
+    started: list[NodeProcess] = []
+
+    def start(*overrides: str) -> NodeProcess:
+        args = ["--params-file", "config/sim.yaml"]
+        for item in overrides:
+            args += ["-p", item]
+        proc = NodeProcess("actjepa_ros.sim_node", args, tmp_path / f"sim{len(started)}.log",
+                           DOMAIN)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+def test_task_choices_match_the_simulator():
+    assert params.SIM_TASKS == tuple(sorted(TASKS))
+
+
+def test_lockstep_publishes_after_each_action_and_matches_an_in_process_rollout(tester, start_sim):
+    sim = start_sim("max_steps:=8", f"image_size:={IMAGE_SIZE}", "lockstep_republish_s:=2.0")
+    states = tester.collect(Float64MultiArray, "/sim_node/state")
+    joints = tester.collect(JointState, "/joint_states")
+    images = tester.collect(Image, "/camera/image_raw")
+    clocks = tester.collect(Clock, "/clock")
+    success = tester.collect(Bool, "/sim_node/success")
+    actions = tester.publisher(Float64MultiArray, "/sim_node/action")
+    # the start observation (re-sent until someone answers: we may have joined late)
+    assert tester.spin_until(lambda: states and joints and images, START_TIMEOUT_S), sim.log()
+    assert tester.wait_for_subscribers(actions, REPLY_TIMEOUT_S)
+    tester.spin_for(QUIET_S)  # let a re-sent start observation land before counting
+
+    first = joints[-1]
+    assert list(first.name) == list(ARM_JOINTS) and len(first.position) == len(ARM_JOINTS)
+    image = images[-1]
+    assert (image.encoding, image.height, image.width) == ("rgb8", IMAGE_SIZE, IMAGE_SIZE)
+    assert image.header.stamp == first.header.stamp  # one tick, one stamp
+    assert any(c.clock == first.header.stamp for c in clocks)
+
+    arm = SimArm("reach-v3", seed=0, max_steps=8)
+    expected = [arm.reset(0)["state"]]
+    assert np.array_equal(np.float32(states[-1].data), expected[0])
+    plan = [[1.0, 0.0, 0.0, 0.0], [1.0, 0.5, -0.5, 1.0], [-0.3, 0.2, 0.1, -1.0]]
+    for action in plan:
+        count = len(states)
+        actions.publish(Float64MultiArray(data=action))
+        assert tester.spin_until(lambda: len(states) > count, REPLY_TIMEOUT_S), sim.log()
+        tester.spin_for(0.1)
+        assert len(states) == count + 1  # exactly one step per action
+        expected.append(arm.step(np.array(action))[0]["state"])
+        assert np.array_equal(np.float32(states[-1].data), expected[-1])
+    assert expected[-1][HAND_X] != expected[0][HAND_X]  # the arm moved
+    assert joints[-1].header.stamp != first.header.stamp and len(success) >= len(plan)
+    arm.close()
+
+    # a malformed action is refused (and said so), nothing steps
+    count = len(states)
+    actions.publish(Float64MultiArray(data=[1.0, 0.0, 0.0]))
+    actions.publish(Float64MultiArray(data=[float("nan"), 0.0, 0.0, 0.0]))
+    tester.spin_for(QUIET_S)
+    assert len(states) == count
+    assert "refused action" in sim.log() and "expected 4" in sim.log()
+
+    # ~/reset: the next episode starts and its first observation is published
+    reply = tester.call(Trigger, "/sim_node/reset", Trigger.Request())
+    assert reply.success and reply.message.startswith("episode 1 of reach-v3")
+    assert tester.spin_until(lambda: len(states) > count, REPLY_TIMEOUT_S)
+    episode_1 = SimArm("reach-v3", seed=0)
+    assert np.array_equal(np.float32(states[-1].data), episode_1.reset(1)["state"])
+    episode_1.close()
+    assert sim.alive()
+
+
+def test_expert_mode_drives_the_arm_and_publishes_its_actions(tester, start_sim):
+    sim = start_sim("expert:=true", "rate_hz:=100.0", "max_steps:=20")
+    actions = tester.collect(Float64MultiArray, "/sim_node/action")
+    states = tester.collect(Float64MultiArray, "/sim_node/state")
+    assert tester.spin_until(lambda: len(actions) >= 5 and len(states) >= 5, START_TIMEOUT_S), \
+        sim.log()
+    tester.spin_until(lambda: "episode 0 ended" in sim.log(), REPLY_TIMEOUT_S)
+    assert "episode 0 ended after 20 steps" in sim.log()
+    arm = SimArm("reach-v3", seed=0)
+    arm.reset(0)
+    # every published action is the expert's for the state the arm was in
+    replay = []
+    for _ in range(len(actions)):
+        replay.append(arm.expert_action())
+        arm.step(replay[-1])
+    arm.close()
+    got = np.array([a.data for a in actions], dtype=np.float32)
+    np.testing.assert_allclose(got, np.array(replay), atol=1e-7)
+    assert np.abs(got[:, :3]).max() > 0.1  # it actually moves the hand
+
+
+def test_realtime_holds_the_last_action_then_holds_still_after_the_timeout(tester, start_sim):
+    sim = start_sim("mode:=realtime", "rate_hz:=50.0", "action_timeout_s:=0.3")
+    states = tester.collect(Float64MultiArray, "/sim_node/state")
+    actions = tester.publisher(Float64MultiArray, "/sim_node/action")
+    assert tester.spin_until(lambda: len(states) >= 3, START_TIMEOUT_S), sim.log()
+    assert tester.wait_for_subscribers(actions, REPLY_TIMEOUT_S)
+    start = len(states)
+    actions.publish(Float64MultiArray(data=[1.0, 0.0, 0.0, 0.0]))
+    tester.spin_for(1.0)  # 50 Hz: ~15 steps pushing +x, then the timeout
+    hand_x = np.array([s.data[HAND_X] for s in states[start:]])
+    assert len(hand_x) >= 10  # it ticks by itself
+    assert hand_x.max() - hand_x[0] > 0.01  # the held action moved the hand
+    settled = hand_x[-5:]  # long after the timeout: held still
+    assert np.ptp(settled) < 1e-3, settled
+    assert "holding still" in sim.log()
