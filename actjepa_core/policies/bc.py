@@ -24,6 +24,7 @@ from actjepa_core.config import from_dict
 from actjepa_core.data.episodes import Episode, EpisodeSet
 from actjepa_core.models import mlp
 from actjepa_core.training.schedules import lr_at
+from actjepa_core.training.optimizer import decay_groups
 from actjepa_core.data.transitions import split_episodes
 from actjepa_core.policies.base import Policy, world_from_checkpoint
 from actjepa_core.policies.configs import BCConfig
@@ -148,8 +149,8 @@ def mse(head: BCHead, latents: torch.Tensor, targets: torch.Tensor) -> float:
 
 def fit_head(head: BCHead, latents: torch.Tensor, targets: torch.Tensor, config: BCConfig) -> None:
     """Algorithm 2, lines 4-10: AdamW on the head alone, mini-batches drawn from the cached R."""
-    optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr,
-                                  weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(decay_groups(list(head.parameters()), config.weight_decay),
+                                  lr=config.lr)
     generator = torch.Generator(device=latents.device).manual_seed(config.seed)
     batch = min(config.batch_size, len(latents))
     head.train()

@@ -23,6 +23,7 @@ from actjepa_core.training.metrics import MetricsLog
 from actjepa_core.models import ACTJEPA
 from actjepa_core.models.world_model import collapse_metric
 from actjepa_core.data.normalise import Normaliser
+from actjepa_core.training.optimizer import make_optimizer
 from actjepa_core.training.schedules import lr_at, tau_at
 from actjepa_core.data.transitions import TransitionSet, split_episodes
 
@@ -45,12 +46,6 @@ def resolve_device(name: str | torch.device) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ActJepaError(f"device {name!r} asked for, but CUDA is not available here")
     return torch.device(name)
-
-
-def make_optimizer(params: list[torch.nn.Parameter], config: TrainConfig) -> torch.optim.AdamW:
-    o = config.optim
-    return torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay,
-                             fused=True)
 
 
 class Trainer:
