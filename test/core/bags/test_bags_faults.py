@@ -1,0 +1,119 @@
+"""Bad input into `actjepa convert`: a bag or episode that cannot be converted is skipped with one
+line saying why, the rest is written (exit 3), and nothing half-written is ever left behind."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+
+from actjepa_core import cli
+from actjepa_core.bags import convert_bags
+from actjepa_core.bags.writer import BagWriter
+from actjepa_core.data.episodes import read_episodes
+from bag_factory import (ACTION, ARRIVAL, JOINTS, PERIOD, PICTURE, STATE, T0, Msgs, arm_records,
+                         as_humble, config, config_file, run_convert, write_bag)
+
+
+# ---- bad input --------------------------------------------------------------------------------
+def test_bad_bags_are_skipped_with_reasons_and_the_rest_converted(tmp_path, capsys):
+    msgs = Msgs()
+    good = write_bag(tmp_path / "good", arm_records(msgs, 20))
+    missing = write_bag(tmp_path / "missing", [r for r in arm_records(msgs, 20) if r[0] == STATE])
+    truncated = write_bag(tmp_path / "truncated", arm_records(msgs, 20))
+    mcap = next(truncated.glob("*.mcap"))
+    mcap.write_bytes(mcap.read_bytes()[: mcap.stat().st_size // 2])
+    garbage = write_bag(tmp_path / "garbage", arm_records(msgs, 20), storage="sqlite3")
+    next(garbage.glob("*.db3")).write_bytes(b"not a database" * 100)
+    empty = BagWriter(tmp_path / "empty")  # topics, no messages
+    for topic in (STATE, ACTION):
+        empty.add_topic(topic, "std_msgs/msg/Float64MultiArray")
+    empty.close()
+    unfinished = tmp_path / "unfinished"  # a recorder killed before closing: no metadata.yaml
+    unfinished.mkdir()
+    (unfinished / "unfinished_0.mcap").write_bytes(b"\x89MCAP0\r\n")
+    out = tmp_path / "demos.hdf5"
+    code, stdout, err = run_convert(capsys, good, missing, truncated, garbage, empty.path,
+                                    unfinished, "--config", config_file(tmp_path, config()),
+                                    "--out", out)
+    assert code == cli.EXIT_SKIPPED, stdout + err
+    assert len(read_episodes(out).episodes) == 1
+    lines = stdout.splitlines()
+    skipped = {Path(line.split(":")[0]).name: line for line in lines if ": skipped:" in line}
+    assert set(skipped) == {"missing", "truncated", "garbage", "empty", "unfinished_0.mcap"}
+    assert f"no topic {ACTION}; the bag has: {STATE} (std_msgs/msg/Float64MultiArray)" in \
+        skipped["missing"]
+    assert "corrupt" in skipped["truncated"] and "corrupt" in skipped["garbage"]
+    assert f"no message on ['{STATE}', '{ACTION}']" in skipped["empty"]
+    assert "converted 1 episode" in lines[-2] and "skipped 5 bags" in lines[-2]
+
+
+def test_bad_messages_skip_their_episode(tmp_path, capsys):
+    msgs = Msgs()
+
+    extras = {  # bag name -> the /extra message of step k
+        "joints": lambda k: msgs.joints(0, ["j0", "j1"], [k, k]),
+        "encoding": lambda k: msgs.image(0, PICTURE, "16UC1"),
+        "size": lambda k: msgs.image(0, PICTURE),
+        "sizes": lambda k: msgs.image(0, PICTURE if k < 5 else PICTURE[:8])}
+    for name, make in extras.items():
+        write_bag(tmp_path / name, arm_records(msgs, 10) + [
+            ("/extra", T0 + k * PERIOD + ARRIVAL, make(k)) for k in range(10)])
+    short = write_bag(tmp_path / "short", arm_records(msgs, 2))
+    good = write_bag(tmp_path / "good", arm_records(msgs, 10))
+    wrong_type = write_bag(tmp_path / "wrong_type", [
+        (ACTION, T0, msgs.bool(True)), (STATE, T0, msgs.array([1.0]))])
+    extra = {"joints": ("q", {"joint_names": JOINTS}), "encoding": ("image", {}),
+             "size": ("image", {"image_size": 24, "image_resize": False}),
+             "sizes": ("image", {})}
+    reasons = {}
+    for bag, (key, changes) in extra.items():
+        conf = config(observations={"state": [STATE], key: ["/extra"]}, **changes)
+        result = convert_bags([tmp_path / bag], conf)
+        assert not result.episodes and result.skipped
+        reasons[bag] = result.bags[0].skipped_episodes[0]
+    assert "lacks joint(s) ['j2']" in reasons["joints"]
+    assert "image encoding '16UC1' is not supported" in reasons["encoding"]
+    assert "observation 'image' changes shape within the episode" in reasons["sizes"]
+    assert "/extra message at 0.000 s: image is 32x24; expected 24x24" in reasons["size"]
+    out = tmp_path / "demos.hdf5"
+    code, stdout, _ = run_convert(capsys, short, good, wrong_type, "--config",
+                                  config_file(tmp_path, config()), "--out", out)
+    assert code == cli.EXIT_SKIPPED and len(read_episodes(out).episodes) == 1
+    assert "episode 0 (0.00-0.01 s): too short" in stdout
+    assert "has type std_msgs/msg/Bool" in stdout
+
+
+def test_unknown_message_types_skip_the_bag(tmp_path):
+    store = get_typestore(Stores.EMPTY)
+    from rosbags.typesys import get_types_from_msg
+
+    store.register(get_types_from_msg("float64[] data", "my_msgs/msg/Vector"))
+    store.register(get_typestore(Stores.ROS2_KILTED).fielddefs)
+    bag = tmp_path / "custom"
+    with Writer(bag, version=9, storage_plugin=StoragePlugin.SQLITE3) as writer:
+        state = writer.add_connection(STATE, "my_msgs/msg/Vector", typestore=store)
+        action = writer.add_connection(ACTION, "std_msgs/msg/Float64MultiArray", typestore=store)
+        vector = store.types["my_msgs/msg/Vector"]
+        for k in range(10):
+            writer.write(state, T0 + k * PERIOD, bytes(store.serialize_cdr(
+                vector(data=np.ones(3)), "my_msgs/msg/Vector")))
+            writer.write(action, T0 + k * PERIOD, bytes(store.serialize_cdr(
+                Msgs().array([1.0]), "std_msgs/msg/Float64MultiArray")))
+    for humble in (False, True):  # with and without the definition embedded
+        result = convert_bags([as_humble(bag) if humble else bag], config())
+        assert "/arm/state has type my_msgs/msg/Vector; an observation topic must be one of" \
+            in result.bags[0].skipped
+
+
+def test_nothing_converted_is_an_error_and_writes_nothing(tmp_path, capsys):
+    bag = write_bag(tmp_path / "bag", [r for r in arm_records(Msgs(), 5) if r[0] == STATE])
+    out = tmp_path / "demos.hdf5"
+    code, stdout, stderr = run_convert(capsys, bag, "--config", config_file(tmp_path, config()),
+                                       "--out", out)
+    assert code == cli.EXIT_ERROR and "no episode converted" in stderr
+    assert f"{bag}: skipped: " in stdout
+    assert not out.exists() and list(tmp_path.glob(".demos*")) == []  # atomic: no leftovers
+    code, _, stderr = run_convert(capsys, tmp_path / "nope", "--out", out)
+    assert code == cli.EXIT_ERROR and "no such bag" in stderr
