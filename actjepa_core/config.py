@@ -104,6 +104,38 @@ class DataConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """Input augmentation while pretraining the encoder (any objective); off by default, as in the
+    paper. ``shift`` is DrQ's random shift: pad by ``shift`` pixels (edge replicate) and crop back
+    at a random offset, independently per sample."""
+
+    shift: int = 0  # pixels; 0 = off
+
+    def validate(self, where: str) -> None:
+        if self.shift < 0:
+            raise ActJepaError(f"{where}: augment.shift must be >= 0, got {self.shift}")
+
+
+@dataclass
+class ContrastiveConfig:
+    """SimCLR-style InfoNCE (objective ``contrastive``): two augmented views of o_t, a projection
+    head, NT-Xent over the 2B views of a batch."""
+
+    temperature: float = 0.1
+    projection_hidden: list[int] = field(default_factory=lambda: [256])  # MLP D -> ... -> D
+    shift: int = 4  # image views: random shift of up to this many pixels
+    jitter: float = 0.2  # image views: brightness/contrast jitter of up to +-jitter
+    state_noise: float = 0.1  # state views: Gaussian noise std on the normalised state
+
+    def validate(self, where: str) -> None:
+        if self.temperature <= 0:
+            raise ActJepaError(f"{where}: contrastive.temperature must be > 0, got "
+                               f"{self.temperature}")
+        if self.shift < 0 or self.jitter < 0 or self.state_noise < 0:
+            raise ActJepaError(f"{where}: contrastive.shift, jitter and state_noise must be >= 0")
+
+
+@dataclass
 class RunConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -116,23 +148,36 @@ class RunConfig:
 
 @dataclass
 class TrainConfig:
-    """Everything `actjepa train` needs besides the data path (Algorithm 1)."""
+    """Everything `actjepa train` needs besides the data path (Algorithm 1).
 
+    ``objective`` picks what trains the encoder (objectives/): the paper's ACT-JEPA or one of the
+    baselines it is compared with; everything else (encoder, D, budget) is shared by all of them.
+    """
+
+    objective: str = "act-jepa"
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     ema: EMAConfig = field(default_factory=EMAConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
     def validate(self, where: str = "config") -> "TrainConfig":
+        from actjepa_core.objectives import OBJECTIVES  # the registry imports the models
+
+        if self.objective not in OBJECTIVES:
+            raise ActJepaError(f"{where}: objective is {self.objective!r}; expected one of "
+                               f"{', '.join(OBJECTIVES)}")
         if self.run.precision not in PRECISIONS:
             raise ActJepaError(f"{where}: run.precision is {self.run.precision!r}; expected one of "
                                f"{', '.join(PRECISIONS)}")
         if not self.loss.stop_gradient and self.ema.enabled:
             raise ActJepaError(f"{where}: loss.stop_gradient=false is an ablation of the no-EMA "
                                "model; set ema.enabled=false too")
-        for part in (self.model, self.loss, self.ema, self.optim, self.data):
+        for part in (self.model, self.loss, self.ema, self.optim, self.data, self.augment,
+                     self.contrastive):
             part.validate(where)
         return self
 

@@ -14,11 +14,16 @@ from actjepa_core.models.encoders import ACTIVATION_LAYERS, mlp
 
 
 class Predictor(nn.Module):
-    def __init__(self, config: ModelConfig):
+    """g_phi. ``action_conditioned=False`` is the passive (V-JEPA-style) predictor of the paper's
+    'no action conditioning' ablation: it maps s_t alone to s_hat_{t+1} and has no action input."""
+
+    def __init__(self, config: ModelConfig, action_conditioned: bool = True):
         super().__init__()
         d = config.latent_dim
-        self.injection = config.action_injection
-        if self.injection == "film":
+        self.injection = config.action_injection if action_conditioned else "none"
+        if self.injection == "none":
+            self.net = mlp(d, config.predictor_hidden, d, config.activation)
+        elif self.injection == "film":
             widths = [d, *config.predictor_hidden]
             self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
             # one (gamma, beta) pair per hidden layer, produced from e_a in one matmul
@@ -29,7 +34,9 @@ class Predictor(nn.Module):
             in_dim = 2 * d if self.injection == "concat" else d
             self.net = mlp(in_dim, config.predictor_hidden, d, config.activation)
 
-    def forward(self, s: torch.Tensor, e_a: torch.Tensor) -> torch.Tensor:
+    def forward(self, s: torch.Tensor, e_a: torch.Tensor | None) -> torch.Tensor:
+        if self.injection == "none":
+            return self.net(s)  # (B, D): the action never enters
         if self.injection == "concat":
             return self.net(torch.cat([s, e_a], dim=-1))  # (B, 2D) -> (B, D)
         if self.injection == "add":

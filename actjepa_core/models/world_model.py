@@ -26,13 +26,19 @@ class StepLoss(NamedTuple):
 
 
 class ACTJEPA(nn.Module):
+    """The world model. ``action_conditioned=False`` gives the passive-JEPA baseline (the predictor
+    sees s_t only; there is no action encoder at all)."""
+
+    scale_free = True  # the loss divided by the target latents' spread compares across runs
+
     def __init__(self, obs_shapes: Mapping[str, Sequence[int]], action_dim: int,
                  config: ModelConfig, ema: bool = True, normalise_latents: bool = False,
-                 stop_gradient: bool = True):
+                 stop_gradient: bool = True, action_conditioned: bool = True):
         super().__init__()
         self.encoder = ObservationEncoder(obs_shapes, config)
-        self.action_encoder = ActionEncoder(action_dim, config)
-        self.predictor = Predictor(config)
+        self.action_conditioned = action_conditioned
+        self.action_encoder = ActionEncoder(action_dim, config) if action_conditioned else None
+        self.predictor = Predictor(config, action_conditioned)
         self.normalise_latents = normalise_latents
         if not stop_gradient and ema:
             raise ValueError("stop_gradient=False is an ablation of the no-EMA model only")
@@ -45,22 +51,26 @@ class ACTJEPA(nn.Module):
                            if ema else None)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        return [*self.encoder.parameters(), *self.action_encoder.parameters(),
-                *self.predictor.parameters()]
+        actions = [] if self.action_encoder is None else [*self.action_encoder.parameters()]
+        return [*self.encoder.parameters(), *actions, *self.predictor.parameters()]
 
     def encode(self, obs: Obs) -> torch.Tensor:
         return self.encoder(obs)  # (B, D)
 
     def predict(self, s: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """One step of the latent forward model: s_hat_{t+1} = g(s_t, h(a_t))."""
-        return self.predictor(s, self.action_encoder(action))  # (B, D)
+        return self.predictor(s, self.embed_actions(action))  # (B, D)
+
+    def embed_actions(self, actions: torch.Tensor) -> torch.Tensor | None:
+        """h(a): (..., A) -> (..., D); None for the passive model, whose predictor takes none."""
+        return None if self.action_encoder is None else self.action_encoder(actions)
 
     def rollout(self, s: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Apply the predictor autoregressively: (B, D), (B, H, A) -> (B, H, D) predicted latents."""
-        e_a = self.action_encoder(actions)  # (B, H, D): all steps' actions in one pass
+        e_a = self.embed_actions(actions)  # (B, H, D): all steps' actions in one pass
         latents = []
         for k in range(actions.shape[1]):
-            s = self.predictor(s, e_a[:, k])
+            s = self.predictor(s, None if e_a is None else e_a[:, k])
             latents.append(s)
         return torch.stack(latents, dim=1)  # (B, H, D)
 

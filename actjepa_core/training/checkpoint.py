@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from actjepa_core.atomic import atomic_path
 from actjepa_core.config import TrainConfig, from_dict
 from actjepa_core.errors import ActJepaError
-from actjepa_core.models import ACTJEPA
+from actjepa_core.objectives import build_objective
 from actjepa_core.data.normalise import Normaliser
 
 FORMAT = "actjepa"
@@ -54,15 +55,14 @@ def obs_shapes(spec: dict[str, dict]) -> dict[str, tuple[int, ...]]:
     return {key: tuple(entry["shape"]) for key, entry in spec.items()}
 
 
-def build_world_model(content: dict[str, Any], where: str = "checkpoint") -> ACTJEPA:
+def build_world_model(content: dict[str, Any], where: str = "checkpoint") -> nn.Module:
+    """The (untrained) model a checkpoint's config describes: ACT-JEPA, or the objective it names."""
     config = from_dict(TrainConfig, content["config"], where)
-    return ACTJEPA(obs_shapes(content["obs_spec"]), int(content["action_dim"]), config.model,
-                   ema=config.ema.enabled, normalise_latents=config.loss.normalise,
-                   stop_gradient=config.loss.stop_gradient)
+    return build_objective(config, obs_shapes(content["obs_spec"]), int(content["action_dim"]))
 
 
 def load_world_model(path: str | Path, device: str | torch.device = "cpu"
-                     ) -> tuple[ACTJEPA, Normaliser, dict[str, Any]]:
+                     ) -> tuple[nn.Module, Normaliser, dict[str, Any]]:
     """The trained world model (eval mode, on ``device``), its normaliser and the raw content."""
     content = load_checkpoint(path, kind=WORLD_MODEL)
     model = build_world_model(content, str(path))

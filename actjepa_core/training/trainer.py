@@ -20,12 +20,13 @@ from actjepa_core.config import TrainConfig, save_yaml, to_dict
 from actjepa_core.data.episodes import EpisodeSet
 from actjepa_core.errors import ActJepaError
 from actjepa_core.training.metrics import MetricsLog
-from actjepa_core.models import ACTJEPA
 from actjepa_core.models.world_model import collapse_metric
 from actjepa_core.data.normalise import Normaliser
+from actjepa_core.data.augment import random_shift
+from actjepa_core.objectives import build_objective
 from actjepa_core.training.optimizer import make_optimizer
 from actjepa_core.training.schedules import lr_at, tau_at
-from actjepa_core.data.transitions import TransitionSet, split_episodes
+from actjepa_core.data.transitions import Batch, TransitionSet, split_episodes
 
 VAL_BATCH = 1024
 
@@ -65,10 +66,8 @@ class Trainer:
                         if val_eps else None)
         self.n_demos = (len(train_eps), len(val_eps))
         self.obs_spec = {k: {"shape": list(s), "dtype": d} for k, (s, d) in data.obs_spec().items()}
-        self.model = ACTJEPA({k: v["shape"] for k, v in self.obs_spec.items()}, data.action_dim,
-                             config.model, ema=config.ema.enabled,
-                             normalise_latents=config.loss.normalise,
-                             stop_gradient=config.loss.stop_gradient).to(self.device)
+        self.model = build_objective(config, {k: v["shape"] for k, v in self.obs_spec.items()},
+                                     data.action_dim).to(self.device)
         self.trainable = self.model.trainable_parameters()
         self.optimizer = make_optimizer(self.trainable, config)
         self.generator = torch.Generator().manual_seed(config.run.seed)
@@ -112,7 +111,7 @@ class Trainer:
             group["lr"] = lr
         with torch.autocast(self.device.type, dtype=torch.bfloat16,
                             enabled=self.config.run.precision == "bf16"):
-            out = self.loss_fn(*self.train_set.batch(positions))
+            out = self.loss_fn(*self.augmented(self.train_set.batch(positions)))
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         if self.config.optim.grad_clip > 0:
@@ -120,6 +119,24 @@ class Trainer:
         self.optimizer.step()
         self.model.update_target(tau)
         return out
+
+    def augmented(self, batch: Batch) -> Batch:
+        """DrQ random shift of every image in the batch (``augment.shift`` > 0), o_t and the
+        o_{t+k} shifted independently; states pass unchanged."""
+        pad = self.config.augment.shift
+        if pad <= 0:
+            return batch
+
+        def shift(obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            out = {}
+            for key, x in obs.items():
+                if x.dim() >= 4:  # (B, H, W, C) or (B, K, H, W, C)
+                    image = x.shape[-3:]
+                    x = random_shift(x.reshape(-1, *image), pad, None).reshape(x.shape)
+                out[key] = x
+            return out
+
+        return Batch(shift(batch.obs), batch.actions, shift(batch.next_obs))
 
     def batches(self):
         """Endless shuffled batches, epoch after epoch (Algorithm 1's two loops)."""
@@ -142,9 +159,13 @@ class Trainer:
             out = self.model.loss(*batch)
             total += out.loss.item() * len(positions)
             latents.append(out.latent)
-            targets.append(self.model.encode_target({k: v[:, 0] for k, v in batch.next_obs.items()}))
+            if self.model.scale_free:
+                targets.append(self.model.encode_target(
+                    {k: v[:, 0] for k, v in batch.next_obs.items()}))
         loss = total / len(self.val_set)
-        spread = torch.cat(targets).var(0).sum().item()
+        # latent losses are divided by the spread of the targets they chase; other objectives'
+        # losses are in data units already (pixels, actions, nats)
+        spread = torch.cat(targets).var(0).sum().item() if targets else 1.0
         return {"val_loss": loss, "val_rel_loss": loss / spread if spread > 0 else math.inf,
                 "val_collapse": collapse_metric(torch.cat(latents)).item()}
 
