@@ -5,7 +5,9 @@ Two passes over each bag: the first reads timestamps only (plus the small marker
 messages), the second decodes just the messages some tick uses, so a long camera recording is
 never held in memory raw. The first converted episode fixes the observation shapes and action
 size; a later episode that disagrees is skipped rather than written into a file training would
-reject.
+reject. A decoded message holding NaN, Inf or a value beyond float32's range (the episodes file's
+type) is bad data: the ticks that use it are dropped with that reason, the rest of the episode is
+kept, and the message is reported.
 """
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ from actjepa_core.bags.sync import NoTicks, TickPlan, TickRules, gap_windows, ma
 
 SHORT_RUN = f"fewer than {MIN_STEPS} consecutive ticks (no transition)"
 OBS, ACTION = "obs", "action"
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+MAX_LISTED = 5  # bad messages named per bag; the rest are counted
 
 
 @dataclass
@@ -41,6 +45,9 @@ class BagReport:
     dropped: Counter = field(default_factory=Counter)
     skipped: str = ""  # why the whole bag was skipped
     skipped_episodes: list[str] = field(default_factory=list)
+    bad_messages: list[str] = field(default_factory=list)  # non-finite values: ticks dropped
+    warnings: list[str] = field(default_factory=list)  # converted, but the user should know
+    _bad_seen: set = field(default_factory=set, repr=False)  # (topic, ordinal) already named
 
 
 @dataclass
@@ -51,12 +58,16 @@ class ConvertResult:
 
     @property
     def skipped(self) -> bool:
-        """Whether some bag or episode was skipped (the CLI's exit code says so)."""
-        return any(b.skipped or b.skipped_episodes for b in self.bags)
+        """Whether some bag, episode or bad message was skipped (the CLI's exit code says so)."""
+        return any(b.skipped or b.skipped_episodes or b.bad_messages for b in self.bags)
 
 
 class _Skip(Exception):
     """An episode that cannot be assembled; the message says why."""
+
+
+class NonFinite(ConversionError):
+    """A decoded message with a value the episodes file cannot hold (NaN, Inf, beyond float32)."""
 
 
 def convert_bags(paths: Sequence[str | Path], config: ConvertConfig) -> ConvertResult:
@@ -192,9 +203,28 @@ def _decode(bag: Bag, streams: dict[str, StreamTimes], plans: list[tuple[int, Ti
 
 def _convert(function: Any, msg: Any) -> Any:
     try:
-        return function(msg)
+        value = function(msg)
     except ConversionError as err:
         return err
+    return _finite(value)
+
+
+def _finite(value: np.ndarray) -> np.ndarray | NonFinite:
+    """``value``, or NonFinite naming its first NaN, Inf or beyond-float32 element."""
+    if value.dtype.kind != "f":
+        return value
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(value) <= FLOAT32_MAX)  # NaN compares False
+    if not bad.any():
+        return value
+    flat = value.reshape(-1)
+    i = int(np.flatnonzero(bad.reshape(-1))[0])
+    x = float(flat[i])
+    what = ("NaN" if np.isnan(x) else "Inf" if x > 0 and np.isinf(x) else "-Inf" if np.isinf(x)
+            else f"{x:g}")
+    more = f" (and {int(bad.sum()) - 1} more)" if bad.sum() > 1 else ""
+    beyond = "" if np.isinf(x) or np.isnan(x) else " overflows float32"
+    return NonFinite(f"{what} in element {i}{beyond}{more}; expected finite values")
 
 
 # ---- assembly ---------------------------------------------------------------------------------
@@ -202,6 +232,7 @@ def _episodes(number: int, plan: TickPlan, streams: dict[str, StreamTimes],
               values: dict[tuple[str, str], dict[int, Any]], decoders: Decoders,
               config: ConvertConfig, spec: dict[str, Any], report: BagReport) -> list[Episode]:
     """The episodes of one window: one per run of consecutive kept ticks."""
+    _drop_bad_ticks(plan, streams, values, config, report)
     runs = plan.runs(MIN_STEPS)
     in_runs = np.zeros(len(plan.ticks), dtype=bool)
     for a, b in runs:
@@ -233,6 +264,31 @@ def _episodes(number: int, plan: TickPlan, streams: dict[str, StreamTimes],
     return episodes
 
 
+def _drop_bad_ticks(plan: TickPlan, streams: dict[str, StreamTimes],
+                    values: dict[tuple[str, str], dict[int, Any]], config: ConvertConfig,
+                    report: BagReport) -> None:
+    """Drop every kept tick that uses a NonFinite message (reason ``non-finite <topic>``), and
+    name each such message once in the report."""
+    uses = [(OBS, topic, plan.index[topic]) for (role, topic) in values if role == OBS]
+    uses.append((ACTION, config.action.topic, plan.action_index))
+    if plan.action_next is not None:
+        uses.append((ACTION, config.action.topic, plan.action_next))
+    seen = report._bad_seen
+    for i in np.flatnonzero(plan.kept):
+        for role, topic, index in uses:
+            stream = streams[topic]
+            ordinal = int(stream.ordinal[index[i]])
+            result = values[(role, topic)].get(ordinal)
+            if not isinstance(result, NonFinite):
+                continue
+            plan.reasons[i] = f"non-finite {topic}"
+            if (topic, ordinal) not in seen:
+                seen.add((topic, ordinal))
+                at = (stream.times[index[i]] - report.start_ns) / NS_PER_S
+                report.bad_messages.append(f"{topic} message at {at:.3f} s: {result}")
+            break
+
+
 def _assemble(plan: TickPlan, a: int, b: int, streams: dict[str, StreamTimes],
               values: dict[tuple[str, str], dict[int, Any]], decoders: Decoders,
               config: ConvertConfig, origin: int) -> Episode:
@@ -250,13 +306,21 @@ def _assemble(plan: TickPlan, a: int, b: int, streams: dict[str, StreamTimes],
                 for i in range(a, b)]
         rows = [r[0] if len(r) == 1 else np.concatenate(r) for r in rows]
         dtype = np.uint8 if key in decoders.images else np.float32
-        obs[key] = _stack(rows, f"observation '{key}'").astype(dtype, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):  # checked below
+            obs[key] = _stack(rows, f"observation '{key}'").astype(dtype, copy=False)
     topic = config.action.topic
     actions = [value(ACTION, topic, plan.action_index[i]) for i in range(a, b)]
     if plan.action_next is not None:
-        actions = [value(ACTION, topic, plan.action_next[i]) - now
-                   for i, now in zip(range(a, b), actions)]
-    return Episode(obs=obs, actions=_stack(actions, "action").astype(np.float32))
+        with np.errstate(over="ignore", invalid="ignore"):  # checked below
+            actions = [value(ACTION, topic, plan.action_next[i]) - now
+                       for i, now in zip(range(a, b), actions)]
+    with np.errstate(over="ignore", invalid="ignore"):
+        episode = Episode(obs=obs, actions=_stack(actions, "action").astype(np.float32))
+    for what, array in (("action", episode.actions), *obs.items()):  # e.g. a delta overflowing
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise _Skip(f"{what} is not finite after conversion to float32; expected finite "
+                        "values")
+    return episode
 
 
 def _stack(rows: list[np.ndarray], what: str) -> np.ndarray:

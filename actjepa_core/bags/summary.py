@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from actjepa_core.bags.convert import ConvertResult
+from actjepa_core.bags.convert import MAX_LISTED, ConvertResult
 
 
 def format_summary(result: ConvertResult) -> str:
@@ -21,7 +21,11 @@ def format_summary(result: ConvertResult) -> str:
             lines.append(f"    {stream.topic:<{width}}  {stream.msgtype:<34} "
                          f"{len(stream.times):>7} msgs {stream.rate_hz:>8.1f} Hz, longest gap "
                          f"{stream.longest_gap_s:.3f} s")
+        lines += [f"  warning: {why}" for why in bag.warnings]
         lines += [f"  skipped: {why}" for why in bag.skipped_episodes]
+        lines += [f"  bad data: {why}" for why in bag.bad_messages[:MAX_LISTED]]
+        if len(bag.bad_messages) > MAX_LISTED:
+            lines.append(f"  bad data: {len(bag.bad_messages) - MAX_LISTED} more message(s)")
     lines.append(_totals(result))
     return "\n".join(lines)
 
@@ -32,11 +36,13 @@ def _totals(result: ConvertResult) -> str:
         dropped.update(bag.dropped)
     bags_skipped = sum(bool(b.skipped) for b in result.bags)
     episodes_skipped = sum(len(b.skipped_episodes) for b in result.bags)
+    bad = sum(len(b.bad_messages) for b in result.bags)
     ticks = sum(b.ticks for b in result.bags)
     return (f"converted {_count(len(result.episodes), 'episode')} ({_count(ticks, 'tick')} at "
             f"{result.config.rate_hz:g} Hz, {_dropped(dropped)}) from "
             f"{len(result.bags) - bags_skipped} of {_count(len(result.bags), 'bag')}; skipped "
-            f"{_count(bags_skipped, 'bag')} and {_count(episodes_skipped, 'episode')}")
+            f"{_count(bags_skipped, 'bag')} and {_count(episodes_skipped, 'episode')}"
+            + (f"; {_count(bad, 'message')} with non-finite values" if bad else ""))
 
 
 def _dropped(dropped: Counter) -> str:

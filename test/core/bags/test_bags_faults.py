@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
@@ -13,7 +15,8 @@ from actjepa_core.bags import convert_bags
 from actjepa_core.bags.writer import BagWriter
 from actjepa_core.data.episodes import read_episodes
 from bag_factory import (ACTION, ARRIVAL, JOINTS, PERIOD, PICTURE, STATE, T0, Msgs, arm_records,
-                         as_humble, config, config_file, run_convert, write_bag)
+                         as_humble, assert_state_action_pairs, config, config_file, run_convert,
+                         step_of_state, write_bag)
 
 
 # ---- bad input --------------------------------------------------------------------------------
@@ -117,3 +120,71 @@ def test_nothing_converted_is_an_error_and_writes_nothing(tmp_path, capsys):
     assert not out.exists() and list(tmp_path.glob(".demos*")) == []  # atomic: no leftovers
     code, _, stderr = run_convert(capsys, tmp_path / "nope", "--out", out)
     assert code == cli.EXIT_ERROR and "no such bag" in stderr
+
+
+# ---- non-finite values (issue 12, item 1) -----------------------------------------------------
+def with_value(records, topic: str, step: int, index: int, value: float):
+    """``records`` with element ``index`` of ``topic``'s message of ``step`` set to ``value``."""
+    msgs = Msgs()
+    changed = []
+    for k, (name, ns, msg) in enumerate(records):
+        if name == topic and k // 2 == step:
+            data = np.array(msg.data, dtype=np.float64)
+            data[index] = value
+            msg = msgs.array(data)
+        changed.append((name, ns, msg))
+    return changed
+
+
+def test_non_finite_values_drop_their_ticks_and_the_rest_is_written(tmp_path, capsys):
+    """One NaN, one Inf, one float64 too big for float32: those ticks are dropped with their
+    reason, every other tick of every bag is written, exit 3, and the summary is true."""
+    msgs = Msgs()
+    good = write_bag(tmp_path / "good", arm_records(msgs, 30))
+    nan = write_bag(tmp_path / "nan", with_value(arm_records(msgs, 30), STATE, 10, 2, np.nan))
+    inf = write_bag(tmp_path / "inf", with_value(arm_records(msgs, 30), ACTION, 20, 0, np.inf))
+    huge = write_bag(tmp_path / "huge", with_value(arm_records(msgs, 30), STATE, 5, 1, 1e300))
+    out = tmp_path / "demos.hdf5"
+    code, stdout, stderr = run_convert(capsys, good, nan, inf, huge, "--config",
+                                       config_file(tmp_path, config()), "--out", out)
+    assert code == cli.EXIT_SKIPPED, stdout + stderr
+    data = read_episodes(out)
+    for episode in data.episodes:
+        assert np.isfinite(episode.obs["state"]).all() and np.isfinite(episode.actions).all()
+        assert_state_action_pairs(episode)
+    assert sum(e.num_steps for e in data.episodes) == 28 + 3 * 27  # one tick each
+    steps: dict[str, list[int]] = {}
+    for e in convert_bags([good, nan, inf, huge], config()).episodes:
+        steps.setdefault(Path(e.attrs["bag"]).name, []).extend(map(step_of_state, e.obs["state"]))
+    assert steps["good"] == list(range(28))
+    # the bad message's tick goes (state 10, 5; action 20 is the command after state 19) and
+    # only the ticks around it that cannot form a transition
+    for bag, bad in (("nan", 10), ("huge", 5), ("inf", 19)):
+        assert bad not in steps[bag] and 25 <= len(steps[bag]) < 28, (bag, steps[bag])
+    assert f"{STATE} message at 0.125 s: NaN in element 2" in stdout
+    assert f"{ACTION} message at 0.250 s: Inf in element 0" in stdout
+    assert f"{STATE} message at 0.063 s: 1e+300 in element 1 overflows float32" in stdout
+    assert f"non-finite {STATE}" in stdout and f"non-finite {ACTION}" in stdout
+    total = stdout.splitlines()[-2]
+    assert total.startswith(f"converted {len(data.episodes)} episodes "
+                            f"({sum(e.num_steps for e in data.episodes)} ticks"), total
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(bad=st.lists(st.tuples(st.sampled_from([STATE, ACTION]), st.integers(0, 19),
+                              st.integers(0, 3),
+                              st.sampled_from([np.nan, np.inf, -np.inf, 1e39, -1e300])),
+                    min_size=1, max_size=6))
+def test_fuzz_non_finite_values_never_reach_the_episodes_file(tmp_path_factory, bad):
+    records = arm_records(Msgs(), 20)
+    for topic, step, index, value in bad:
+        records = with_value(records, topic, step, index, value)
+    bag = write_bag(tmp_path_factory.mktemp("bag") / "bag", records)
+    result = convert_bags([bag], config())
+    (report,) = result.bags
+    assert result.skipped == bool(report.bad_messages)  # (the last messages no tick uses)
+    for episode in result.episodes:
+        assert np.isfinite(episode.obs["state"]).all() and np.isfinite(episode.actions).all()
+    assert report.ticks == sum(e.num_steps for e in result.episodes)
+    assert report.ticks + sum(report.dropped.values()) == 18  # every tick kept or accounted for
