@@ -190,8 +190,11 @@ class Bag:
             except StopIteration:
                 return
             except Exception as err:  # noqa: BLE001 - any storage failure: truncated/corrupt
+                if "checksum" in str(err).lower():
+                    raise BagError(f"{self.path}: corrupt: an MCAP chunk fails its CRC check "
+                                   "(its bytes changed after they were written)") from None
                 raise BagError(f"{self.path}: cannot be read to the end (truncated or corrupt?): "
-                               f"{type(err).__name__}: {err}") from None
+                               f"{describe(err)}") from None
             connection, timestamp, raw = item
             yield connection.topic, int(timestamp), raw
 
@@ -202,7 +205,7 @@ class Bag:
             return deserialize(raw)
         except Exception as err:  # noqa: BLE001 - rosbags raises assorted errors on bad CDR
             raise BagError(f"{self.path}: corrupt {topic} message at {receive_ns / NS_PER_S:.3f} "
-                           f"s: {type(err).__name__}: {err}") from None
+                           f"s: {describe(err)}") from None
 
     def _guard(self, what: str, action: Callable[[], Any]) -> Any:
         try:
@@ -211,7 +214,17 @@ class Bag:
             raise
         except Exception as err:  # noqa: BLE001 - rosbags/sqlite/mcap raise many error types
             raise BagError(f"{self.path}: {what} (truncated or corrupt?): "
-                           f"{type(err).__name__}: {err}") from None
+                           f"{describe(err)}") from None
+
+
+def describe(err: BaseException, limit: int = 160) -> str:
+    """An exception as one short line: its type and the first line of its text (libraries'
+    messages can run to many lines of context)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 def _parse_definition(definition: Any, msgtype: str) -> dict:

@@ -3,17 +3,21 @@ where ``ros2 bag`` is not installed, and what tests use to make real bags.
 
 Messages go in as the serialized CDR bytes they arrived as (no re-serialization), and every topic's
 message definition is embedded, so the bag reads back without knowing the recording machine's
-ROS distribution. Until ``close`` the bag has no metadata.yaml (readers refuse it), so a bag is
-either complete or recognisably unfinished.
+ROS distribution. MCAP chunks carry CRCs. Until ``close`` the bag has no metadata.yaml, so a bag is
+either complete or recognisably unfinished; with ``flush_period_s``, what was received up to a
+flush is on disk in complete chunks (sqlite3: committed), and an unfinished bag left by a killed
+recorder gives back every message older than the flush period (``actjepa recover``).
 """
 from __future__ import annotations
 
+import time
 from collections import Counter
 from pathlib import Path
 
-from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2 import StoragePlugin
 from rosbags.typesys import get_typestore
 
+from actjepa_core.bags.mcap import FlushingWriter
 from actjepa_core.bags.reader import DISTRO_STORES, BagError
 
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
@@ -24,19 +28,25 @@ DEFAULT_DISTRO = "kilted"
 class BagWriter:
     """One bag being written: ``add_topic`` once per topic (any time), then ``write``."""
 
-    def __init__(self, path: str | Path, storage: str = "mcap",
-                 distro: str = DEFAULT_DISTRO) -> None:
+    def __init__(self, path: str | Path, storage: str = "mcap", distro: str = DEFAULT_DISTRO,
+                 flush_period_s: float | None = None, fsync: bool = True) -> None:
+        """``flush_period_s``: a write at least this long after the last flush flushes (None:
+        only ``flush`` and ``close`` do); ``fsync``: a flush also waits for the disk."""
         if storage not in STORAGES:
             raise BagError(f"{path}: storage {storage!r}; expected one of {list(STORAGES)}")
         self.path = Path(path)
         self.typestore = get_typestore(DISTRO_STORES.get(distro, DISTRO_STORES[DEFAULT_DISTRO]))
         self.counts: Counter = Counter()
         self._connections: dict = {}
+        self._period_ns = None if flush_period_s is None else round(flush_period_s * 1e9)
+        self._flushed_ns = time.monotonic_ns()
         try:
-            self._writer = Writer(self.path, version=BAG_VERSION, storage_plugin=STORAGES[storage])
+            self._writer = FlushingWriter(self.path, version=BAG_VERSION,
+                                          storage_plugin=STORAGES[storage])
             self._writer.open()
         except Exception as err:  # noqa: BLE001 - WriterError, OSError
             raise BagError(f"{self.path}: cannot create the bag: {err}") from None
+        self._writer.storage.fsync = fsync
 
     def has_topic(self, topic: str) -> bool:
         return topic in self._connections
@@ -54,6 +64,15 @@ class BagWriter:
         """Append one serialized message received at ``receive_ns``."""
         self._writer.write(self._connections[topic], receive_ns, raw)
         self.counts[topic] += 1
+        if (self._period_ns is not None
+                and time.monotonic_ns() - self._flushed_ns >= self._period_ns):
+            self.flush()
+
+    def flush(self) -> None:
+        """Put everything written so far on disk in readable form (a complete MCAP chunk, a
+        sqlite3 commit)."""
+        self._writer.storage.flush()
+        self._flushed_ns = time.monotonic_ns()
 
     def close(self) -> Counter:
         """Finish the bag (index, metadata.yaml); returns messages written per topic."""

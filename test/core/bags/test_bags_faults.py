@@ -16,7 +16,7 @@ from actjepa_core.bags.writer import BagWriter
 from actjepa_core.data.episodes import read_episodes
 from bag_factory import (ACTION, ARRIVAL, JOINTS, PERIOD, PICTURE, STATE, T0, Msgs, arm_records,
                          as_humble, assert_state_action_pairs, config, config_file, run_convert,
-                         step_of_state, write_bag)
+                         state_of, step_of_state, write_bag)
 
 
 # ---- bad input --------------------------------------------------------------------------------
@@ -188,3 +188,61 @@ def test_fuzz_non_finite_values_never_reach_the_episodes_file(tmp_path_factory, 
         assert np.isfinite(episode.obs["state"]).all() and np.isfinite(episode.actions).all()
     assert report.ticks == sum(e.num_steps for e in result.episodes)
     assert report.ticks + sum(report.dropped.values()) == 18  # every tick kept or accounted for
+
+
+# ---- MCAP chunk CRCs (issue 12, item 2) -------------------------------------------------------
+def recorder_bag(path: Path, steps: int = 30, storage: str = "mcap") -> Path:
+    """A bag written by the recorder node's writer (BagWriter), as the recorder writes it."""
+    msgs = Msgs()
+    writer = BagWriter(path, storage=storage)
+    for topic in (ACTION, STATE):
+        writer.add_topic(topic, "std_msgs/msg/Float64MultiArray")
+    for topic, ns, msg in arm_records(msgs, steps):
+        writer.write(topic, ns, bytes(msgs.store.serialize_cdr(msg, msg.__msgtype__)))
+    writer.close()
+    return path
+
+
+def chunk_crcs(mcap: Path) -> list[tuple[int, int]]:
+    """(stored CRC, CRC of the chunk's records) of every chunk record of an uncompressed MCAP."""
+    import binascii
+    import struct
+
+    data, pos, found = mcap.read_bytes(), 8, []
+    while pos + 9 <= len(data):
+        op, size = data[pos], struct.unpack_from("<Q", data, pos + 1)[0]
+        body = data[pos + 9: pos + 9 + size]
+        if op == 0x06:
+            _, _, raw_size, crc = struct.unpack_from("<QQQI", body)
+            name_len = struct.unpack_from("<I", body, 28)[0]
+            records = body[28 + 4 + name_len + 8:]
+            assert len(records) == raw_size
+            found.append((crc, binascii.crc32(records)))
+        if op == 0x02:
+            break
+        pos += 9 + size
+    return found
+
+
+def test_the_recorders_mcap_bags_carry_chunk_crcs(tmp_path):
+    bag = recorder_bag(tmp_path / "bag")
+    crcs = chunk_crcs(next(bag.glob("*.mcap")))
+    assert crcs and all(stored == actual != 0 for stored, actual in crcs)
+
+
+def test_a_flipped_byte_in_a_payload_is_reported_as_corruption(tmp_path, capsys):
+    good = recorder_bag(tmp_path / "good")
+    bad = recorder_bag(tmp_path / "bad")
+    mcap = next(bad.glob("*.mcap"))
+    data = bytearray(mcap.read_bytes())
+    value = np.float64(state_of(7)[2]).tobytes()  # step 7's state, element 2: 702.0
+    at = bytes(data).index(value)
+    data[at + 6] ^= 0x01  # 702.0 -> 702.0000000000001-ish: a silent wrong value without a CRC
+    mcap.write_bytes(bytes(data))
+    out = tmp_path / "demos.hdf5"
+    code, stdout, stderr = run_convert(capsys, good, bad, "--config",
+                                       config_file(tmp_path, config()), "--out", out)
+    assert code == cli.EXIT_SKIPPED, stdout + stderr
+    (line,) = [line for line in stdout.splitlines() if line.startswith(f"{bad}: skipped:")]
+    assert "CRC" in line and "corrupt" in line, line
+    assert len(read_episodes(out).episodes) == 1
