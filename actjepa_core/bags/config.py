@@ -166,7 +166,10 @@ def load_convert_config(path: str | Path | None) -> ConvertConfig:
     try:
         content = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise ActJepaError(f"{path}: not valid YAML ({err})") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or type(err).__name__
+        raise ActJepaError(f"{path}: not valid YAML{where}: {problem}") from None
     return convert_config_from_dict(_section(content, path), str(path))
 
 

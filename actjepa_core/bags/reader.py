@@ -132,9 +132,11 @@ class Bag:
 
     # ---- decoding ----------------------------------------------------------------------------
     def deserializer(self, topic: str) -> Callable[[bytes], Any]:
-        """raw CDR bytes -> message, for ``topic``'s type (BagError if its type is unknown)."""
+        """raw CDR bytes -> message, for ``topic``'s type (BagError if its type is unknown).
+        Only this topic's embedded definition is parsed: a broken one elsewhere does not
+        matter."""
         msgtype = self.topic_types()[topic]
-        store = self._store_for(msgtype)
+        store = self._store_for(topic, msgtype)
         if msgtype not in store.fielddefs:
             raise BagError(f"{self.path}: unknown message type {msgtype} on {topic}: the bag "
                            f"embeds no definition and the {self._fallback_distro()} type store "
@@ -145,12 +147,13 @@ class Bag:
 
         return deserialize
 
-    def _store_for(self, msgtype: str) -> Any:
-        """The embedded definitions when the bag has this type's, else the distro's store."""
-        embedded = [c for c in self._reader.connections if c.msgtype == msgtype
+    def _store_for(self, topic: str, msgtype: str) -> Any:
+        """The topic's embedded definition when the bag has one, else the distro's store."""
+        embedded = [c for c in self._reader.connections if c.topic == topic
+                    and c.msgtype == msgtype
                     and c.msgdef.format != MessageDefinitionFormat.NONE and c.msgdef.data]
         if embedded:
-            return self._embedded_store()
+            return self._embedded_store(topic, embedded)
         distro = self._fallback_distro()
         if distro not in self._stores:
             self._stores[distro] = get_typestore(DISTRO_STORES[distro])
@@ -162,19 +165,22 @@ class Bag:
         distro = self.ros_distro.lower()
         return distro if distro in DISTRO_STORES else DEFAULT_DISTRO
 
-    def _embedded_store(self) -> Any:
-        if "embedded" not in self._stores:
+    def _embedded_store(self, topic: str, connections: list[Any]) -> Any:
+        """A type store of ``topic``'s embedded definition (with the types it uses)."""
+        key = f"topic {topic}"
+        if key not in self._stores:
             typs: dict = {}
-            for conn in self._reader.connections:
-                definition = conn.msgdef
-                if definition.format == MessageDefinitionFormat.NONE or not definition.data:
-                    continue
-                self._guard(f"embedded definition of {conn.msgtype} cannot be parsed",
-                            lambda: typs.update(_parse_definition(definition, conn.msgtype)))
+            for conn in connections:
+                try:
+                    typs.update(_parse_definition(conn.msgdef, conn.msgtype))
+                except Exception as err:  # noqa: BLE001 - rosbags' parser raises several types
+                    raise BagError(f"{self.path}: the message definition of {conn.msgtype} on "
+                                   f"{topic} cannot be parsed: {_parse_failure(err)}") from None
             store = get_typestore(Stores.EMPTY)
-            self._guard("embedded message definitions disagree", lambda: store.register(typs))
-            self._stores["embedded"] = store
-        return self._stores["embedded"]
+            self._guard(f"the message definitions of {topic} disagree",
+                        lambda: store.register(typs))
+            self._stores[key] = store
+        return self._stores[key]
 
     # ---- reading -----------------------------------------------------------------------------
     def raw_messages(self, topics: Iterable[str]) -> Iterator[tuple[str, int, bytes]]:
@@ -225,6 +231,15 @@ def describe(err: BaseException, limit: int = 160) -> str:
     if len(text) > limit:
         text = text[: limit - 3] + "..."
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _parse_failure(err: BaseException) -> str:
+    """rosbags' "Could not parse:" text (the whole definition, a position, the line) as one
+    line: the line it stopped at."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Could not parse"):
+        return f"not a valid message definition near {lines[-1][:80]!r}"
+    return describe(err)
 
 
 def _parse_definition(definition: Any, msgtype: str) -> dict:

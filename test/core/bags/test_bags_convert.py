@@ -90,3 +90,12 @@ def test_bags_of_the_recorders_writer_convert_and_train(tmp_path, capsys):
                      "run.checkpoint_every=2", "--set", "data.val_fraction=0.25"])
     assert code == 0, capsys.readouterr().err
     assert (run / "last.pt").exists()
+
+
+def test_a_config_that_is_not_yaml_is_one_line(tmp_path, capsys):
+    path = tmp_path / "convert.yaml"
+    path.write_text("rate_hz: 80\nobservations: {state: [/a]\naction: [\n")
+    bag = write_bag(tmp_path / "bag", arm_records(Msgs(), 5))
+    code, _, stderr = run_convert(capsys, bag, "--config", path, "--out", tmp_path / "o.hdf5")
+    assert code == cli.EXIT_ERROR
+    assert stderr.strip().count("\n") == 0 and f"{path}: not valid YAML at line" in stderr, stderr

@@ -246,3 +246,53 @@ def test_a_flipped_byte_in_a_payload_is_reported_as_corruption(tmp_path, capsys)
     (line,) = [line for line in stdout.splitlines() if line.startswith(f"{bad}: skipped:")]
     assert "CRC" in line and "corrupt" in line, line
     assert len(read_episodes(out).episodes) == 1
+
+
+# ---- message definitions (issue 12, item 3) ---------------------------------------------------
+BROKEN_DEFINITION = "float64[] data\n}}} {{{ @@\n"  # rosbags prints 5 lines about it
+
+
+def bag_with_definitions(path: Path, definitions: dict[str, str], storage: str = "mcap") -> Path:
+    """The arm recording, plus a /camera/info topic; ``definitions`` replaces the embedded
+    message definition of the named topics (in an MCAP, each channel has its own schema)."""
+    msgs = Msgs()
+    plugin = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}[storage]
+    records = arm_records(msgs, 20) + [("/camera/info", T0 + k * PERIOD, msgs.bool(True))
+                                       for k in range(20)]
+    types = {STATE: "std_msgs/msg/Float64MultiArray", ACTION: "std_msgs/msg/Float64MultiArray",
+             "/camera/info": "std_msgs/msg/Bool"}
+    with Writer(path, version=9, storage_plugin=plugin) as writer:
+        connections = {}
+        for topic, msgtype in types.items():
+            if topic in definitions:
+                connections[topic] = writer.add_connection(
+                    topic, msgtype, msgdef=definitions[topic], rihs01="RIHS01_" + "0" * 64)
+            else:
+                connections[topic] = writer.add_connection(topic, msgtype, typestore=msgs.store)
+        for topic, ns, msg in sorted(records, key=lambda r: r[1]):
+            writer.write(connections[topic], ns,
+                         bytes(msgs.store.serialize_cdr(msg, msg.__msgtype__)))
+    return path
+
+
+def test_a_corrupt_definition_on_a_topic_not_converted_does_not_matter(tmp_path):
+    for storage in ("mcap", "sqlite3"):
+        bag = bag_with_definitions(tmp_path / storage, {"/camera/info": BROKEN_DEFINITION},
+                                   storage)
+        result = convert_bags([bag], config())
+        assert not result.skipped, result.bags[0].skipped
+        (episode,) = result.episodes
+        assert_state_action_pairs(episode)
+
+
+def test_a_corrupt_definition_on_a_converted_topic_is_one_line(tmp_path, capsys):
+    bag = bag_with_definitions(tmp_path / "bag", {STATE: BROKEN_DEFINITION})
+    good = write_bag(tmp_path / "good", arm_records(Msgs(), 20))
+    code, stdout, stderr = run_convert(capsys, bag, good, "--config",
+                                       config_file(tmp_path, config()), "--out",
+                                       tmp_path / "o.hdf5")
+    assert code == cli.EXIT_SKIPPED
+    (line,) = [line for line in stdout.splitlines() if str(bag) in line]
+    assert line.startswith(f"{bag}: skipped: ") and STATE in line, line
+    assert "std_msgs/msg/Float64MultiArray" in line and "}}} {{{ @@" in line, line
+    assert not stderr
