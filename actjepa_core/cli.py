@@ -8,12 +8,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from actjepa_core.errors import ActJepaError
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 EXIT_SKIPPED = 3  # convert: written, but some bag or episode was skipped (see the summary)
+GOAL_SOURCES = ("demo", "state")  # evaluation.goals.GOAL_SOURCES, default first (importing it
+# here would load MuJoCo for every command; test_cli checks the two agree)
 
 
 def cmd_collect(args: argparse.Namespace) -> None:
@@ -84,6 +87,63 @@ def cmd_report(args: argparse.Namespace) -> None:
         print(f"{'curves':>20}: {plot_curves(run)}")
 
 
+def cmd_bench_paper(args: argparse.Namespace) -> None:
+    from actjepa_core.bench.paper.plan import load_paper_config
+    from actjepa_core.bench.paper.report import report, write_report
+    from actjepa_core.bench.paper.runner import run
+
+    config = load_paper_config(args.config)
+    if args.quick:
+        config = quick_config(config)
+    results = Path(args.results or f"docs/results/paper-{config.obs}.jsonl")
+    if not args.report:
+        run(config, Path(args.work), results, jobs=args.jobs, progress=not args.quiet)
+    command = "actjepa bench paper" + (f" --config {args.config}" if args.config else "")
+    if args.out:
+        write_report(config, results, Path(args.out), command)
+        print(f"wrote the {config.obs} tables into {args.out} (plots in "
+              f"{Path(args.out).parent / 'results'})")
+    else:
+        print(report(config, results, command))
+
+
+def quick_config(config):
+    """The pipeline end to end in about a minute: one task, few demos, steps and episodes."""
+    from dataclasses import replace
+
+    return replace(config, tasks=config.tasks[:1], demos=4, data_demos=[2, 4], seeds=[0],
+                   sigmas=[0.0, 0.1], eval_episodes=2, max_steps=30, train_steps=20,
+                   train_batch=32, bc_steps=20, extra_methods=config.extra_methods[:1],
+                   train_overrides=[*config.train_overrides, "run.val_every=10",
+                                    "run.log_every=10", "run.checkpoint_every=10"]).validate()
+
+
+def add_bench_paper_parser(bench: argparse._SubParsersAction) -> None:
+    b = bench.add_parser(
+        "paper", help="the paper's four tables re-measured (main, noise, ablations, data)",
+        description="Train every representation objective, a BC head on each frozen encoder, and "
+                    "evaluate in the simulator; one JSON line per finished cell, resumable.",
+        epilog="examples:\n  actjepa bench paper --config config/paper_state.yaml --jobs 2\n"
+               "  actjepa bench paper --config config/paper_image.yaml --report "
+               "--out docs/RESULTS.md\n  actjepa bench paper --quick --work /tmp/paper",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    b.add_argument("--config", default=None, help="paper config YAML (config/paper_state.yaml, "
+                                                  "config/paper_image.yaml)")
+    b.add_argument("--work", default="runs/paper", help="demos, encoders and heads (reused)")
+    b.add_argument("--results", default=None,
+                   help="JSON lines file (default docs/results/paper-<obs>.jsonl)")
+    b.add_argument("--jobs", type=int, default=1, help="worker processes (one per core)")
+    b.add_argument("--quick", action="store_true",
+                   help="one task, a few demos/steps/episodes: checks the pipeline end to end")
+    b.add_argument("--report", action="store_true",
+                   help="only rebuild the tables (and plots, with --out) from the results file")
+    b.add_argument("--out", default=None,
+                   help="markdown file to (re)write the tables section in, e.g. docs/RESULTS.md; "
+                        "plots go to results/ beside it")
+    b.add_argument("--quiet", action="store_true")
+    b.set_defaults(func=cmd_bench_paper)
+
+
 def cmd_bench_train(args: argparse.Namespace) -> None:
     from actjepa_core.bench.train_speed import run_benchmark
 
@@ -92,18 +152,18 @@ def cmd_bench_train(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from actjepa_core.evaluation.evaluate import ExpertPolicy, append_jsonl, evaluate, format_table, result_row
+    from actjepa_core.evaluation.evaluate import (ExpertPolicy, append_jsonl, evaluate,
+                                                  format_table, result_row)
 
     if args.expert:
-        policy, name, goal_source = ExpertPolicy(args.task), "expert", None
+        policy, name = ExpertPolicy(args.task), "expert"
     else:
         from actjepa_core.policies import load_policy
 
         policy, name = load_policy(args.policy, device=args.device), args.policy
-        goal_source = (args.goal or policy.config.goal_source
-                       if policy.policy_type == "mpc" else None)
+    goal_source = args.goal if getattr(policy, "needs_goal", False) else None
     result = evaluate(policy, args.task, args.episodes, noise=args.noise, seed=args.seed,
-                      max_steps=args.max_steps, progress=not args.quiet, goal_source=goal_source)
+                      max_steps=args.max_steps, progress=not args.quiet, goal_source=args.goal)
     row = result_row(result, name, policy.policy_type, goal_source,
                      variant=getattr(policy, "variant", ""))
     append_jsonl(args.out, row)
@@ -111,94 +171,68 @@ def cmd_eval(args: argparse.Namespace) -> None:
     print(f"appended to {args.out}")
 
 
-def policy_demos(args: argparse.Namespace):
-    """The episodes file, reading only the observation keys the encoder was trained on."""
+def cmd_train_policy(args: argparse.Namespace) -> None:
+    """Every policy type the same way: config (YAML or defaults, then flags), world, demos,
+    build, save."""
     from actjepa_core.data.episodes import read_episodes
-    from actjepa_core.policies import world_from_checkpoint
+    from actjepa_core.policies import FrozenWorld, policy_class, policy_config
 
-    return read_episodes(args.data, list(world_from_checkpoint(args.encoder)["obs_spec"]))
-
-
-def cmd_train_policy_bc(args: argparse.Namespace) -> None:
-    from actjepa_core.config import load_yaml
-    from actjepa_core.policies import train_bc
-    from actjepa_core.policies.configs import BCConfig
-
-    config = load_yaml(BCConfig, args.config) if args.config else BCConfig()
-    for flag in ("steps", "chunk", "seed"):
-        if getattr(args, flag) is not None:
-            setattr(config, flag, getattr(args, flag))
-    policy = train_bc(args.encoder, policy_demos(args), config.validate("command line"),
-                      device=args.device)
+    cls = policy_class(args.policy)
+    config = policy_config(args.policy, args.config)
+    for name in args.config_flags:
+        if getattr(args, name) is not None:
+            setattr(config, name, getattr(args, name))
+    config.validate("command line")
+    world = FrozenWorld.from_checkpoint(args.encoder, args.device)
+    demos = read_episodes(args.data, world.processor.keys) if cls.needs_demos else None
+    policy = cls.build(world, demos, config)
     policy.save(args.out)
-    fit = policy.fit
-    print(f"trained bc head ({fit.steps} steps, chunk {config.chunk}) on {fit.train_samples} "
-          f"samples: train MSE {fit.train_mse:.4g}, val MSE {fit.val_mse:.4g} "
-          f"({fit.val_samples} held-out samples), mean-action MSE {fit.mean_action_mse:.4g} "
-          f"-> {args.out}")
+    print(f"{policy.summary()} -> {args.out}")
 
 
-def cmd_train_policy_nn(args: argparse.Namespace) -> None:
-    from actjepa_core.policies import build_nn
-    from actjepa_core.policies.configs import NNConfig
+class PolicyCommand(NamedTuple):
+    """`actjepa train-policy <type>` for one registered policy type (the parser is built without
+    importing torch; test_cli checks this table against ``Policy.registry``)."""
 
-    config = NNConfig(k=args.k, weighting=args.weighting).validate("command line")
-    policy = build_nn(args.encoder, policy_demos(args), config, device=args.device)
-    policy.save(args.out)
-    size, dim = policy.memory.shape
-    print(f"nn memory: {size} entries x D={dim} ({policy.memory_bytes / 2**20:.1f} MiB), "
-          f"k={config.k} -> {args.out}")
+    help: str
+    demos: bool  # takes --data: the policy's ``needs_demos``
+    flags: tuple[tuple[str, dict[str, Any]], ...] = ()  # override the config key of that name
 
 
-def cmd_train_policy_mpc(args: argparse.Namespace) -> None:
-    from actjepa_core.policies import world_from_checkpoint
-    from actjepa_core.policies.mpc import MPCPolicy, load_mpc_config
-
-    config = load_mpc_config(args.config)
-    MPCPolicy(world_from_checkpoint(args.encoder), config).save(args.out)
-    c = config.cem
-    print(f"mpc policy: horizon {config.horizon}, {c.samples} samples x {c.iterations} "
-          f"iterations, {config.cost} cost, {config.goal_source} goals -> {args.out}")
-
-
-def add_policy_io_arguments(p: argparse.ArgumentParser) -> None:
-    """--encoder/--data/--out/--device: what every `train-policy` kind reads and writes."""
-    p.add_argument("--encoder", required=True,
-                   help="world-model checkpoint from `actjepa train`, e.g. runs/X/best.pt")
-    p.add_argument("--data", required=True, help="demonstrations (episodes .hdf5)")
-    p.add_argument("--out", required=True, help="policy file to write (.pt), written atomically")
-    p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+POLICY_COMMANDS = {
+    "bc": PolicyCommand("MLP head by behavioural cloning (Algorithm 2)", True, (
+        ("steps", {"type": int, "help": "head updates"}),
+        ("chunk", {"type": int, "help": "actions per prediction, temporally ensembled"}),
+        ("seed", {"type": int, "help": "head initialisation, batches and validation split"}))),
+    "nn": PolicyCommand("latent nearest-neighbour memory (Algorithm 3)", True, (
+        ("k", {"type": int, "help": "neighbours averaged per action (default 1)"}),
+        ("weighting", {"choices": ("inverse_distance", "uniform"),
+                       "help": "how k > 1 neighbours are averaged (default inverse_distance)"}))),
+    "mpc": PolicyCommand("latent MPC: CEM toward a goal latent (Protocol 3, no training)", False),
+}
 
 
 def add_train_policy_parser(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
-    """`actjepa train-policy <kind>`; returns the kind subparsers (one block per policy kind)."""
+    """`actjepa train-policy <type>`; returns the type subparsers (one per registered policy)."""
     p = sub.add_parser("train-policy", help="build a policy file on a frozen encoder")
     tp = p.add_subparsers(dest="policy", required=True)
-
-    b = tp.add_parser("bc", help="MLP head by behavioural cloning (Algorithm 2)")
-    add_policy_io_arguments(b)
-    b.add_argument("--config", default=None, help="BC config YAML (default: built-in, see "
-                                                  "config/policy_bc.yaml)")
-    b.add_argument("--steps", type=int, default=None, help="head updates (overrides config)")
-    b.add_argument("--chunk", type=int, default=None,
-                   help="actions per prediction, temporally ensembled (overrides config)")
-    b.add_argument("--seed", type=int, default=None)
-    b.set_defaults(func=cmd_train_policy_bc)
-
-    b = tp.add_parser("nn", help="latent nearest-neighbour memory (Algorithm 3)")
-    add_policy_io_arguments(b)
-    b.add_argument("--k", type=int, default=1, help="neighbours averaged per action")
-    b.add_argument("--weighting", choices=("inverse_distance", "uniform"),
-                   default="inverse_distance", help="how k > 1 neighbours are averaged")
-    b.set_defaults(func=cmd_train_policy_nn)
-
-    b = tp.add_parser("mpc", help="latent MPC: CEM toward a goal latent (Protocol 3, no training)")
-    b.add_argument("--encoder", required=True,
-                   help="world-model checkpoint from `actjepa train`, e.g. runs/X/best.pt")
-    b.add_argument("--out", required=True, help="policy file to write (.pt), written atomically")
-    b.add_argument("--config", default=None, help="MPC config YAML (default: built-in, see "
-                                                  "config/policy_mpc.yaml)")
-    b.set_defaults(func=cmd_train_policy_mpc)
+    for kind, command in POLICY_COMMANDS.items():
+        b = tp.add_parser(kind, help=command.help)
+        b.add_argument("--encoder", required=True,
+                       help="world-model checkpoint from `actjepa train`, e.g. runs/X/best.pt")
+        if command.demos:
+            b.add_argument("--data", required=True, help="demonstrations (episodes .hdf5)")
+        b.add_argument("--out", required=True,
+                       help="policy file to write (.pt), written atomically")
+        b.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+        b.add_argument("--config", default=None,
+                       help=f"{kind} config YAML (default: the built-in values; see "
+                            "config/policy_*.yaml)")
+        for name, options in command.flags:
+            b.add_argument(f"--{name}", default=None,
+                           **{**options, "help": options["help"] + " (overrides --config)"})
+        b.set_defaults(func=cmd_train_policy,
+                       config_flags=tuple(name for name, _ in command.flags))
     return tp
 
 
@@ -271,8 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start configurations (collect's default demos use seed 0)")
     p.add_argument("--max-steps", type=int, default=None, help="cap per episode (default: task's)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
-    p.add_argument("--goal", choices=("demo", "state"), default=None,
-                   help="MPC only: how to build each episode's goal (default: the policy's)")
+    p.add_argument("--goal", choices=GOAL_SOURCES, default=GOAL_SOURCES[0],
+                   help="policies that plan toward a goal (MPC): how each episode's goal "
+                        "observation is built, the expert's end state (demo) or the start "
+                        "state moved onto the goal position (state); default %(default)s")
     p.add_argument("--out", default="runs/eval.jsonl", help="results file to append a line to")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_eval)
@@ -288,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="benchmarks")
     bench = p.add_subparsers(dest="bench", required=True)
-    b = bench.add_parser("train", help="training speed vs the seed's reference implementation")
+    b = bench.add_parser("train", help="training speed vs the paper's reference implementation")
     b.add_argument("--data", default=None, help="episodes file (default: collect push-v3 demos)")
     b.add_argument("--task", default="push-v3")
     b.add_argument("--episodes", type=int, default=50)
@@ -297,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", default="cpu")
     b.add_argument("--out", default=None, help="markdown file to (re)write the results section in")
     b.set_defaults(func=cmd_bench_train)
+    add_bench_paper_parser(bench)
     return parser
 
 

@@ -1,0 +1,166 @@
+"""Which cells the paper's tables need, as units of work: one unit trains one encoder (a
+representation objective on one task's demos, one seed) and one BC head on it, then evaluates the
+policy at one or more test-time noise levels; each (unit, sigma) is a cell, one JSON line.
+
+A cell is identified by (obs, task, method, demos, seed, sigma), so the act-jepa unit at 100 demos
+serves the main table, the noise table, the ablations' reference row and the data-efficiency
+sweep's last column alike, and is trained once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from actjepa_core.config import load_yaml
+from actjepa_core.errors import ActJepaError, check_choice
+
+OBS_KINDS = ("state", "image")
+TABLES = ("main", "noise", "ablations", "data", "extras")
+
+
+@dataclass(frozen=True)
+class Method:
+    """A table row: an objective plus train-config overrides and BC settings."""
+
+    name: str
+    objective: str
+    overrides: tuple[str, ...] = ()
+    bc_chunk: int = 1
+    with_state: bool = False  # image runs: also feed the proprioceptive state vector
+
+    def train_overrides(self) -> list[str]:
+        return [f"objective={self.objective}", *self.overrides]
+
+
+MAIN_METHODS = (Method("raw", "raw"), Method("autoencoder", "autoencoder"),
+                Method("contrastive", "contrastive"), Method("passive-jepa", "passive-jepa"),
+                Method("act-jepa", "act-jepa"))
+ABLATION_METHODS = (
+    Method("act-jepa/no-ema", "act-jepa", ("ema.enabled=false",)),
+    Method("act-jepa/tau-0.99", "act-jepa", ("ema.tau_start=0.99", "ema.tau_end=0.99")),
+    Method("act-jepa/tau-0.9999", "act-jepa", ("ema.tau_start=0.9999", "ema.tau_end=0.9999")),
+    Method("action-reconstruction", "action-reconstruction"),
+    Method("act-jepa/no-bottleneck", "act-jepa", ("model.predictor_hidden=[512, 512]",)),
+    Method("act-jepa/add", "act-jepa", ("model.action_injection=add",)),
+    Method("act-jepa/film", "act-jepa", ("model.action_injection=film",)),
+)
+EXTRA_METHODS = (  # beyond the paper's recipe: named rows, the faithful rows stay as measured
+    Method("act-jepa+shift", "act-jepa", ("augment.shift=4",)),
+    Method("act-jepa+chunk", "act-jepa", (), bc_chunk=10),
+    Method("act-jepa+shift+chunk", "act-jepa", ("augment.shift=4",), bc_chunk=10),
+    Method("raw+shift+chunk", "raw", ("augment.shift=4",), bc_chunk=10),
+    Method("raw+chunk", "raw", (), bc_chunk=10),
+    Method("act-jepa+state", "act-jepa", (), with_state=True),
+    Method("act-jepa+state+shift+chunk", "act-jepa", ("augment.shift=4",), bc_chunk=10,
+           with_state=True),
+)
+METHODS = {m.name: m for m in (*MAIN_METHODS, *ABLATION_METHODS, *EXTRA_METHODS)}
+
+
+@dataclass
+class PaperConfig:
+    """Scale of one run of the tables (config/paper_state.yaml, config/paper_image.yaml)."""
+
+    obs: str = "state"  # state | image
+    tasks: list[str] = field(default_factory=lambda: ["reach-v3", "push-v3", "pick-place-v3"])
+    tables: list[str] = field(default_factory=lambda: list(TABLES))
+    demos: int = 100  # demonstrations per task for every table but the data sweep
+    data_demos: list[int] = field(default_factory=lambda: [10, 25, 50, 100])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    seeded_methods: list[str] = field(default_factory=list)  # empty: every method, every seed
+    sigmas: list[float] = field(default_factory=lambda: [0.0, 0.05, 0.1, 0.2, 0.3])
+    eval_episodes: int = 50
+    eval_seed: int = 1  # start configurations disjoint from the demos' (collected with seed 0)
+    max_steps: int = 0  # per evaluation episode; 0: the task's own limit
+    image_size: int = 64
+    train_steps: int = 5000
+    train_batch: int = 256
+    train_overrides: list[str] = field(default_factory=list)  # any `actjepa train --set`
+    bc_steps: int = 2000
+    extra_methods: list[str] = field(default_factory=lambda: [m.name for m in EXTRA_METHODS])
+
+    def validate(self, where: str = "paper config") -> "PaperConfig":
+        check_choice(where, "obs", self.obs, OBS_KINDS)
+        for table in self.tables:
+            check_choice(where, "tables[]", table, TABLES)
+        for name in [*self.seeded_methods, *self.extra_methods]:
+            check_choice(where, "method", name, tuple(METHODS))
+        if not self.seeds or not self.tasks or self.demos < 1 or self.eval_episodes < 1:
+            raise ActJepaError(f"{where}: tasks and seeds must be non-empty, demos and "
+                               "eval_episodes >= 1")
+        if any(d < 1 or d > self.demos for d in self.data_demos):
+            raise ActJepaError(f"{where}: data_demos must lie in [1, demos={self.demos}], got "
+                               f"{self.data_demos}")
+        if any(s < 0 for s in self.sigmas) or 0.0 not in self.sigmas:
+            raise ActJepaError(f"{where}: sigmas must be >= 0 and include 0, got {self.sigmas}")
+        return self
+
+
+def load_paper_config(path: str | None) -> PaperConfig:
+    return PaperConfig().validate() if path is None else load_yaml(PaperConfig, path)
+
+
+@dataclass(frozen=True)
+class Unit:
+    obs: str
+    task: str
+    method: Method
+    demos: int
+    seed: int
+    sigmas: tuple[float, ...]
+
+    @property
+    def key(self) -> str:
+        return f"{self.obs}/{self.task}/{self.method.name}/d{self.demos}/s{self.seed}"
+
+    def cells(self) -> list[tuple]:
+        return [cell_id(self.obs, self.task, self.method.name, self.demos, self.seed, s)
+                for s in self.sigmas]
+
+
+def cell_id(obs: str, task: str, method: str, demos: int, seed: int, sigma: float) -> tuple:
+    return (obs, task, method, int(demos), int(seed), round(float(sigma), 6))
+
+
+def seeds_for(config: PaperConfig, method: str) -> list[int]:
+    if not config.seeded_methods or method in config.seeded_methods:
+        return list(config.seeds)
+    return list(config.seeds[:1])
+
+
+def plan_units(config: PaperConfig) -> list[Unit]:
+    """Every unit the configured tables need, most informative first (seed 0 of the main rows,
+    then ablations, the data sweep, extra seeds, extras), duplicates merged."""
+    wanted: dict[tuple, set[float]] = {}
+    order: list[tuple] = []
+
+    def want(method: str, demos: int, seed: int, sigmas) -> None:
+        for task in config.tasks:
+            key = (task, method, demos, seed)
+            if key not in wanted:
+                wanted[key] = set()
+                order.append(key)
+            wanted[key].update(float(s) for s in sigmas)
+
+    tables, clean = set(config.tables), [0.0]
+    for seed_rank in range(len(config.seeds)):
+        for method in MAIN_METHODS:
+            seeds = seeds_for(config, method.name)
+            if seed_rank >= len(seeds) or not tables & {"main", "noise"}:
+                continue
+            sigmas = config.sigmas if "noise" in tables else clean
+            want(method.name, config.demos, seeds[seed_rank], sigmas)
+        if seed_rank == 0 or not config.seeded_methods:
+            for method in ABLATION_METHODS if "ablations" in tables else ():
+                seeds = seeds_for(config, method.name)
+                if seed_rank < len(seeds):
+                    want(method.name, config.demos, seeds[seed_rank], clean)
+            for demos in config.data_demos if "data" in tables else ():
+                for name in ("raw", "act-jepa"):
+                    seeds = seeds_for(config, name)
+                    if seed_rank < len(seeds):
+                        want(name, demos, seeds[seed_rank], clean)
+    for name in config.extra_methods if "extras" in tables else ():
+        for seed in seeds_for(config, name):
+            want(name, config.demos, seed, config.sigmas if "noise" in tables else clean)
+    return [Unit(config.obs, task, METHODS[method], demos, seed, tuple(sorted(wanted[k])))
+            for k in order for task, method, demos, seed in [k]]

@@ -1,0 +1,242 @@
+"""The four tables (and the extras) in the paper's shape, and two plots, from the results file
+alone: `actjepa bench paper --report` writes them into docs/RESULTS.md between markers and
+docs/results/paper-<obs>-*.png; the same file gives the same bytes.
+
+A cell pools its seeds: successes/episodes over seeds with the Wilson interval of the pooled
+rate, and the spread (sd) of the per-seed rates when there are several. A table's average is the
+mean of its task rates (each task weighs the same), pooled counts beside it.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from actjepa_core.bench.paper import published
+from actjepa_core.bench.paper.plan import ABLATION_METHODS, MAIN_METHODS, PaperConfig
+from actjepa_core.evaluation.evaluate import wilson_interval
+from actjepa_core.evaluation.tables import markdown_table
+
+LABELS = {"raw": "Raw BC (end to end)", "autoencoder": "Autoencoder + BC",
+          "contrastive": "Contrastive + BC", "passive-jepa": "Passive JEPA + BC",
+          "act-jepa": "ACT-JEPA + BC", "act-jepa/no-ema": "No EMA (target = online)",
+          "act-jepa/tau-0.99": "EMA tau = 0.99", "act-jepa/tau-0.9999": "EMA tau = 0.9999",
+          "action-reconstruction": "Pixel/state reconstruction instead of latent L2",
+          "act-jepa/no-bottleneck": "No predictor bottleneck (hidden 512)",
+          "act-jepa/add": "Action by addition", "act-jepa/film": "Action by FiLM",
+          "act-jepa+shift": "ACT-JEPA + random-shift aug. + BC",
+          "act-jepa+chunk": "ACT-JEPA + BC, chunk 10",
+          "act-jepa+shift+chunk": "ACT-JEPA + shift aug. + BC chunk 10",
+          "raw+shift+chunk": "Raw BC + shift aug., chunk 10", "raw+chunk": "Raw BC, chunk 10",
+          "act-jepa+state": "ACT-JEPA (image + state) + BC",
+          "act-jepa+state+shift+chunk": "ACT-JEPA (image + state) + shift aug. + BC chunk 10"}
+PLOT_DPI = 100
+
+
+def latest_rows(path: Path) -> dict[tuple, dict]:
+    """Cell id -> its latest row (a re-run cell replaces the old one)."""
+    rows: dict[tuple, dict] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                rows[(r["task"], r["method"], r["demos"], r["sigma"], r["seed"])] = r
+    return rows
+
+
+class Cells:
+    """Pooled success of (task, method, demos, sigma) over seeds."""
+
+    def __init__(self, rows: dict[tuple, dict]):
+        self.by = defaultdict(list)
+        for (task, method, demos, sigma, _), r in sorted(rows.items(), key=lambda kv: str(kv[0])):
+            self.by[(task, method, demos, round(sigma, 6))].append(r)
+
+    def get(self, task, method, demos, sigma=0.0) -> list[dict]:
+        return self.by.get((task, method, demos, round(sigma, 6)), [])
+
+    def rate(self, tasks, method, demos, sigma=0.0) -> tuple[float, int, int, float] | None:
+        """(mean over tasks of pooled rates, successes, episodes, sd over seeds) or None."""
+        groups = [self.get(t, method, demos, sigma) for t in tasks]
+        if not all(groups):
+            return None
+        rates = [sum(r["successes"] for r in g) / sum(r["episodes"] for r in g) for g in groups]
+        wins = sum(r["successes"] for g in groups for r in g)
+        n = sum(r["episodes"] for g in groups for r in g)
+        seeds = sorted({r["seed"] for g in groups for r in g})
+        per_seed = [statistics.mean(sum(r["successes"] for r in g if r["seed"] == s) /
+                                    max(1, sum(r["episodes"] for r in g if r["seed"] == s))
+                                    for g in groups) for s in seeds]
+        sd = statistics.stdev(per_seed) if len(per_seed) > 1 else 0.0
+        return statistics.mean(rates), wins, n, sd
+
+
+def fmt(value: tuple | None, seeds: bool = True) -> str:
+    if value is None:
+        return "—"
+    rate, wins, n, sd = value
+    low, high = wilson_interval(wins, n)
+    spread = f" ± {100 * sd:.0f}" if sd and seeds else ""
+    return f"**{100 * rate:.0f}%**{spread} ({wins}/{n}, {100 * low:.0f}-{100 * high:.0f}%)"
+
+
+def pct(value: float | None) -> str:
+    return "collapsed" if value is None else f"{100 * value:.1f}%"
+
+
+def main_table(cells: Cells, config: PaperConfig) -> str:
+    tasks = config.tasks
+    header = ["method", *[f"{t} (ours)" for t in tasks], "avg (ours)", "paper: " +
+              " / ".join(t.split("-v")[0] for t in published.TASKS) + " / avg"]
+    rows = []
+    for m in MAIN_METHODS:
+        ours = [fmt(cells.rate([t], m.name, config.demos)) for t in tasks]
+        paper = published.MAIN.get(m.name)
+        rows.append([LABELS[m.name], *ours, fmt(cells.rate(tasks, m.name, config.demos)),
+                     " / ".join(pct(p) for p in paper) if paper else ""])
+    return markdown_table(header, rows)
+
+
+def noise_table(cells: Cells, config: PaperConfig) -> str:
+    header = ["method (avg over tasks)", *[f"σ = {s:g}" for s in config.sigmas],
+              "retained at max σ"]
+    rows = []
+    for m in MAIN_METHODS:
+        values = [cells.rate(config.tasks, m.name, config.demos, s) for s in config.sigmas]
+        paper = dict(zip(published.SIGMAS, published.NOISE.get(m.name, ())))
+        cells_ = [fmt(v) + (f" [paper {pct(paper[s])}]" if s in paper else "")
+                  for v, s in zip(values, config.sigmas)]
+        kept = (f"{100 * values[-1][0] / values[0][0]:.0f}%"
+                if values[0] and values[-1] and values[0][0] > 0 else "—")
+        rows.append([LABELS[m.name], *cells_, kept])
+    return markdown_table(header, rows)
+
+
+def ablation_table(cells: Cells, config: PaperConfig) -> str:
+    full = cells.rate(config.tasks, "act-jepa", config.demos)
+    header = ["variant", *[t for t in config.tasks], "avg (ours)", "Δ vs full (ours)",
+              "paper avg", "paper Δ"]
+    rows = []
+    for name in ["act-jepa", "passive-jepa", *[m.name for m in ABLATION_METHODS]]:
+        value = cells.rate(config.tasks, name, config.demos)
+        delta = (f"{100 * (value[0] - full[0]):+.1f}" if value and full and name != "act-jepa"
+                 else "")
+        paper = published.ABLATIONS.get(name, "n/a")
+        paper_delta = (f"{100 * (paper - published.ABLATIONS['act-jepa']):+.1f}"
+                       if isinstance(paper, float) and name != "act-jepa" else "")
+        label = "Full ACT-JEPA" if name == "act-jepa" else (
+            "No action conditioning (passive)" if name == "passive-jepa" else LABELS[name])
+        rows.append([label, *[fmt(cells.rate([t], name, config.demos), False)
+                              for t in config.tasks], fmt(value), delta,
+                     pct(paper) if paper != "n/a" else "n/a", paper_delta])
+    return markdown_table(header, rows)
+
+
+def data_table(cells: Cells, config: PaperConfig) -> str:
+    header = ["method (avg over tasks)", *[f"{d} demos" for d in config.data_demos]]
+    rows, values = [], {}
+    for name in ("raw", "act-jepa"):
+        values[name] = [cells.rate(config.tasks, name, d) for d in config.data_demos]
+        paper = dict(zip(published.DEMO_COUNTS, published.DATA[name]))
+        rows.append([LABELS[name], *[fmt(v) + (f" [paper {pct(paper[d])}]" if d in paper else "")
+                                     for v, d in zip(values[name], config.data_demos)]])
+    gap = [f"{100 * (a[0] - r[0]):+.1f}" if a and r else "—"
+           for a, r in zip(values["act-jepa"], values["raw"])]
+    rows.append(["ACT-JEPA advantage (points)", *gap])
+    return markdown_table(header, rows)
+
+
+def extras_table(cells: Cells, config: PaperConfig) -> str:
+    names = ["raw", "act-jepa", *config.extra_methods]
+    noisy = [s for s in config.sigmas if s > 0]
+    header = ["method", *config.tasks, "avg", *[f"avg σ = {s:g}" for s in noisy]]
+    rows = [[LABELS.get(n, n), *[fmt(cells.rate([t], n, config.demos), False)
+                                 for t in config.tasks],
+             fmt(cells.rate(config.tasks, n, config.demos)),
+             *[fmt(cells.rate(config.tasks, n, config.demos, s)) for s in noisy]]
+            for n in names]
+    return markdown_table(header, rows)
+
+
+def wall_time(rows: dict[tuple, dict]) -> str:
+    units = {(r["task"], r["method"], r["demos"], r["seed"]): r for r in rows.values()}
+    train = sum(r["train_wall_s"] + r["bc_wall_s"] for r in units.values())
+    evals = sum(r["eval_wall_s"] for r in rows.values())
+    return (f"{len(rows)} cells from {len(units)} trained encoders; CPU time "
+            f"{train / 3600:.1f} h training + {evals / 3600:.1f} h evaluation (one core each)")
+
+
+def plot(cells: Cells, config: PaperConfig, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for kind in ("noise", "data"):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        methods = [m.name for m in MAIN_METHODS] if kind == "noise" else ["raw", "act-jepa"]
+        xs = config.sigmas if kind == "noise" else config.data_demos
+        for name in methods:
+            pts = [(x, cells.rate(config.tasks, name, config.demos if kind == "noise" else x,
+                                  x if kind == "noise" else 0.0)) for x in xs]
+            pts = [(x, v) for x, v in pts if v]
+            if pts:
+                low_high = [wilson_interval(v[1], v[2]) for _, v in pts]
+                ax.errorbar([x for x, _ in pts], [100 * v[0] for _, v in pts],
+                            yerr=[[100 * (v[0] - lo) for (_, v), (lo, _) in zip(pts, low_high)],
+                                  [100 * (hi - v[0]) for (_, v), (_, hi) in zip(pts, low_high)]],
+                            marker="o", capsize=3, label=f"{LABELS[name]} (ours)")
+            paper = (published.NOISE if kind == "noise" else published.DATA).get(name)
+            if paper:
+                px = published.SIGMAS if kind == "noise" else published.DEMO_COUNTS
+                ax.plot(px, [100 * p for p in paper], linestyle="--", alpha=0.5,
+                        label=f"{LABELS[name]} (paper)")
+        ax.set_xlabel("test-time noise σ" if kind == "noise" else "demonstrations per task")
+        ax.set_ylabel("success, average over tasks (%)")
+        ax.set_ylim(0, 100)
+        ax.set_title(f"{config.obs} observations: success vs "
+                     f"{'noise' if kind == 'noise' else 'number of demos'}")
+        ax.legend(fontsize=6)
+        fig.tight_layout()
+        path = out / f"paper-{config.obs}-{kind}.png"
+        fig.savefig(path, dpi=PLOT_DPI, metadata={"Software": None})
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def report(config: PaperConfig, results: Path, command: str) -> str:
+    rows = latest_rows(results)
+    cells = Cells(rows)
+    scale = (f"{config.obs} observations"
+             + (f" ({config.image_size}x{config.image_size} pixels)" if config.obs == "image"
+                else "") + f"; {config.demos} demos per task; {config.eval_episodes} evaluation "
+             f"episodes per cell (seed {config.eval_seed}, starts disjoint from the demos'); "
+             f"seeds {config.seeds}"
+             + (f" for {', '.join(config.seeded_methods)}, seed {config.seeds[0]} for the rest"
+                if config.seeded_methods else "")
+             + f"; encoders trained {config.train_steps} steps at batch {config.train_batch}"
+             + (f" with {' '.join(config.train_overrides)}" if config.train_overrides else "")
+             + f", BC heads {config.bc_steps} steps.")
+    parts = [f"Command: `{command}`. Scale: {scale} {wall_time(rows)}.", "",
+             "**Main table** (clean observations):", "", main_table(cells, config), "",
+             "**Noise robustness** (test-time Gaussian noise on the model's input):", "",
+             noise_table(cells, config), "", "**Ablations**:", "",
+             ablation_table(cells, config), "", "**Data efficiency**:", "",
+             data_table(cells, config), "", "**Beyond the paper's recipe** (named rows):", "",
+             extras_table(cells, config), "",
+             f"![success vs noise](results/paper-{config.obs}-noise.png) "
+             f"![success vs demos](results/paper-{config.obs}-data.png)"]
+    return "\n".join(parts)
+
+
+def write_report(config: PaperConfig, results: Path, out: Path, command: str) -> None:
+    """The tables into ``out`` (between this obs kind's markers) and the plots beside it."""
+    from actjepa_core.bench.train_speed import write_section
+
+    plots = out.parent / "results"
+    plots.mkdir(parents=True, exist_ok=True)
+    plot(Cells(latest_rows(results)), config, plots)
+    write_section(out, f"paper-{config.obs}", report(config, results, command))

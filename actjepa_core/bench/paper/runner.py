@@ -1,0 +1,191 @@
+"""Train and evaluate the planned units, resumably: every finished cell is appended at once as a
+JSON line to the results file, and a rerun skips every cell already there (and reuses any
+encoder, BC head or demonstration file a stopped run left in the work directory).
+
+Units run in ``jobs`` worker processes with one torch thread each (the encoders are small, and
+two processes on two cores beat one process with two threads); workers append their own lines
+under an exclusive file lock.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import fcntl
+import json
+import multiprocessing
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from actjepa_core.bench.paper.plan import PaperConfig, Unit, cell_id, plan_units
+from actjepa_core.config import TrainConfig, apply_overrides
+from actjepa_core.data.episodes import EpisodeSet, read_episodes, write_episodes
+from actjepa_core.evaluation.evaluate import evaluate, git_commit
+
+DEMO_SEED = 0  # demonstrations come from seed 0; evaluation (eval_seed) never shares a start
+DONE = "done"
+
+
+def done_cells(results: Path) -> set[tuple]:
+    """Cell ids already in the results file."""
+    if not results.is_file():
+        return set()
+    cells = set()
+    for line in results.read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            cells.add(cell_id(r["obs"], r["task"], r["method"], r["demos"], r["seed"], r["sigma"]))
+    return cells
+
+
+def append_row(results: Path, row: dict) -> None:
+    """One JSON line, written whole under an exclusive lock (workers share the file)."""
+    results.parent.mkdir(parents=True, exist_ok=True)
+    with results.open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def demos_path(work: Path, config: PaperConfig, task: str) -> Path:
+    size = f"-{config.image_size}px" if config.obs == "image" else ""
+    return work / "demos" / f"{task}-{config.demos}{size}.hdf5"
+
+
+def ensure_demos(work: Path, config: PaperConfig, task: str) -> Path:
+    """Scripted-expert demonstrations, images pre-rendered once into the file (written
+    atomically, so a stopped collection is redone, never half-read)."""
+    from actjepa_core.evaluation.sim import collect_episodes
+
+    path = demos_path(work, config, task)
+    if not path.exists():
+        image = config.image_size if config.obs == "image" else None
+        episodes = collect_episodes(task, config.demos, seed=DEMO_SEED, image_size=image,
+                                    progress=False)
+        write_episodes(path, episodes, source=f"metaworld:{task}:seed={DEMO_SEED}")
+    return path
+
+
+def obs_keys(unit: Unit) -> list[str]:
+    if unit.obs == "state":
+        return ["state"]
+    return ["image", "state"] if unit.method.with_state else ["image"]
+
+
+def train_config(unit: Unit, config: PaperConfig) -> TrainConfig:
+    overrides = [f"optim.steps={config.train_steps}", f"optim.batch_size={config.train_batch}",
+                 f"run.seed={unit.seed}", "run.device=cpu", f"data.obs_keys={obs_keys(unit)}",
+                 *config.train_overrides, *unit.method.train_overrides()]
+    return apply_overrides(TrainConfig(), overrides, where=f"unit {unit.key}")
+
+
+def run_unit(unit: Unit, config: PaperConfig, work: Path, results: Path) -> list[dict]:
+    """Train what is missing, evaluate the cells not yet in ``results``; returns the new rows."""
+    from actjepa_core.policies import BCPolicy, FrozenWorld, load_policy
+    from actjepa_core.policies.configs import BCConfig
+    from actjepa_core.training.trainer import train
+
+    torch.set_num_threads(1)
+    todo = [s for s, c in zip(unit.sigmas, unit.cells()) if c not in done_cells(results)]
+    if not todo:
+        return []
+    folder = work / unit.key
+    data = read_episodes(demos_path(work, config, unit.task), obs_keys(unit))
+    data = EpisodeSet(data.episodes[:unit.demos], data.obs_keys, data.action_dim, data.source,
+                      data.path)
+    world, bc_path = folder / "world", folder / "bc.pt"
+    times = {"train_wall_s": 0.0, "bc_wall_s": 0.0}
+    if not (world / DONE).exists():
+        t0 = time.perf_counter()
+        train(data, train_config(unit, config), world, resume=(world / "last.pt").exists(),
+              progress=False)
+        (world / DONE).write_text(f"{time.perf_counter() - t0:.1f}\n")
+    times["train_wall_s"] = float((world / DONE).read_text())
+    if not bc_path.exists():
+        t0 = time.perf_counter()
+        bc = BCConfig(steps=config.bc_steps, chunk=unit.method.bc_chunk, seed=unit.seed)
+        BCPolicy.build(FrozenWorld.from_checkpoint(world / "best.pt"), data, bc).save(bc_path)
+        (folder / "bc.time").write_text(f"{time.perf_counter() - t0:.1f}\n")
+    times["bc_wall_s"] = float((folder / "bc.time").read_text())
+    policy = load_policy(bc_path)
+    rows = []
+    for sigma in todo:
+        t0 = time.perf_counter()
+        result = evaluate(policy, unit.task, config.eval_episodes, noise=sigma,
+                          seed=config.eval_seed, max_steps=config.max_steps or None,
+                          progress=False)
+        row = cell_row(unit, config, sigma, result, times, time.perf_counter() - t0)
+        append_row(results, row)
+        rows.append(row)
+    return rows
+
+
+def cell_row(unit: Unit, config: PaperConfig, sigma: float, result, times: dict,
+             eval_wall_s: float) -> dict:
+    m = unit.method
+    return {"obs": unit.obs, "task": unit.task, "method": m.name, "objective": m.objective,
+            "overrides": [*config.train_overrides, *m.overrides], "bc_chunk": m.bc_chunk,
+            "obs_keys": obs_keys(unit), "image_size": config.image_size if unit.obs == "image"
+            else None, "demos": unit.demos, "seed": unit.seed, "sigma": float(sigma),
+            "successes": result.successes, "episodes": result.episodes,
+            "success": result.success, "ci_low": result.ci_low, "ci_high": result.ci_high,
+            "mean_length": result.mean_length, "eval_seed": config.eval_seed,
+            "max_steps": result.max_steps, "train_steps": config.train_steps,
+            "train_batch": config.train_batch, "bc_steps": config.bc_steps, **times,
+            "eval_wall_s": round(eval_wall_s, 1), "git_commit": git_commit(),
+            "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def _unit_job(args: tuple) -> tuple[str, list[dict]]:
+    unit, config, work, results = args
+    return unit.key, run_unit(unit, config, work, results)
+
+
+def _demo_job(args: tuple) -> str:
+    work, config, task = args
+    torch.set_num_threads(1)
+    return str(ensure_demos(work, config, task))
+
+
+def run(config: PaperConfig, work: Path, results: Path, jobs: int = 1,
+        progress: bool = True) -> list[dict]:
+    """Every missing cell of the planned tables; returns the rows written by this call."""
+    done = done_cells(results)
+    units = [u for u in plan_units(config) if any(c not in done for c in u.cells())]
+    tasks = sorted({u.task for u in units})
+    written: list[dict] = []
+    with tqdm(total=len(units), desc=f"paper {config.obs}", unit="unit",
+              disable=not progress) as bar:
+        bar.write(f"{len(units)} units to run ({sum(len(u.cells()) for u in units)} cells); "
+                  f"results -> {results}")
+        demo_args = [(work, config, t) for t in tasks]
+        unit_args = [(u, config, work, results) for u in units]
+        if jobs <= 1:
+            for a in demo_args:
+                _demo_job(a)
+            outputs = map(_unit_job, unit_args)
+            written = _drain(outputs, bar)
+        else:
+            with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+                list(pool.imap_unordered(_demo_job, demo_args))
+                written = _drain(pool.imap_unordered(_unit_job, unit_args), bar)
+    return written
+
+
+def _drain(outputs, bar) -> list[dict]:
+    written = []
+    for key, rows in outputs:
+        written += rows
+        cells = ", ".join(f"sigma {r['sigma']:g}: {r['successes']}/{r['episodes']}" for r in rows)
+        bar.write(f"{key}: {cells}")
+        bar.update(1)
+    return written
+
+
+def describe(config: PaperConfig) -> dict:
+    return asdict(config)
