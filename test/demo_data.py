@@ -6,6 +6,7 @@ the constants they assert against from here.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "osmesa")
 os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
@@ -13,6 +14,7 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
 from actjepa_core.config import TrainConfig  # noqa: E402
 from actjepa_core.data.episodes import write_episodes  # noqa: E402
 
+REPO = Path(__file__).resolve().parents[1]  # the checkout: config/, models/, launch/
 PUSH_EPISODES = 16  # real push-v3 expert demos: ~1,600 transitions, collected in a few seconds
 REACH_EPISODES = 40  # expert demos: enough goal coverage for a latent nearest neighbour to succeed
 REACH_WORLD_STEPS = 600  # a brief pretraining run (seconds on one core)

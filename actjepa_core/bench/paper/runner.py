@@ -13,7 +13,6 @@ import fcntl
 import json
 import multiprocessing
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -141,9 +140,14 @@ def cell_row(unit: Unit, config: PaperConfig, sigma: float, result, times: dict,
             "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
 
-def _unit_job(args: tuple) -> tuple[str, list[dict]]:
+def _unit_job(args: tuple) -> tuple[str, list[dict] | str]:
+    """A unit's new rows, or the one-line reason it failed: one broken unit (say, a collapsed
+    encoder that yields NaN) must not stop the others; a rerun retries it."""
     unit, config, work, results = args
-    return unit.key, run_unit(unit, config, work, results)
+    try:
+        return unit.key, run_unit(unit, config, work, results)
+    except Exception as err:  # reported per unit, the run goes on
+        return unit.key, f"failed: {type(err).__name__}: {err}".splitlines()[0]
 
 
 def _demo_job(args: tuple) -> str:
@@ -180,12 +184,13 @@ def run(config: PaperConfig, work: Path, results: Path, jobs: int = 1,
 def _drain(outputs, bar) -> list[dict]:
     written = []
     for key, rows in outputs:
-        written += rows
-        cells = ", ".join(f"sigma {r['sigma']:g}: {r['successes']}/{r['episodes']}" for r in rows)
-        bar.write(f"{key}: {cells}")
+        if isinstance(rows, str):
+            bar.write(f"{key}: {rows}")
+        else:
+            written += rows
+            bar.write(f"{key}: " + ", ".join(f"sigma {r['sigma']:g}: "
+                                             f"{r['successes']}/{r['episodes']}" for r in rows))
         bar.update(1)
     return written
 
 
-def describe(config: PaperConfig) -> dict:
-    return asdict(config)

@@ -1,0 +1,82 @@
+"""`actjepa bench paper`: the plan covers the four tables, the quick mode runs end to end, a
+stopped run resumes without redoing finished cells, and the report is a pure function of the
+results file."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from actjepa_core import cli
+from actjepa_core.bench.paper.plan import (ABLATION_METHODS, MAIN_METHODS, PaperConfig,
+                                           load_paper_config, plan_units)
+from actjepa_core.errors import ActJepaError
+from demo_data import REPO
+
+
+def test_the_plan_trains_each_shared_cell_once_and_covers_every_table():
+    config = PaperConfig(tasks=["push-v3"], seeds=[0, 1], seeded_methods=["act-jepa"]).validate()
+    units = plan_units(config)
+    keys = [u.key for u in units]
+    assert len(keys) == len(set(keys))
+    act = [u for u in units if u.method.name == "act-jepa" and u.demos == 100]
+    assert [u.seed for u in act] == [0, 1]  # seeded method: every seed
+    assert act[0].sigmas == (0.0, 0.05, 0.1, 0.2, 0.3)  # main + noise + ablation ref + data 100
+    assert {u.seed for u in units if u.method.name == "autoencoder"} == {0}
+    names = {u.method.name for u in units}
+    assert {m.name for m in (*MAIN_METHODS, *ABLATION_METHODS)} <= names
+    assert {u.demos for u in units if u.method.name == "raw"} == {10, 25, 50, 100}
+    assert units[0].method.name == "raw" and units[0].seed == 0  # main rows, seed 0 first
+
+
+def test_the_shipped_paper_configs_load():
+    state = load_paper_config(REPO / "config" / "paper_state.yaml")
+    image = load_paper_config(REPO / "config" / "paper_image.yaml")
+    assert (state.obs, image.obs, image.image_size) == ("state", "image", 64)
+    assert state.seeds == [0, 1, 2] and state.eval_episodes == 50
+
+
+def test_a_bad_paper_config_names_the_key(tmp_path):
+    path = tmp_path / "paper.yaml"
+    path.write_text("obs: lidar\n")
+    with pytest.raises(ActJepaError, match="paper.yaml: obs is 'lidar'; expected one of state"):
+        load_paper_config(path)
+
+
+def read(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.sim
+def test_quick_mode_runs_resumes_and_reports_from_the_results_alone(tmp_path, capsys,
+                                                                     one_torch_thread):
+    results, out = tmp_path / "r.jsonl", tmp_path / "docs" / "RESULTS.md"
+    args = ["bench", "paper", "--quick", "--work", str(tmp_path / "work"), "--results",
+            str(results), "--out", str(out), "--quiet"]
+    assert cli.main(args) == 0
+    rows = read(results)
+    cells = {(r["method"], r["demos"], r["sigma"]) for r in rows}
+    assert len(cells) == len(rows) == 21  # 5 main x 2 sigmas, 7 ablations, 2 x 1 data, 1 extra x 2
+    for row in rows:
+        assert row["episodes"] == 2 and 0 <= row["successes"] <= 2
+        assert row["ci_low"] <= row["success"] <= row["ci_high"]
+        assert {"objective", "overrides", "train_wall_s", "git_commit", "seed"} <= set(row)
+    first = out.read_text()
+    for table in ("Main table", "Noise robustness", "Ablations", "Data efficiency"):
+        assert table in first
+    plots = sorted((out.parent / "results").glob("paper-state-*.png"))
+    assert [p.name for p in plots] == ["paper-state-data.png", "paper-state-noise.png"]
+    images = [p.read_bytes() for p in plots]
+
+    # a stopped run: one cell lost -> only that cell is redone, from the saved encoder and head
+    results.write_text("\n".join(json.dumps(r) for r in rows[:-1]) + "\n")
+    assert cli.main(args) == 0
+    again = read(results)
+    assert len(again) == 21 and again[-1]["method"] == rows[-1]["method"]
+    assert again[-1]["successes"] == rows[-1]["successes"]  # same head, same episodes
+
+    # the report alone gives the same bytes
+    results.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert cli.main([*args, "--report"]) == 0
+    assert out.read_text() == first
+    assert [p.read_bytes() for p in plots] == images
