@@ -18,13 +18,19 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
@@ -33,7 +39,7 @@ from actjepa_core.errors import ActJepaError
 
 from actjepa_ros import params
 from actjepa_ros.params import ParamSpec
-from actjepa_ros.spin import spin_node
+from actjepa_ros.spin import EXIT_BAD_START
 
 NODE_NAME = "recorder_node"
 RELIABILITIES = ("auto", "reliable", "best_effort")
@@ -227,15 +233,47 @@ class RecorderNode(Node):
             self.get_logger().error(str(err))
 
 
+SPIN_STEP_S = 0.1  # how long a SIGINT/SIGTERM may wait for the executor to notice it
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def main(args: Sequence[str] | None = None) -> int:
-    """``python -m actjepa_ros.recorder_node --ros-args --params-file config/recorder.yaml``."""
-    return spin_node(RecorderNode, NODE_NAME, _close_episode, args)
+    """``python -m actjepa_ros.recorder_node --ros-args --params-file config/recorder.yaml``.
+
+    SIGINT and SIGTERM do not shut ROS down under the node (rclpy's own handlers would, and the
+    last log lines, "episode N: wrote ...", would then fail to reach /rosout): they ask the spin
+    loop to stop, the episode is closed and logged while the context is valid, and only then is
+    the node destroyed and ROS shut down."""
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stopping = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stopping.set()) for sig in STOP_SIGNALS}
+    node = None
+    try:
+        node = RecorderNode()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while rclpy.ok() and not stopping.is_set():
+            executor.spin_once(timeout_sec=SPIN_STEP_S)
+    except ActJepaError as err:
+        get_logger(NODE_NAME).error(f"cannot start: {err}")
+        return EXIT_BAD_START
+    finally:
+        if node is not None:
+            _close_episode(node)
+            node.destroy_node()
+        rclpy.try_shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
 
 
 def _close_episode(node: RecorderNode) -> None:
     """SIGINT/SIGTERM: close the episode being recorded with everything it received."""
     if node.bag is not None:
-        node.stop()
+        try:
+            node.stop()
+        except Exception as err:  # noqa: BLE001 - a full disk must not hide the shutdown
+            node.get_logger().error(f"episode {node.episode}: closing the bag failed: {err}")
 
 
 if __name__ == "__main__":

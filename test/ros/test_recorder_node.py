@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from rcl_interfaces.msg import Log
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import Reader
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray
@@ -189,3 +191,31 @@ def test_params_file_is_parsed_by_ros(tester, start_node, tmp_path):
                              START_TIMEOUT_S), recorder.log()
     time.sleep(0.2)
     assert recorder.alive() and "error" not in recorder.log().lower(), recorder.log()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_shutdown_by_signal_keeps_the_log(tester, start_node, tmp_path, sig):
+    """The bag is closed while the node can still log: its "wrote" line reaches /rosout, and no
+    "Failed to publish log message to rosout" (issue 12, item 5)."""
+    rosout: list[Log] = []  # transient local: the lines logged before discovery come too
+    tester.node.create_subscription(Log, "/rosout", rosout.append, QoSProfile(
+        depth=1000, reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    recorder = start_node("actjepa_ros.recorder_node", "-p", "topics:=[/t/state]", "-p",
+                          "types:=[std_msgs/msg/Float64MultiArray]", "-p",
+                          f"output_dir:={tmp_path}", "-p", "autostart:=true")
+    state = tester.publisher(Float64MultiArray, "/t/state")
+    assert tester.wait_for_subscribers(state, START_TIMEOUT_S), recorder.log()
+    assert tester.spin_until(lambda: any("episode 0: recording" in m.msg for m in rosout),
+                             START_TIMEOUT_S), recorder.log()
+    for i in range(BURST):
+        state.publish(Float64MultiArray(data=[float(i)]))
+        tester.spin_for(0.005)
+    tester.spin_for(SETTLE_S)
+    recorder.proc.send_signal(sig)
+    assert recorder.proc.wait(REPLY_TIMEOUT_S) == 0, recorder.log()
+    tester.spin_until(lambda: any("episode 0: wrote" in m.msg for m in rosout), 2.0)
+    log = recorder.log()
+    assert "Failed to publish" not in log and "context is invalid" not in log, log
+    wrote = [m.msg for m in rosout if "episode 0: wrote" in m.msg]
+    assert wrote and "/t/state: 30" in wrote[0], (log, [m.msg for m in rosout])
