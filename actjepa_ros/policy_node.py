@@ -27,11 +27,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
@@ -44,6 +42,7 @@ from actjepa_core.policies import load_policy
 
 from actjepa_ros import conversions, observations, params, safety
 from actjepa_ros.params import LIVE_POLICY_PARAMS, POLICY_PARAMS
+from actjepa_ros.spin import spin_node
 from actjepa_core.units import MS_PER_S, NS_PER_S
 
 NODE_NAME = "policy_node"
@@ -178,7 +177,7 @@ class PolicyNode(LifecycleNode):
         """One act() on a zero observation: the first real action is not slowed by lazy init."""
         dummy = {k: np.zeros(v["shape"], dtype=np.dtype(v["dtype"])) for k, v in spec.items()}
         started = time.perf_counter()
-        if hasattr(self.policy, "set_goal"):  # MPC: no goal yet, warm the encoder only
+        if self.policy.needs_goal:  # MPC: no goal yet, warm the encoder only
             self.policy.encode(dummy)
         else:
             self.policy.act(dummy)
@@ -187,8 +186,8 @@ class PolicyNode(LifecycleNode):
 
     def limits(self, p: dict[str, Any], dim: int) -> safety.ActionLimits:
         """Limits from parameters, defaulting to the checkpoint's action bounds."""
-        low = p["action_min"] or self.policy.normaliser.action_low.cpu().numpy()
-        high = p["action_max"] or self.policy.normaliser.action_high.cpu().numpy()
+        low = p["action_min"] or self.policy.processor.action_low
+        high = p["action_max"] or self.policy.processor.action_high
         return safety.ActionLimits.build(dim, low, high, p["max_delta"] or np.inf)
 
     def output_builder(self, dim: int) -> tuple[Callable[[np.ndarray], Any], type]:
@@ -219,7 +218,7 @@ class PolicyNode(LifecycleNode):
             image_type = CompressedImage if p["image_transport"] == "compressed" else Image
             subs.append((image_type, p["image_topic"], lambda m: self.receive(
                 "image", lambda: self.decode_image(m, shape), m.header.stamp)))
-        if hasattr(self.policy, "set_goal"):
+        if self.policy.needs_goal:
             if p["goal_topic"] and p["state_key"] in spec:
                 subs.append((Float64MultiArray, p["goal_topic"], lambda m: self.on_goal(
                     p["state_key"], lambda: conversions.multi_array_vector(m))))
@@ -418,26 +417,21 @@ class PolicyNode(LifecycleNode):
         self.pub_diagnostics.publish(array)
 
 
+def autostarted() -> PolicyNode:
+    """A new node, walked to active when its ``autostart`` parameter says so."""
+    node = PolicyNode()
+    if node.p["autostart"]:
+        if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            node.trigger_activate()
+        else:
+            node.get_logger().error("autostart: configure failed; staying unconfigured (fix "
+                                    "the parameter, then call ~/change_state configure)")
+    return node
+
+
 def main(args: Sequence[str] | None = None) -> int:
     """``python -m actjepa_ros.policy_node --ros-args --params-file config/policy.yaml``."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = PolicyNode()
-        if node.p["autostart"]:
-            if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-                node.trigger_activate()
-            else:
-                node.get_logger().error("autostart: configure failed; staying unconfigured (fix "
-                                        "the parameter, then call ~/change_state configure)")
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node(autostarted, NODE_NAME, args=args)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import Trigger
 
 from actjepa_core.errors import ActJepaError
-from actjepa_core.evaluation.sim import ACTION_DIM, SimArm
+from actjepa_core.evaluation.sim import ACTION_DIM, SimArm, SuccessStop
 
 from actjepa_ros import conversions, params
 from actjepa_ros.params import SIM_PARAMS
@@ -63,7 +63,7 @@ class SimNode(Node):
                           image_size=self.p["image_size"] or None,
                           max_steps=self.p["max_steps"] or None)
         self.sim_time_ns = 0
-        self.first_success: int | None = None
+        self.stop = SuccessStop(self.p["steps_after_success"])
         self.done = False
         self.last_publish = time.monotonic()
         self.latest_action: np.ndarray | None = None
@@ -98,7 +98,7 @@ class SimNode(Node):
     # ---- episodes ---------------------------------------------------------------------------
     def start_episode(self, episode: int) -> None:
         obs = self.arm.reset(episode)
-        self.first_success, self.done = None, False
+        self.stop, self.done = SuccessStop(self.p["steps_after_success"]), False
         self.get_logger().info(f"{self.arm.task} episode {episode} (seed {self.arm.seed}) "
                                f"started; {self.p['mode']} mode")
         self.publish(obs, success=None)  # ~/success reports steps: one message per step
@@ -113,13 +113,12 @@ class SimNode(Node):
     def step(self, action: np.ndarray) -> None:
         """Apply one action, publish what the arm sees after it, end the episode if due."""
         obs, success = self.arm.step(action)
-        if success and self.first_success is None:
-            self.first_success = self.arm.steps
+        self.stop.record(self.arm.steps, success)
         self.publish(obs, success)
         if self.episode_over():
             self.done = True
-            outcome = (f"solved at step {self.first_success}" if self.first_success is not None
-                       else "not solved")
+            first = self.stop.first_success
+            outcome = f"solved at step {first}" if first is not None else "not solved"
             self.get_logger().info(f"episode {self.arm.episode} ended after {self.arm.steps} "
                                    f"steps: {outcome}")
             if self.p["auto_reset"]:
@@ -128,8 +127,7 @@ class SimNode(Node):
     def episode_over(self) -> bool:
         if self.arm.steps >= self.arm.max_steps:
             return True
-        return (self.p["end_on_success"] and self.first_success is not None
-                and self.arm.steps >= self.first_success + self.p["steps_after_success"])
+        return self.p["end_on_success"] and self.stop.due(self.arm.steps)
 
     # ---- actions in -------------------------------------------------------------------------
     def on_action(self, msg: Float64MultiArray) -> None:

@@ -1,4 +1,4 @@
-"""The ``main()`` of a plain (non-lifecycle) node: init, spin, clean shutdown on SIGINT/SIGTERM.
+"""The ``main()`` of every node: init, make, spin, clean shutdown on SIGINT/SIGTERM.
 
 A start-up ActJepaError (bad parameters, bad task) is logged as one line and exits with code 2;
 ``cleanup`` runs whatever happens, so a recorder closes its bag and a sim releases MuJoCo.
@@ -18,7 +18,7 @@ EXIT_BAD_START = 2
 N = TypeVar("N", bound=Node)
 
 
-def spin_node(make: Callable[[], N], name: str, cleanup: Callable[[N], None],
+def spin_node(make: Callable[[], N], name: str, cleanup: Callable[[N], None] | None = None,
               args: Sequence[str] | None = None) -> int:
     rclpy.init(args=args)
     node = None
@@ -32,7 +32,8 @@ def spin_node(make: Callable[[], N], name: str, cleanup: Callable[[N], None],
         pass
     finally:
         if node is not None:
-            cleanup(node)
+            if cleanup is not None:
+                cleanup(node)
             node.destroy_node()
         rclpy.try_shutdown()
     return 0

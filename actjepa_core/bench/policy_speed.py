@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
 
         policy = load_policy(args.policy, device=args.device)
         observations = demo_observations(args.data, list(policy.obs_spec), args.repeats)
-        if hasattr(policy, "set_goal"):  # MPC plans toward a goal: a demo's final observation
+        if policy.needs_goal:  # MPC plans toward a goal: a demo's final observation
             policy.set_goal(observations[-1])
         row = act_latency(policy, observations, args.repeats)
         print(f"{args.policy} ({policy.policy_type}, obs {sorted(policy.obs_spec)}): act() "

@@ -1,4 +1,4 @@
-"""The seed's reference implementation (act-jepa-method.txt §6), copied verbatim.
+"""The paper's reference implementation (act-jepa-method.txt §6), copied verbatim.
 
 Used only by `actjepa bench train` to measure our trainer against it on the same data, sizes, batch
 and machine. Do not "improve" it: it is the baseline as published.

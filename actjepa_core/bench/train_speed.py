@@ -1,4 +1,4 @@
-"""`actjepa bench train`: our trainer against the seed's reference code, side by side in one run.
+"""`actjepa bench train`: our trainer against the paper's reference code, side by side in one run.
 
 Same data (push-v3 expert demos), same layer sizes, same batch, same machine; the two are timed
 in alternating repeats so machine noise hits both alike, and the medians are compared. Achieved
@@ -22,11 +22,12 @@ from actjepa_core.bench import reference
 from actjepa_core.atomic import atomic_path
 from actjepa_core.config import ModelConfig, TrainConfig
 from actjepa_core.data.episodes import read_episodes, write_episodes
+from actjepa_core.evaluation.tables import markdown_table
 from actjepa_core.training.trainer import Trainer
 
 BATCH = 256
 REFERENCE_SIZES = ModelConfig(state_hidden=[256, 256], action_hidden=[128],
-                              predictor_hidden=[256, 128], latent_dim=128)  # seed §6 code
+                              predictor_hidden=[256, 128], latent_dim=128)  # the paper's §6 code
 PEAK_SIZES = (512, 1024, 2048)
 PEAK_REPEATS = 5
 WARMUP_STEPS = 30
@@ -90,7 +91,7 @@ class OursRunner:
 
 
 class ReferenceRunner:
-    """The seed's §6 class fed the way its train_step expects: a shuffling DataLoader."""
+    """The paper's §6 class fed the way its train_step expects: a shuffling DataLoader."""
 
     def __init__(self, trainer: Trainer, device: torch.device):
         ts = trainer.train_set
@@ -187,26 +188,25 @@ def machine_line(device: torch.device) -> str:
 def render_markdown(r: dict, data_path: str) -> str:
     dev = torch.device(r["device"])
     rows = []
-    labels = {"reference": "reference (seed §6, fp32)", "ours": "ours, fp32",
+    labels = {"reference": "reference (paper §6, fp32)", "ours": "ours, fp32",
               "ours-bf16": "ours, bf16 autocast (`run.precision: bf16`)"}
     for name, label in labels.items():
         x = r[name]
         peak = "bf16" if name.endswith("bf16") else "fp32"
-        rows.append(f"| {label} | {x['steps_per_s']:.0f} ({x['min_steps_per_s']:.0f}-"
-                    f"{x['max_steps_per_s']:.0f}) | {x['transitions_per_s']:,.0f} | "
-                    f"{r['flops'][name] / 1e6:.0f} | {x['gflops']:.1f} | "
-                    f"{100 * x['peak_share']:.0f}% of {peak} |")
+        rows.append([label, f"{x['steps_per_s']:.0f} ({x['min_steps_per_s']:.0f}-"
+                     f"{x['max_steps_per_s']:.0f})", f"{x['transitions_per_s']:,.0f}",
+                     f"{r['flops'][name] / 1e6:.0f}", f"{x['gflops']:.1f}",
+                     f"{100 * x['peak_share']:.0f}% of {peak}"])
     return "\n".join([
         f"### Training speed on {r['device']}: {machine_line(dev)}",
         "",
         f"`actjepa bench train --device {r['device']} --steps {r['steps']} --repeats {r['repeats']}`"
-        f" on {r['transitions']} push-v3 transitions, batch {r['batch']}, the seed's layer sizes "
+        f" on {r['transitions']} push-v3 transitions, batch {r['batch']}, the paper's layer sizes "
         "(state MLP 39-256-256-128, action MLP 4-128-128, predictor 256-256-128-128). Medians of "
         f"{r['repeats']} alternating repeats of {r['steps']} steps (range in brackets).",
         "",
-        "| trainer | steps/s | transitions/s | MFLOP/step | GFLOP/s | of matmul peak |",
-        "|---|---|---|---|---|---|",
-        *rows,
+        markdown_table(["trainer", "steps/s", "transitions/s", "MFLOP/step", "GFLOP/s",
+                        "of matmul peak"], rows),
         "",
         f"**Speed-up over the reference's transitions/s: {r['speedup']:.2f}x like for like (fp32), "
         f"{r['speedup_bf16']:.2f}x with bf16 autocast.** Matmul peaks (median square "

@@ -11,8 +11,9 @@ import numpy as np
 import torch
 
 from actjepa_core.data.episodes import Episode
+from actjepa_core.data.normalise import Normaliser
+from actjepa_core.data.processor import ObservationProcessor
 from actjepa_core.errors import ActJepaError
-from actjepa_core.data.normalise import PIXEL_SCALE, Normaliser
 
 
 class Batch(NamedTuple):
@@ -42,7 +43,6 @@ class TransitionSet:
                  normaliser: Normaliser, steps: int = 1, device: str | torch.device = "cpu"):
         self.steps = steps
         self.device = torch.device(device)
-        self.normaliser = normaliser.to(self.device)
         starts, offset = [], 0
         for ep in episodes:
             n = ep.num_steps - steps  # windows t..t+K inside this demo
@@ -52,15 +52,13 @@ class TransitionSet:
         if not starts:
             raise ActJepaError(f"no demo is longer than {steps} step(s); cannot form a transition")
         self.starts = torch.as_tensor(np.concatenate(starts), device=self.device)
+        self.processor = ObservationProcessor.from_episodes(episodes, obs_keys, normaliser,
+                                                            self.device)
+        self.normaliser = self.processor.normaliser
         # states are normalised once here; uint8 images stay compact and are scaled per batch
-        self.obs = {}
-        for key in obs_keys:
-            raw = torch.as_tensor(np.concatenate([ep.obs[key] for ep in episodes]))
-            self.obs[key] = (raw if raw.dtype == torch.uint8
-                             else self.normaliser.obs_key(key, raw.to(self.device)))
-            self.obs[key] = self.obs[key].to(self.device)
-        actions = torch.as_tensor(np.concatenate([ep.actions for ep in episodes]), device=self.device)
-        self.actions = self.normaliser.action(actions)
+        self.obs = {key: self.processor.compact(key, torch.as_tensor(rows).to(self.device))
+                    for key, rows in self.processor.episode_rows(episodes).items()}
+        self.actions = self.processor.episode_actions(episodes)
         self._window = torch.arange(steps, device=self.device)
 
     def __len__(self) -> int:
@@ -70,12 +68,9 @@ class TransitionSet:
         """Gather the transitions at ``positions`` (indices into the valid starts)."""
         t = self.starts[positions]  # (B,)
         window = t[:, None] + self._window  # (B, K)
-        obs = {k: self._model_input(v[t]) for k, v in self.obs.items()}
-        next_obs = {k: self._model_input(v[window + 1]) for k, v in self.obs.items()}
+        obs = self.processor.expand({k: v[t] for k, v in self.obs.items()})
+        next_obs = self.processor.expand({k: v[window + 1] for k, v in self.obs.items()})
         return Batch(obs, self.actions[window], next_obs)
-
-    def _model_input(self, x: torch.Tensor) -> torch.Tensor:
-        return x.float() / PIXEL_SCALE if x.dtype == torch.uint8 else x
 
     def epoch_batches(self, batch_size: int, generator: torch.Generator):
         """Shuffled full batches covering the set once (the last partial batch is dropped when

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from actjepa_core.training.checkpoint import load_world_model
 from actjepa_core.config import TrainConfig, from_dict
 from actjepa_core.data.episodes import read_episodes
-from actjepa_core.models.world_model import collapse_metric
 from actjepa_core.data.transitions import split_episodes
+from actjepa_core.models.world_model import collapse_metric
+from actjepa_core.policies.world import FrozenWorld
 
 RIDGE = 1e-3
 
@@ -43,16 +43,15 @@ def probe_r2(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor,
 
 @torch.no_grad()
 def latent_diagnostics(checkpoint: str | Path, data_path: str | Path) -> dict[str, float]:
-    model, norm, content = load_world_model(checkpoint)
-    config = from_dict(TrainConfig, content["config"], str(checkpoint))
-    data = read_episodes(data_path, list(content["obs_spec"]))
+    world = FrozenWorld.from_checkpoint(checkpoint)
+    config = from_dict(TrainConfig, world.config, str(checkpoint))
+    data = read_episodes(data_path, world.processor.keys)
     train_eps, val_eps = split_episodes(data.episodes, config.data.val_fraction, config.run.seed)
     val_eps = val_eps or train_eps
 
     def encode(eps):
-        obs = {k: torch.as_tensor(np.concatenate([e.obs[k] for e in eps])) for k in data.obs_keys}
         target = torch.as_tensor(np.concatenate([e.obs[data.obs_keys[0]] for e in eps]))
-        return model.encode(norm.obs(obs)), target.flatten(1).float()
+        return world.encode_episodes(eps), target.flatten(1).float()
 
     z_train, y_train = encode(train_eps)
     z_val, y_val = encode(val_eps)

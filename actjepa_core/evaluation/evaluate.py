@@ -17,7 +17,6 @@ import json
 import math
 import subprocess
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Protocol
@@ -26,10 +25,10 @@ import numpy as np
 from tqdm import tqdm
 
 from actjepa_core.errors import ActJepaError
-from actjepa_core.evaluation.goals import GoalMaker
+from actjepa_core.evaluation.goals import DEFAULT_GOAL_SOURCE, GoalMaker
+from actjepa_core.evaluation.sim import SimArm, expert_action, make_expert
+from actjepa_core.evaluation.tables import text_table
 from actjepa_core.policies.base import Policy
-from actjepa_core.policies.mpc import MPCPolicy
-from actjepa_core.evaluation.sim import ACTION_HIGH, ACTION_LOW, TASKS, SimArm
 from actjepa_core.units import MS_PER_S
 
 DEFAULT_SEED = 1  # `actjepa collect` defaults to seed 0: evaluation must not replay demo starts
@@ -37,7 +36,6 @@ Z_95 = 1.959963984540054  # standard normal quantile for a two-sided 95% interva
 PERCENTILES = (50.0, 99.0)
 SIM_KEYS = ("state", "image")  # what SimArm observes
 NOISE_SEED_SHIFT = 32  # episode noise seed = (seed << 32) + episode: distinct for every pair
-EXPERT_WARNING = r"Constant\(s\) may be too high"  # the experts' harmless "will be clipped" note
 
 
 class Controller(Protocol):
@@ -56,19 +54,14 @@ class ExpertPolicy:
     policy_type = "expert"
 
     def __init__(self, task: str) -> None:
-        if task not in TASKS:
-            raise ActJepaError(f"unknown task {task!r}; expected one of {', '.join(sorted(TASKS))}")
-        self._expert = TASKS[task]()
+        self._expert = make_expert(task)
         self.obs_noise = 0.0
 
     def reset(self) -> None:
         """The expert is stateless."""
 
     def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=EXPERT_WARNING, category=UserWarning)
-            action = self._expert.get_action(np.asarray(obs["state"], dtype=np.float64))
-        return np.clip(action, ACTION_LOW, ACTION_HIGH).astype(np.float32)
+        return expert_action(self._expert, obs["state"])
 
 
 @dataclass
@@ -116,11 +109,11 @@ def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, flo
 
 def evaluate(policy: Controller, task: str, episodes: int, noise: float = 0.0,
              seed: int = DEFAULT_SEED, max_steps: int | None = None, progress: bool = True,
-             goal_source: str | None = None) -> EvalResult:
+             goal_source: str = DEFAULT_GOAL_SOURCE) -> EvalResult:
     """Run ``episodes`` closed-loop episodes of ``task`` and measure success and latency.
 
-    An MPC policy gets its goal from goals.py each episode (``goal_source`` overrides the
-    policy's configured one).
+    A policy that plans toward a goal (latent MPC) gets one each episode from goals.py, built the
+    ``goal_source`` way (``demo`` | ``state``).
     """
     if episodes < 1:
         raise ActJepaError(f"episodes is {episodes}; expected an integer >= 1")
@@ -136,9 +129,8 @@ def evaluate(policy: Controller, task: str, episodes: int, noise: float = 0.0,
     times: list[float] = []
     bar = tqdm(total=episodes, desc=f"eval {task}", unit="ep", disable=not progress)
     try:
-        if isinstance(policy, MPCPolicy):
-            goals = GoalMaker(task, seed, goal_source or policy.config.goal_source,
-                              arm.image_size)
+        if getattr(policy, "needs_goal", False):
+            goals = GoalMaker(task, seed, goal_source, arm.image_size)
         for i in range(episodes):
             records.append(run_episode(policy, arm, i, seed, goals, times))
             bar.update(1)
@@ -238,9 +230,5 @@ TABLE_COLUMNS = (("type", "{}"), ("task", "{}"), ("episodes", "{}"), ("noise", "
 
 def format_table(rows: list[Mapping[str, Any]]) -> str:
     """Rows of result_row() as an aligned text table."""
-    header = [name for name, _ in TABLE_COLUMNS]
-    cells = [[fmt.format(row[name]) for name, fmt in TABLE_COLUMNS] for row in rows]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
-    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
-    return "\n".join(lines)
+    return text_table([name for name, _ in TABLE_COLUMNS],
+                      ([fmt.format(row[name]) for name, fmt in TABLE_COLUMNS] for row in rows))

@@ -1,6 +1,7 @@
 """Goal observations for latent MPC on the simulated arm (Protocol 3 needs an o_g per episode).
 
-Two ways to build o_g for episode i of a (task, seed) run:
+Two ways to build o_g for episode i of a (task, seed) run (``actjepa eval --goal``; the goal is
+the evaluation's choice, not the policy's):
 
 - ``demo``: run the scripted expert from the same start configuration in a second SimArm and take
   its observation ``EXTRA_STEPS_AFTER_SUCCESS`` ticks after its first success, i.e. where the demo
@@ -24,9 +25,11 @@ from typing import Mapping
 
 import numpy as np
 
-from actjepa_core.errors import ActJepaError
-from actjepa_core.policies.mpc import GOAL_SOURCES
-from actjepa_core.evaluation.sim import EXTRA_STEPS_AFTER_SUCCESS, SimArm
+from actjepa_core.errors import ActJepaError, check_choice
+from actjepa_core.evaluation.sim import EXTRA_STEPS_AFTER_SUCCESS, SimArm, SuccessStop
+
+GOAL_SOURCES = ("demo", "state")  # `actjepa eval --goal`
+DEFAULT_GOAL_SOURCE = "demo"
 
 # Meta-World's 39-D state layout (v3): current frame 0:18, previous frame 18:36, goal 36:39.
 HAND = slice(0, 3)
@@ -44,11 +47,11 @@ MOVED_BY_TASK: dict[str, tuple[slice, ...]] = {
 def state_goal(task: str, start: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The start observation with the task's moved parts placed at the goal position."""
     if set(start) != {"state"}:
-        raise ActJepaError(f"goal_source 'state' builds state-only goals; the observation has "
-                           f"keys {sorted(start)}; expected only 'state' (use goal_source 'demo' "
+        raise ActJepaError(f"goal source 'state' builds state-only goals; the observation has "
+                           f"keys {sorted(start)}; expected only 'state' (use goal source 'demo' "
                            "for image observations)")
     if task not in MOVED_BY_TASK:
-        raise ActJepaError(f"goal_source 'state' knows tasks {sorted(MOVED_BY_TASK)}; got "
+        raise ActJepaError(f"goal source 'state' knows tasks {sorted(MOVED_BY_TASK)}; got "
                            f"{task!r}")
     state = np.array(start["state"], dtype=np.float32, copy=True)
     for part in MOVED_BY_TASK[task]:
@@ -60,11 +63,9 @@ def state_goal(task: str, start: Mapping[str, np.ndarray]) -> dict[str, np.ndarr
 class GoalMaker:
     """Builds goal observations for episodes of one (task, seed) run, reusing one expert arm."""
 
-    def __init__(self, task: str, seed: int, source: str = "demo",
+    def __init__(self, task: str, seed: int, source: str = DEFAULT_GOAL_SOURCE,
                  image_size: int | None = None) -> None:
-        if source not in GOAL_SOURCES:
-            raise ActJepaError(f"goal source is {source!r}; expected one of "
-                               f"{', '.join(GOAL_SOURCES)}")
+        check_choice("", "goal source", source, GOAL_SOURCES)
         self.task, self.source = task, source
         # the expert gets the task's own step limit, whatever cap the evaluation runs under
         self._arm = (SimArm(task, seed=seed, image_size=image_size) if source == "demo"
@@ -85,11 +86,8 @@ def demo_goal(arm: SimArm, episode: int) -> dict[str, np.ndarray]:
     """The expert demo's last observation: EXTRA_STEPS_AFTER_SUCCESS ticks after first success
     (or at the step limit, if the expert never succeeds in this episode)."""
     obs = arm.reset(episode)
-    first_success: int | None = None
-    while arm.steps < arm.max_steps:
-        if first_success is not None and arm.steps >= first_success + EXTRA_STEPS_AFTER_SUCCESS:
-            break
+    stop = SuccessStop(EXTRA_STEPS_AFTER_SUCCESS)
+    while arm.steps < arm.max_steps and not stop.due(arm.steps):
         obs, success = arm.step(arm.expert_action())
-        if success and first_success is None:
-            first_success = arm.steps
+        stop.record(arm.steps, success)
     return obs

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from actjepa_core.atomic import atomic_path  # noqa: E402
 from actjepa_core.errors import ActJepaError  # noqa: E402
+from actjepa_core.evaluation import tables  # noqa: E402
 from actjepa_core.training.metrics import read_metrics  # noqa: E402
 
 CURVES = (("loss", "val_loss", "latent L2 loss"), (None, "val_rel_loss", "val loss / target variance"),
@@ -34,11 +35,9 @@ def summarise(run_dir: str | Path) -> dict[str, float]:
 def markdown_table(names: list[str], summaries: list[dict[str, float]]) -> str:
     """One row per run, one column per summary key (the keys of the first summary)."""
     keys = list(summaries[0])
-    lines = ["| run | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
-    for name, summary in zip(names, summaries):
-        lines.append(f"| {name} | " + " | ".join(f"{summary.get(k, math.nan):.4g}" for k in keys)
-                     + " |")
-    return "\n".join(lines)
+    return tables.markdown_table(["run", *keys], (
+        [name, *(f"{summary.get(k, math.nan):.4g}" for k in keys)]
+        for name, summary in zip(names, summaries)))
 
 
 def plot_curves(run_dir: str | Path, out: str | Path | None = None) -> Path:

@@ -1,6 +1,6 @@
 """Success tables for docs/RESULTS.md, rendered from `actjepa eval` JSON lines.
 
-Each cell shows the measured success with its episode count and 95% Wilson interval; the seed's
+Each cell shows the measured success with its episode count and 95% Wilson interval; the paper's
 published ACT-JEPA + BC row stands beside it for comparison. The latest line for a (policy type,
 task, noise) wins, so re-running an evaluation replaces its cell.
 """
@@ -10,13 +10,14 @@ import json
 from pathlib import Path
 
 from actjepa_core.errors import ActJepaError
+from actjepa_core.evaluation.tables import markdown_table
 
-SEED_BC = {"reach-v3": 0.924, "push-v3": 0.746, "pick-place-v3": 0.589}  # seed §9, ACT-JEPA + BC
+PAPER_BC = {"reach-v3": 0.924, "push-v3": 0.746, "pick-place-v3": 0.589}  # paper §9, ACT-JEPA + BC
 ROW_LABELS = {"expert": "Meta-World scripted expert",
               "raw-bc": "Raw-state BC (same head, no encoder)", "bc": "ACT-JEPA + BC (ours)",
               "nn": "ACT-JEPA + latent NN (ours)", "mpc": "ACT-JEPA + latent MPC (ours)"}
 TASK_ORDER = ("reach-v3", "push-v3", "pick-place-v3")
-SEED_BC_NOISE = {0.0: 0.753, 0.05: 0.708, 0.1: 0.642, 0.2: 0.531, 0.3: 0.417}  # seed §9, task average
+PAPER_BC_NOISE = {0.0: 0.753, 0.05: 0.708, 0.1: 0.642, 0.2: 0.531, 0.3: 0.417}  # paper §9, average
 
 
 def read_rows(path: str | Path) -> list[dict]:
@@ -34,21 +35,18 @@ def read_rows(path: str | Path) -> list[dict]:
 
 
 def success_table(rows: list[dict], noise: float = 0.0) -> str:
-    """Markdown: one row per policy type, one column per task, the seed's BC row first."""
+    """Markdown: one row per policy type, one column per task, the paper's BC row first."""
     latest: dict[tuple[str, str], dict] = {}
     for row in rows:
         if row.get("noise", 0.0) == noise:
             latest[(_kind(row), row["task"])] = row
     tasks = [t for t in TASK_ORDER if any(task == t for _, task in latest)]
     tasks += sorted({task for _, task in latest} - set(tasks))
-    lines = ["| method | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 1) + "|",
-             "| seed §9: ACT-JEPA + BC (published) | "
-             + " | ".join(f"{100 * SEED_BC[t]:.1f}%" if t in SEED_BC else "" for t in tasks) + " |"]
-    kinds = sorted({k for k, _ in latest}, key=_order)
-    for kind in kinds:
-        cells = [_cell(latest.get((kind, task))) for task in tasks]
-        lines.append(f"| {_label(kind)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    table = [["paper §9: ACT-JEPA + BC (published)",
+              *(f"{100 * PAPER_BC[t]:.1f}%" if t in PAPER_BC else "" for t in tasks)]]
+    for kind in sorted({k for k, _ in latest}, key=_order):
+        table.append([_label(kind), *(_cell(latest.get((kind, task))) for task in tasks)])
+    return markdown_table(["method", *tasks], table)
 
 
 def _kind(row: dict) -> str:
@@ -75,25 +73,22 @@ def _cell(row: dict | None) -> str:
 
 def noise_table(rows: list[dict], kind: str = "bc") -> str:
     """Markdown: success of one policy kind per task (rows) and test-time noise sigma (columns),
-    with the three-task average beside the seed's published averages."""
+    with the three-task average beside the paper's published averages."""
     latest: dict[tuple[str, float], dict] = {}
     for row in rows:
         if _kind(row) == kind:
             latest[(row["task"], float(row.get("noise", 0.0)))] = row
     sigmas = sorted({sigma for _, sigma in latest})
     tasks = [t for t in TASK_ORDER if any(task == t for task, _ in latest)]
-    head = "| task | " + " | ".join("clean" if s == 0 else f"sigma = {s:g}" for s in sigmas) + " |"
-    lines = [head, "|---" * (len(sigmas) + 1) + "|"]
-    for task in tasks:
-        lines.append(f"| {task} | " + " | ".join(_cell(latest.get((task, s))) for s in sigmas)
-                     + " |")
+    header = ["task", *("clean" if s == 0 else f"sigma = {s:g}" for s in sigmas)]
+    table = [[task, *(_cell(latest.get((task, s))) for s in sigmas)] for task in tasks]
     averages = []
     for sigma in sigmas:
         cells = [latest.get((task, sigma)) for task in tasks]
         averages.append(f"{100 * sum(c['success'] for c in cells) / len(cells):.1f}%"
                         if all(cells) else "")
-    lines.append(f"| average ({_label(kind)}) | " + " | ".join(averages) + " |")
-    lines.append("| seed §9 average, ACT-JEPA + BC | "
-                 + " | ".join(f"{100 * SEED_BC_NOISE[s]:.1f}%" if s in SEED_BC_NOISE else ""
-                              for s in sigmas) + " |")
-    return "\n".join(lines)
+    table.append([f"average ({_label(kind)})", *averages])
+    table.append(["paper §9 average, ACT-JEPA + BC",
+                  *(f"{100 * PAPER_BC_NOISE[s]:.1f}%" if s in PAPER_BC_NOISE else ""
+                    for s in sigmas)])
+    return markdown_table(header, table)

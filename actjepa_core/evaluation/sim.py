@@ -60,6 +60,25 @@ ARM_JOINTS = ("right_j0", "right_j1", "right_j2", "right_j3", "right_j4", "right
 _EXPERT_WARNING = r"Constant\(s\) may be too high"  # experts' harmless "will be clipped" note
 
 
+class SuccessStop:
+    """When an episode that should end ``extra_steps`` ticks after its first success is over:
+    recorded demos (``collect_episodes``), the demo goals MPC is evaluated with (goals.py) and
+    sim_node's ``end_on_success`` episodes all end this way."""
+
+    def __init__(self, extra_steps: int = EXTRA_STEPS_AFTER_SUCCESS) -> None:
+        self.extra_steps = extra_steps
+        self.first_success: int | None = None  # the step count at the first success
+
+    def record(self, steps: int, success: bool) -> None:
+        """After a step: ``steps`` taken so far, and whether the task is solved now."""
+        if success and self.first_success is None:
+            self.first_success = steps
+
+    def due(self, steps: int) -> bool:
+        """Whether the episode is over after ``steps`` steps."""
+        return self.first_success is not None and steps >= self.first_success + self.extra_steps
+
+
 @functools.lru_cache(maxsize=None)
 def _benchmark(task: str, benchmark_seed: int) -> metaworld.MT1:
     """Build (once: it costs ~0.5 s) the MT1 benchmark holding this seed's start configurations."""
@@ -69,6 +88,20 @@ def _benchmark(task: str, benchmark_seed: int) -> metaworld.MT1:
 def _check_task(task: str) -> None:
     if task not in TASKS:
         raise ActJepaError(f"unknown task {task!r}; expected one of {', '.join(sorted(TASKS))}")
+
+
+def make_expert(task: str) -> Any:
+    """Meta-World's scripted expert policy for ``task``."""
+    _check_task(task)
+    return TASKS[task]()
+
+
+def expert_action(expert: Any, state: np.ndarray) -> np.ndarray:
+    """The scripted ``expert``'s action for a Meta-World state: float32, clipped to [-1, 1]."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_EXPERT_WARNING, category=UserWarning)
+        action = expert.get_action(np.asarray(state, dtype=np.float64))
+    return np.clip(action, ACTION_LOW, ACTION_HIGH).astype(np.float32)
 
 
 def _check_count(name: str, value: Any, minimum: int) -> int:
@@ -102,7 +135,7 @@ class SimArm:
                           else _check_count("max_steps", max_steps, 1))
         # Meta-World refuses to step past its own horizon; make that horizon ours.
         self._env.max_path_length = max(self.max_steps, default_steps)
-        self._expert = TASKS[task]()
+        self._expert = make_expert(task)
         model = self._env.model
         self.joint_names: list[str] = list(ARM_JOINTS)
         self._qpos_idx = np.array([model.joint(n).qposadr[0] for n in ARM_JOINTS])
@@ -147,10 +180,7 @@ class SimArm:
         if self._state is None:
             raise ActJepaError(f"{self.task}: expert_action() called before reset(); expected "
                                "reset(episode) first")
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=_EXPERT_WARNING, category=UserWarning)
-            action = self._expert.get_action(self._state)
-        return np.clip(action, ACTION_LOW, ACTION_HIGH).astype(np.float32)
+        return expert_action(self._expert, self._state)
 
     @property
     def last_action(self) -> np.ndarray:
@@ -218,10 +248,9 @@ def collect_episodes(task: str, episodes: int, seed: int = 0, image_size: int | 
             obs = arm.reset(i)
             rows: dict[str, list[np.ndarray]] = {k: [] for k in obs}
             actions: list[np.ndarray] = []
-            first_success: int | None = None
+            stop = SuccessStop(extra_steps)
             while arm.steps < arm.max_steps:
-                if (not explore and first_success is not None
-                        and arm.steps >= first_success + extra_steps):
+                if not explore and stop.due(arm.steps):
                     break
                 for key, value in obs.items():
                     rows[key].append(value)
@@ -229,13 +258,12 @@ def collect_episodes(task: str, episodes: int, seed: int = 0, image_size: int | 
                 obs, success = arm.step(rng.uniform(ACTION_LOW, ACTION_HIGH, ACTION_DIM)
                                         if random_tick else arm.expert_action())
                 actions.append(arm.last_action)
-                if success and first_success is None:
-                    first_success = arm.steps
-            solved += first_success is not None
+                stop.record(arm.steps, success)
+            solved += stop.first_success is not None
             bar.update(1)
             bar.set_postfix(success=f"{solved}/{i + 1}")
             yield Episode(obs={k: np.stack(v) for k, v in rows.items()},
-                          actions=np.stack(actions), success=first_success is not None,
+                          actions=np.stack(actions), success=stop.first_success is not None,
                           attrs={"task": task, "episode_index": i, "seed": arm.seed,
                                  "explore": explore})
     finally:

@@ -20,7 +20,7 @@ from typing import Callable
 
 import torch
 
-from actjepa_core.errors import ActJepaError
+from actjepa_core.errors import ActJepaError, check_choice
 
 ACTION_LOW, ACTION_HIGH = -1.0, 1.0  # the normalised action box every policy plans in
 WARM_FILLS = ("zeros", "last")
@@ -56,9 +56,7 @@ class CEMConfig:
             raise ActJepaError(f"{where}: momentum must lie in [0, 1), got {self.momentum}")
         if self.temperature < 0:
             raise ActJepaError(f"{where}: temperature must be >= 0, got {self.temperature}")
-        if self.warm_fill not in WARM_FILLS:
-            raise ActJepaError(f"{where}: warm_fill is {self.warm_fill!r}; expected one of "
-                               f"{', '.join(WARM_FILLS)}")
+        check_choice(where, "warm_fill", self.warm_fill, WARM_FILLS)
 
 
 @dataclass
@@ -73,8 +71,7 @@ class Plan:
 def warm_start(mean: torch.Tensor, fill: str = "zeros") -> torch.Tensor:
     """Shift a plan (H, A) one step earlier: step k+1 becomes step k; the freed last step is
     zeros (no motion) or a copy of the old last step."""
-    if fill not in WARM_FILLS:
-        raise ActJepaError(f"warm_start fill is {fill!r}; expected one of {', '.join(WARM_FILLS)}")
+    check_choice("warm_start", "fill", fill, WARM_FILLS)
     tail = mean[-1:].clone() if fill == "last" else torch.zeros_like(mean[-1:])  # (1, A)
     return torch.cat([mean[1:], tail], dim=0)  # (H, A)
 

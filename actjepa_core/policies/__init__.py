@@ -1,9 +1,13 @@
-"""Controllers from a frozen ACT-JEPA encoder: BC head, latent nearest neighbour, latent MPC."""
-from actjepa_core.policies.base import Policy, load_policy, world_from_checkpoint
-from actjepa_core.policies.bc import BCPolicy, train_bc  # registers "bc"
-from actjepa_core.policies.nearest import NearestNeighbourPolicy, build_nn  # registers "nn"
-from actjepa_core.policies.mpc import MPCConfig, MPCPolicy  # registers "mpc"
+"""Controllers from a frozen ACT-JEPA encoder: BC head, latent nearest neighbour, latent MPC.
 
-__all__ = ["Policy", "load_policy", "world_from_checkpoint"]
-__all__ += ["BCPolicy", "train_bc", "NearestNeighbourPolicy", "build_nn"]
-__all__ += ["MPCConfig", "MPCPolicy"]
+``Policy.registry`` maps each policy type to its class; every class names its config class and
+makes itself with ``build(world, demos, config)``; ``load_policy`` reads any policy file.
+"""
+from actjepa_core.policies.base import Policy, load_policy, policy_class, policy_config
+from actjepa_core.policies.bc import BCPolicy  # registers "bc"
+from actjepa_core.policies.mpc import MPCConfig, MPCPolicy  # registers "mpc"
+from actjepa_core.policies.nearest import NearestNeighbourPolicy  # registers "nn"
+from actjepa_core.policies.world import FrozenWorld
+
+__all__ = ["FrozenWorld", "Policy", "load_policy", "policy_class", "policy_config"]
+__all__ += ["BCPolicy", "NearestNeighbourPolicy", "MPCConfig", "MPCPolicy"]

@@ -1,46 +1,51 @@
-"""One Policy interface for every controller built on a frozen ACT-JEPA encoder.
+"""One Policy interface, and one registry, for every controller built on a frozen ACT-JEPA encoder.
 
-``act(obs)`` takes a raw observation dict (robot units, uint8 images), checks it against the spec
-the encoder was trained on, normalises, encodes, asks the concrete policy for a normalised action,
-maps it back to robot units and clips it to the dataset's action bounds. It never returns a
-non-finite action: a policy that produces one raises instead.
+``act(obs)`` takes a raw observation dict (robot units, uint8 images); the world's observation
+processor checks it against the spec the encoder was trained on and normalises it, the encoder
+embeds it, the concrete policy answers with a normalised action, and the processor maps that back
+to robot units clipped to the dataset's action bounds. It never returns a non-finite action: a
+policy that produces one raises instead.
 
-A policy file is one checkpoint (kind ``policy``) holding the world model (weights, config, spec,
-stats) and the policy's own part, so a node needs a single path.
+Each policy class names its type (``policy_type``, the registry key) and its config dataclass
+(``config_class``), and makes itself with ``build(world, demos, config)`` (train a head, encode a
+memory, or nothing at all). A policy file is one checkpoint (kind ``policy``) holding the world
+model (``FrozenWorld.state()``) and the policy's config and parts, so a node needs a single path
+and ``load_policy`` a single code path for every type.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from actjepa_core.training import checkpoint as ckpt
+from actjepa_core.config import from_dict, load_yaml
+from actjepa_core.data.episodes import Episode, EpisodeSet
 from actjepa_core.errors import ActJepaError
-from actjepa_core.models import ACTJEPA
-from actjepa_core.data.normalise import Normaliser
-from actjepa_core.training.trainer import resolve_device
+from actjepa_core.policies.world import FrozenWorld
+from actjepa_core.training import checkpoint as ckpt
 
 POLICY = "policy"
-WORLD_MODEL_KEYS = ("config", "obs_spec", "action_dim", "stats", "model", "data")
 
 
 class Policy(ABC):
-    policy_type: ClassVar[str]  # "bc" | "nn" | "mpc"
+    policy_type: ClassVar[str]  # the registry key: "bc" | "nn" | "mpc"
+    config_class: ClassVar[type]  # its settings: a dataclass with validate(where) -> itself
+    needs_demos: ClassVar[bool] = True  # build() learns from demonstrations
+    needs_goal: ClassVar[bool] = False  # set_goal(obs) before act() (latent MPC)
+    dropped_config_keys: ClassVar[tuple[str, ...]] = ()  # old settings ignored in policy files
     registry: ClassVar[dict[str, type["Policy"]]] = {}
 
-    def __init__(self, world: dict[str, Any], device: str | torch.device = "cpu"):
-        """``world``: the world-model part of a checkpoint (see WORLD_MODEL_KEYS)."""
-        self.device = resolve_device(device)
-        self.world = {k: world[k] for k in WORLD_MODEL_KEYS if k in world}
-        self.model: ACTJEPA = ckpt.build_world_model(self.world)
-        self.model.load_state_dict(world["model"])
-        self.model.to(self.device).eval().requires_grad_(False)
-        self.normaliser = Normaliser.from_state_dict(world["stats"]).to(self.device)
-        self.obs_spec: dict[str, dict] = world["obs_spec"]
-        self.action_dim = int(world["action_dim"])
+    def __init__(self, world: FrozenWorld, config: Any):
+        self.world = world
+        self.config = config.validate()
+        self.model = world.model
+        self.processor = world.processor
+        self.device = world.device
+        self.action_dim = world.action_dim
         self.obs_noise = 0.0  # test-time Gaussian noise on the normalised observation (eval)
         self.noise_generator = torch.Generator(device=self.device).manual_seed(0)
 
@@ -48,6 +53,22 @@ class Policy(ABC):
         super().__init_subclass__(**kwargs)
         if getattr(cls, "policy_type", None):
             Policy.registry[cls.policy_type] = cls
+
+    @property
+    def obs_spec(self) -> dict[str, dict]:
+        """The observation spec the encoder was trained on (key -> shape, dtype)."""
+        return self.world.spec
+
+    # ---- making one ------------------------------------------------------------------------
+    @classmethod
+    def build(cls, world: FrozenWorld, demos: EpisodeSet | Sequence[Episode] | None,
+              config: Any) -> "Policy":
+        """A ready policy on ``world`` (demos are ignored by policies that need none)."""
+        raise NotImplementedError(f"{cls.__name__} has no build()")
+
+    def summary(self) -> str:
+        """One line saying what was built (printed by `actjepa train-policy`)."""
+        return f"{self.policy_type} policy"
 
     # ---- the interface ---------------------------------------------------------------------
     @property
@@ -62,7 +83,7 @@ class Policy(ABC):
     def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
         """Raw observation -> action in robot units, float32 (A,), finite and within bounds."""
         latent = self.encode(obs)  # (1, D)
-        action = self.unnormalise(self.act_latent(latent))
+        action = self.processor.to_robot(self.act_latent(latent))
         if not np.isfinite(action).all():
             raise ActJepaError(f"{self.policy_type} policy produced a non-finite action {action}")
         return action
@@ -71,58 +92,57 @@ class Policy(ABC):
     def act_latent(self, latent: torch.Tensor) -> torch.Tensor:
         """(1, D) latent -> (A,) action in the normalised [-1, 1] space."""
 
-    @abstractmethod
-    def policy_state(self) -> dict[str, Any]:
-        """The policy's own part of the checkpoint: tensors and plain containers only."""
-
-    # ---- shared steps ----------------------------------------------------------------------
-    def check_obs(self, obs: Mapping[str, np.ndarray]) -> None:
-        missing = [k for k in self.obs_spec if k not in obs]
-        if missing:
-            raise ActJepaError(f"observation is missing key(s) {missing}; the encoder expects "
-                               f"{sorted(self.obs_spec)}")
-        for key, spec in self.obs_spec.items():
-            value = np.asarray(obs[key])
-            if tuple(value.shape) != tuple(spec["shape"]):
-                raise ActJepaError(f"observation '{key}' has shape {tuple(value.shape)}; expected "
-                                   f"{tuple(spec['shape'])}")
-            if value.dtype.kind == "f" and not np.isfinite(value).all():
-                raise ActJepaError(f"observation '{key}' contains NaN or Inf")
-
+    @torch.no_grad()
     def encode(self, obs: Mapping[str, np.ndarray]) -> torch.Tensor:
         """Check, normalise, add test-time noise, encode: raw obs -> (1, D)."""
-        self.check_obs(obs)
-        x = {k: torch.as_tensor(np.asarray(obs[k]), device=self.device)[None] for k in self.obs_spec}
-        x = {k: v.float() if v.dtype != torch.uint8 else v for k, v in x.items()}
-        x = self.normaliser.obs(x)
+        x = self.processor.to_model(obs)
         if self.obs_noise > 0:
             x = {k: v + self.obs_noise * torch.randn(v.shape, device=self.device,
                                                      generator=self.noise_generator)
                  for k, v in x.items()}
         return self.model.encode(x)
 
-    def unnormalise(self, action: torch.Tensor) -> np.ndarray:
-        action = self.normaliser.unaction(action.clamp(-1.0, 1.0))
-        action = torch.minimum(torch.maximum(action, self.normaliser.action_low),
-                               self.normaliser.action_high)
-        return action.reshape(self.action_dim).float().cpu().numpy()
-
     # ---- files -----------------------------------------------------------------------------
-    def save(self, path: str | Path) -> None:
-        ckpt.save_checkpoint(path, POLICY, {"policy_type": self.policy_type,
-                                            "world": self.world, "policy": self.policy_state()})
+    def parts(self) -> dict[str, Any]:
+        """The policy's learned parts besides its config: tensors and plain containers only,
+        the keyword arguments ``__init__`` takes back."""
+        return {}
 
     @classmethod
-    def from_state(cls, world: dict[str, Any], state: dict[str, Any],
-                   device: str | torch.device) -> "Policy":
-        """Rebuild from a checkpoint's parts; subclasses override to read their state."""
-        raise NotImplementedError
+    def parts_from_state(cls, state: Mapping[str, Any]) -> dict[str, Any]:
+        """A policy file's stored parts -> ``__init__`` keyword arguments."""
+        return {k: v for k, v in state.items() if k != "config"}
+
+    def save(self, path: str | Path) -> None:
+        ckpt.save_checkpoint(path, POLICY, {
+            "policy_type": self.policy_type, "world": self.world.state(),
+            "policy": {"config": asdict(self.config), **self.parts()}})
+
+    @classmethod
+    def load_config(cls, data: Mapping[str, Any], where: str) -> Any:
+        """A stored config dict -> ``config_class``, old settings dropped, validated."""
+        kept = {k: v for k, v in data.items() if k not in cls.dropped_config_keys}
+        return from_dict(cls.config_class, kept, where).validate(where)
+
+    @classmethod
+    def from_state(cls, world: FrozenWorld, state: Mapping[str, Any],
+                   where: str = "policy file") -> "Policy":
+        """Rebuild from a policy file's ``policy`` entry (config + parts)."""
+        config = cls.load_config(state["config"], f"{where}: {cls.policy_type} config")
+        return cls(world, config, **cls.parts_from_state(state))
 
 
-def world_from_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The world-model part of a training checkpoint (no optimizer state)."""
-    content = ckpt.load_checkpoint(path, kind=ckpt.WORLD_MODEL)
-    return {k: content[k] for k in WORLD_MODEL_KEYS if k in content}
+def policy_class(policy_type: str, where: str = "policy type") -> type[Policy]:
+    if policy_type not in Policy.registry:
+        raise ActJepaError(f"{where}: unknown policy type {policy_type!r}; known: "
+                           f"{sorted(Policy.registry)}")
+    return Policy.registry[policy_type]
+
+
+def policy_config(policy_type: str, path: str | Path | None = None) -> Any:
+    """The config of a policy type: from a YAML file, or the built-in defaults."""
+    cls = policy_class(policy_type)
+    return load_yaml(cls.config_class, path) if path is not None else cls.config_class()
 
 
 def load_policy(path: str | Path, device: str | torch.device = "cpu",
@@ -132,7 +152,21 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu",
     kind = content.get("policy_type")
     if policy_type is not None and kind != policy_type:
         raise ActJepaError(f"{path}: holds a {kind!r} policy; expected {policy_type!r}")
-    if kind not in Policy.registry:
-        raise ActJepaError(f"{path}: unknown policy type {kind!r}; known: "
-                           f"{sorted(Policy.registry)}")
-    return Policy.registry[kind].from_state(content["world"], content["policy"], device)
+    cls = policy_class(kind, str(path))
+    world = FrozenWorld.from_state(content["world"], device, str(path))
+    return cls.from_state(world, content["policy"], str(path))
+
+
+def episode_list(episodes: EpisodeSet | Sequence[Episode] | None) -> list[Episode]:
+    eps = list(episodes.episodes if isinstance(episodes, EpisodeSet) else episodes or ())
+    if not eps:
+        raise ActJepaError("no demonstrations given; expected at least one episode")
+    return eps
+
+
+def require_finite_latent(latent: torch.Tensor, policy_type: str) -> None:
+    """Refuse to act on a latent the encoder could not represent (e.g. an observation so far out
+    of the training range that normalisation overflowed): stop, don't guess."""
+    if not bool(torch.isfinite(latent).all()):
+        raise ActJepaError(f"{policy_type} policy: the observation encodes to a non-finite latent; "
+                           "expected observation values within float32 range after normalisation")

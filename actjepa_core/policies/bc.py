@@ -1,5 +1,5 @@
-"""Behavioural cloning on the frozen encoder (seed Algorithm 2, Protocol 1), with optional action
-chunking and temporal ensembling (ACT, Zhao et al. 2023).
+"""Behavioural cloning on the frozen encoder (the paper's Algorithm 2, Protocol 1), with optional
+action chunking and temporal ensembling (ACT, Zhao et al. 2023).
 
 Every demo observation is encoded once before training, so a training step is an MLP over a
 gathered (B, D) batch: the encoder never runs inside the loop and never receives a gradient.
@@ -13,23 +13,20 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from actjepa_core.config import from_dict
 from actjepa_core.data.episodes import Episode, EpisodeSet
-from actjepa_core.models import mlp
-from actjepa_core.training.schedules import lr_at
-from actjepa_core.training.optimizer import decay_groups
 from actjepa_core.data.transitions import split_episodes
-from actjepa_core.policies.base import Policy, world_from_checkpoint
+from actjepa_core.models import mlp
+from actjepa_core.policies.base import Policy, episode_list, require_finite_latent
 from actjepa_core.policies.configs import BCConfig
-from actjepa_core.policies.demo_latents import (encode_episodes, episode_list, normalised_actions,
-                           require_finite_latent)
+from actjepa_core.policies.world import FrozenWorld
+from actjepa_core.training.optimizer import decay_groups
+from actjepa_core.training.schedules import lr_at
 
 EVAL_BATCH = 8192  # rows per no-grad pass when measuring the final MSEs
 
@@ -82,18 +79,44 @@ class TemporalEnsemble:
 
 class BCPolicy(Policy):
     policy_type = "bc"
+    config_class = BCConfig
 
-    def __init__(self, world: dict[str, Any], config: BCConfig, device: str | torch.device = "cpu",
-                 head_state: dict[str, torch.Tensor] | None = None, fit: BCFit | None = None):
-        super().__init__(world, device)
-        self.config = config.validate()
-        latent_dim = int(world["config"]["model"]["latent_dim"])
-        self.head = BCHead(latent_dim, self.action_dim, config).to(self.device)
-        if head_state is not None:
-            self.head.load_state_dict(head_state)
+    def __init__(self, world: FrozenWorld, config: BCConfig,
+                 head: dict[str, torch.Tensor] | None = None, fit: BCFit | None = None):
+        super().__init__(world, config)
+        self.head = BCHead(world.latent_dim, self.action_dim, self.config).to(self.device)
+        if head is not None:
+            self.head.load_state_dict(head)
         self.head.eval()
         self.fit = fit
-        self.ensemble = TemporalEnsemble(config.chunk, config.ensemble_decay)
+        self.ensemble = TemporalEnsemble(self.config.chunk, self.config.ensemble_decay)
+
+    @classmethod
+    def build(cls, world: FrozenWorld, demos: EpisodeSet | Sequence[Episode] | None,
+              config: BCConfig | None = None) -> "BCPolicy":
+        """Train a BC head on the frozen encoder; ``policy.fit`` holds the final train/val MSE
+        (whole demos held out, ``config.val_fraction``)."""
+        config = (config or BCConfig()).validate()
+        torch.manual_seed(config.seed)  # the head's initial weights
+        policy = cls(world, config)
+        train_eps, val_eps = split_episodes(episode_list(demos), config.val_fraction, config.seed)
+        latents, targets = demo_tensors(policy, train_eps)  # (N, D), (N, chunk, A)
+        fit_head(policy.head, latents, targets, config)
+        val_latents, val_targets = (demo_tensors(policy, val_eps) if val_eps
+                                    else (latents[:0], targets[:0]))
+        baseline = float((targets - targets.mean(dim=(0, 1))).pow(2).mean())
+        policy.fit = BCFit(train_mse=mse(policy.head, latents, targets),
+                           val_mse=mse(policy.head, val_latents, val_targets),
+                           mean_action_mse=baseline, steps=config.steps,
+                           train_samples=len(latents), val_samples=len(val_latents))
+        return policy
+
+    def summary(self) -> str:
+        fit = self.fit
+        return (f"trained bc head ({fit.steps} steps, chunk {self.config.chunk}) on "
+                f"{fit.train_samples} samples: train MSE {fit.train_mse:.4g}, val MSE "
+                f"{fit.val_mse:.4g} ({fit.val_samples} held-out samples), mean-action MSE "
+                f"{fit.mean_action_mse:.4g}")
 
     @property
     def variant(self) -> str:
@@ -107,17 +130,13 @@ class BCPolicy(Policy):
         chunk = self.head(latent)[0]  # (chunk, A)
         return chunk[0] if self.config.chunk == 1 else self.ensemble(chunk)  # (A,)
 
-    def policy_state(self) -> dict[str, Any]:
+    def parts(self) -> dict[str, Any]:
         head = {k: v.cpu() for k, v in self.head.state_dict().items()}
-        return {"config": asdict(self.config), "head": head,
-                "fit": asdict(self.fit) if self.fit is not None else {}}
+        return {"head": head, "fit": asdict(self.fit) if self.fit is not None else {}}
 
     @classmethod
-    def from_state(cls, world: dict[str, Any], state: dict[str, Any],
-                   device: str | torch.device) -> "BCPolicy":
-        config = from_dict(BCConfig, state["config"], "bc policy checkpoint").validate()
-        fit = BCFit(**state["fit"]) if state.get("fit") else None
-        return cls(world, config, device, head_state=state["head"], fit=fit)
+    def parts_from_state(cls, state: dict[str, Any]) -> dict[str, Any]:
+        return {"head": state["head"], "fit": BCFit(**state["fit"]) if state.get("fit") else None}
 
 
 def chunk_targets(actions: torch.Tensor, lengths: Sequence[int], chunk: int) -> torch.Tensor:
@@ -131,8 +150,8 @@ def chunk_targets(actions: torch.Tensor, lengths: Sequence[int], chunk: int) -> 
 def demo_tensors(policy: BCPolicy, episodes: Sequence[Episode]
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, D) frozen latents and (N, chunk, A) normalised targets of ``episodes``."""
-    latents = encode_episodes(policy, episodes)  # (N, D)
-    targets = chunk_targets(normalised_actions(policy, episodes),
+    latents = policy.world.encode_episodes(episodes)  # (N, D)
+    targets = chunk_targets(policy.processor.episode_actions(episodes),
                             [ep.num_steps for ep in episodes], policy.config.chunk)
     return latents, targets
 
@@ -163,23 +182,3 @@ def fit_head(head: BCHead, latents: torch.Tensor, targets: torch.Tensor, config:
         loss.backward()
         optimizer.step()
     head.eval()
-
-
-def train_bc(world_checkpoint: str | Path, episodes: EpisodeSet | Sequence[Episode],
-             config: BCConfig | None = None, device: str | torch.device = "cpu") -> BCPolicy:
-    """Train a BC head on a frozen world-model checkpoint's encoder; ``policy.fit`` holds the
-    final train/val MSE (whole demos held out, ``config.val_fraction``)."""
-    config = (config or BCConfig()).validate()
-    torch.manual_seed(config.seed)
-    policy = BCPolicy(world_from_checkpoint(world_checkpoint), config, device)
-    train_eps, val_eps = split_episodes(episode_list(episodes), config.val_fraction, config.seed)
-    latents, targets = demo_tensors(policy, train_eps)  # (N, D), (N, chunk, A)
-    fit_head(policy.head, latents, targets, config)
-    val_latents, val_targets = (demo_tensors(policy, val_eps) if val_eps
-                                else (latents[:0], targets[:0]))
-    baseline = float((targets - targets.mean(dim=(0, 1))).pow(2).mean())
-    policy.fit = BCFit(train_mse=mse(policy.head, latents, targets),
-                       val_mse=mse(policy.head, val_latents, val_targets),
-                       mean_action_mse=baseline, steps=config.steps,
-                       train_samples=len(latents), val_samples=len(val_latents))
-    return policy

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from actjepa_core.config import ACTIVATIONS
-from actjepa_core.errors import ActJepaError
+from actjepa_core.errors import ActJepaError, check_choice
 
 NN_WEIGHTINGS = ("inverse_distance", "uniform")
 
@@ -37,9 +37,7 @@ class BCConfig:
         if not self.hidden or any(w < 1 for w in self.hidden):
             raise ActJepaError(f"{where}: hidden must be a non-empty list of positive widths, "
                                f"got {self.hidden}")
-        if self.activation not in ACTIVATIONS:
-            raise ActJepaError(f"{where}: activation is {self.activation!r}; expected one of "
-                               f"{', '.join(ACTIVATIONS)}")
+        check_choice(where, "activation", self.activation, ACTIVATIONS)
         if self.lr <= 0 or self.weight_decay < 0:
             raise ActJepaError(f"{where}: lr must be > 0 and weight_decay >= 0, got {self.lr} / "
                                f"{self.weight_decay}")
@@ -66,9 +64,7 @@ class NNConfig:
     def validate(self, where: str = "config") -> "NNConfig":
         if self.k < 1:
             raise ActJepaError(f"{where}: k must be >= 1, got {self.k}")
-        if self.weighting not in NN_WEIGHTINGS:
-            raise ActJepaError(f"{where}: weighting is {self.weighting!r}; expected one of "
-                               f"{', '.join(NN_WEIGHTINGS)}")
+        check_choice(where, "weighting", self.weighting, NN_WEIGHTINGS)
         if self.eps <= 0 or self.search_chunk < 1:
             raise ActJepaError(f"{where}: eps must be > 0 and search_chunk >= 1, got {self.eps} / "
                                f"{self.search_chunk}")

@@ -1,5 +1,5 @@
-"""Latent model-predictive control (seed §8, Protocol 3): CEM over action sequences, rolled out by
-the ACT-JEPA predictor toward a goal latent, receding horizon with warm start.
+"""Latent model-predictive control (the paper's §8, Protocol 3): CEM over action sequences, rolled
+out by the ACT-JEPA predictor toward a goal latent, receding horizon with warm start.
 
 Each tick: encode the live observation to s (1, D); CEM samples N action sequences (N, H, A); the
 predictor rolls all of them out in one batched forward per horizon step (N, H, D); the cost is the
@@ -25,73 +25,70 @@ and therefore not stored: call ``set_goal(obs)`` (or ``set_goal_latent``) before
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 
-from actjepa_core.planning import cem
-from actjepa_core.config import from_dict, load_yaml, to_dict
-from actjepa_core.errors import ActJepaError
+from actjepa_core.data.episodes import Episode, EpisodeSet
+from actjepa_core.errors import ActJepaError, check_choice
 from actjepa_core.models.world_model import latent_distance
+from actjepa_core.planning import cem
 from actjepa_core.policies.base import Policy
+from actjepa_core.policies.world import FrozenWorld
 
 COSTS = ("terminal", "sum")
-GOAL_SOURCES = ("demo", "state")
 
 
 @dataclass
 class MPCConfig:
-    """Protocol 3 settings; the defaults were measured on reach-v3 (config/policy_mpc.yaml)."""
+    """Protocol 3 settings; the defaults were measured on reach-v3 (config/policy_mpc.yaml).
+    Where goals come from is the caller's business (`actjepa eval --goal`, the node's goal
+    topics), not the policy's."""
 
     horizon: int = 5  # H: predicted steps per candidate sequence
     cost: str = "terminal"  # terminal: distance of the last predicted latent | sum: over all H
-    goal_source: str = "demo"  # how `actjepa eval` builds sim goals (goals.py): demo | state
     seed: int = 0  # CEM's generator is re-seeded with this at every reset(): episodes replay
     cem: cem.CEMConfig = field(default_factory=cem.CEMConfig)
 
     def validate(self, where: str = "mpc config") -> "MPCConfig":
         if self.horizon < 1:
             raise ActJepaError(f"{where}: horizon must be >= 1, got {self.horizon}")
-        if self.cost not in COSTS:
-            raise ActJepaError(f"{where}: cost is {self.cost!r}; expected one of "
-                               f"{', '.join(COSTS)}")
-        if self.goal_source not in GOAL_SOURCES:
-            raise ActJepaError(f"{where}: goal_source is {self.goal_source!r}; expected one of "
-                               f"{', '.join(GOAL_SOURCES)}")
+        check_choice(where, "cost", self.cost, COSTS)
         self.cem.validate(f"{where}: cem")
         return self
 
 
-def load_mpc_config(path: str | None) -> MPCConfig:
-    return MPCConfig().validate() if path is None else load_yaml(MPCConfig, path)
-
-
 class MPCPolicy(Policy):
     policy_type = "mpc"
+    config_class = MPCConfig
+    needs_demos = False
+    needs_goal = True
+    dropped_config_keys = ("goal_source",)  # files before `actjepa eval --goal` stored it here
 
-    def __init__(self, world: dict[str, Any], config: MPCConfig | None = None,
-                 device: str | torch.device = "cpu"):
-        super().__init__(world, device)
-        self.config = (config or MPCConfig()).validate()
-        self.latent_dim = int(self.world["config"]["model"]["latent_dim"])  # D
+    def __init__(self, world: FrozenWorld, config: MPCConfig | None = None):
+        super().__init__(world, config or MPCConfig())
+        self.latent_dim = world.latent_dim  # D
         self.generator = torch.Generator(device=self.device)
         self.goal: torch.Tensor | None = None  # (1, D)
         self.last_plan: cem.Plan | None = None
         self.reset()
 
+    @classmethod
+    def build(cls, world: FrozenWorld, demos: EpisodeSet | Sequence[Episode] | None = None,
+              config: MPCConfig | None = None) -> "MPCPolicy":
+        """Nothing to learn: the world model and the settings (demos are not used)."""
+        return cls(world, config)
+
+    def summary(self) -> str:
+        c = self.config
+        return (f"mpc policy: horizon {c.horizon}, {c.cem.samples} samples x {c.cem.iterations} "
+                f"iterations, {c.cost} cost")
+
     # ---- goal ------------------------------------------------------------------------------
-    @torch.no_grad()
     def set_goal(self, obs: Mapping[str, np.ndarray]) -> None:
         """Encode a goal observation (raw, like act()'s input; never noised) as the target."""
-        try:
-            self.check_obs(obs)
-        except ActJepaError as err:
-            raise ActJepaError(f"goal {err}") from None
-        x = {k: torch.as_tensor(np.asarray(obs[k]), device=self.device)[None]
-             for k in self.obs_spec}
-        x = {k: v.float() if v.dtype != torch.uint8 else v for k, v in x.items()}
-        self.goal = self.model.encode_target(self.normaliser.obs(x))  # (1, D)
+        self.goal = self.world.encode_goal(obs)  # (1, D)
 
     def set_goal_latent(self, latent: torch.Tensor) -> None:
         """Use an already encoded goal, (D,) or (1, D), from the target encoder
@@ -135,13 +132,3 @@ class MPCPolicy(Policy):
             return latent_distance(predicted, goal[:, None], normalise).sum(1)  # (N,)
 
         return cost
-
-    # ---- files -----------------------------------------------------------------------------
-    def policy_state(self) -> dict[str, Any]:
-        return {"config": to_dict(self.config)}
-
-    @classmethod
-    def from_state(cls, world: dict[str, Any], state: dict[str, Any],
-                   device: str | torch.device) -> "MPCPolicy":
-        config = from_dict(MPCConfig, state["config"], "mpc policy file")
-        return cls(world, config, device)

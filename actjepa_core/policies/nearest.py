@@ -1,4 +1,5 @@
-"""Latent nearest neighbour (seed Algorithm 3, Protocol 2): act like the closest demonstration.
+"""Latent nearest neighbour (the paper's Algorithm 3, Protocol 2): act like the closest
+demonstration.
 
 The memory M is every demo observation through the frozen encoder, (M, D) float32, beside its
 normalised action (M, A); both live in the policy checkpoint (M * (D + A) * 4 bytes: ~0.5 GB for
@@ -13,23 +14,15 @@ The memory is held column-wise, (D, M) contiguous: a single query is then a stre
 """
 from __future__ import annotations
 
-from dataclasses import asdict
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
-from actjepa_core.config import from_dict
 from actjepa_core.data.episodes import Episode, EpisodeSet
 from actjepa_core.errors import ActJepaError
-from actjepa_core.policies.base import Policy, world_from_checkpoint
+from actjepa_core.policies.base import Policy, episode_list, require_finite_latent
 from actjepa_core.policies.configs import NNConfig
-from actjepa_core.policies.demo_latents import (encode_episodes, episode_list, normalised_actions,
-                           require_finite_latent)
-
-
-def latent_dim(world: dict[str, Any]) -> int:
-    return int(world["config"]["model"]["latent_dim"])
+from actjepa_core.policies.world import FrozenWorld
 
 
 def squared_norms(memory_t: torch.Tensor) -> torch.Tensor:
@@ -73,16 +66,29 @@ def blend(distances: torch.Tensor, actions: torch.Tensor, config: NNConfig) -> t
 
 class NearestNeighbourPolicy(Policy):
     policy_type = "nn"
+    config_class = NNConfig
 
-    def __init__(self, world: dict[str, Any], config: NNConfig, memory: torch.Tensor,
-                 actions: torch.Tensor, device: str | torch.device = "cpu"):
-        super().__init__(world, device)
-        self.config = config.validate()
+    def __init__(self, world: FrozenWorld, config: NNConfig, memory: torch.Tensor,
+                 actions: torch.Tensor):
+        super().__init__(world, config)
         self.remember(memory, actions)
+
+    @classmethod
+    def build(cls, world: FrozenWorld, demos: EpisodeSet | Sequence[Episode] | None,
+              config: NNConfig | None = None) -> "NearestNeighbourPolicy":
+        """Encode every demo observation once (Algorithm 3, line 2) into the memory."""
+        eps = episode_list(demos)
+        return cls(world, config or NNConfig(), world.encode_episodes(eps),
+                   world.processor.episode_actions(eps))
+
+    def summary(self) -> str:
+        size, dim = self.memory.shape
+        return (f"nn memory: {size} entries x D={dim} ({self.memory_bytes / 2**20:.1f} MiB), "
+                f"k={self.config.k}")
 
     def remember(self, memory: torch.Tensor, actions: torch.Tensor) -> None:
         """Replace the memory: (M, D) latents and their (M, A) normalised actions."""
-        dim = latent_dim(self.world)
+        dim = self.world.latent_dim
         if (memory.ndim != 2 or actions.ndim != 2 or len(memory) != len(actions)
                 or not len(memory) or memory.shape[1] != dim
                 or actions.shape[1] != self.action_dim):
@@ -115,26 +121,5 @@ class NearestNeighbourPolicy(Policy):
             return self.actions[rows[0, 0]]  # (A,): the demo's own action, exactly
         return blend(distances, self.actions[rows], self.config)[0]  # (A,)
 
-    def policy_state(self) -> dict[str, Any]:
-        return {"config": asdict(self.config), "memory": self.memory.cpu().contiguous(),
-                "actions": self.actions.cpu()}
-
-    @classmethod
-    def from_state(cls, world: dict[str, Any], state: dict[str, Any],
-                   device: str | torch.device) -> "NearestNeighbourPolicy":
-        config = from_dict(NNConfig, state["config"], "nn policy checkpoint").validate()
-        return cls(world, config, state["memory"], state["actions"], device)
-
-
-def build_nn(world_checkpoint: str | Path, episodes: EpisodeSet | Sequence[Episode],
-             config: NNConfig | None = None, device: str | torch.device = "cpu"
-             ) -> NearestNeighbourPolicy:
-    """Encode every demo observation once (Algorithm 3, line 2) into an NN policy's memory."""
-    config = (config or NNConfig()).validate()
-    world = world_from_checkpoint(world_checkpoint)
-    eps = episode_list(episodes)
-    # a one-entry placeholder memory first: the policy owns the encoder and normaliser that fill it
-    placeholder = torch.zeros(1, latent_dim(world)), torch.zeros(1, int(world["action_dim"]))
-    policy = NearestNeighbourPolicy(world, config, *placeholder, device)
-    policy.remember(encode_episodes(policy, eps), normalised_actions(policy, eps))
-    return policy
+    def parts(self) -> dict[str, Any]:
+        return {"memory": self.memory.cpu().contiguous(), "actions": self.actions.cpu()}

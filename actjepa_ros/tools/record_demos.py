@@ -13,10 +13,11 @@ from pathlib import Path
 
 from std_srvs.srv import Trigger
 
+from actjepa_ros.recorder_node import SIM_TOPICS
 from actjepa_ros.share import config_file, share_dir
 from actjepa_ros.tools.processes import NodeProcess, RosClient, claim_domain
 
-TOPICS = "[joint_states,sim_node/state,sim_node/action,sim_node/success]"
+TOPICS = "[" + ",".join(SIM_TOPICS) + "]"  # as a -p override: the recorder's default topics
 TYPES = ("[sensor_msgs/msg/JointState,std_msgs/msg/Float64MultiArray,"
          "std_msgs/msg/Float64MultiArray,std_msgs/msg/Bool]")
 START_TIMEOUT_S = 60.0

@@ -77,3 +77,20 @@ def test_corrupt_data_file(tmp_path, content):
     bad.write_bytes(content)
     proc = actjepa("train", "--data", bad, "--out", tmp_path / "run")
     assert_one_line_error(proc, "bad.hdf5", "HDF5")
+
+
+def test_train_policy_offers_every_registered_policy_type():
+    """One `train-policy` path: the parser (built without importing torch) lists each type in
+    Policy.registry, with --data exactly for those that learn from demos, and flags that name
+    keys of the type's config class."""
+    import dataclasses
+
+    from actjepa_core import cli
+    from actjepa_core.policies import Policy
+
+    assert set(cli.POLICY_COMMANDS) == set(Policy.registry)
+    for kind, command in cli.POLICY_COMMANDS.items():
+        cls = Policy.registry[kind]
+        assert command.demos == cls.needs_demos, kind
+        keys = {f.name for f in dataclasses.fields(cls.config_class)}
+        assert {name for name, _ in command.flags} <= keys, kind

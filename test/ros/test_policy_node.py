@@ -28,7 +28,7 @@ from actjepa_core.config import TrainConfig, to_dict
 from actjepa_core.models import ACTJEPA
 from actjepa_core.data.normalise import Normaliser
 from actjepa_core.planning.cem import CEMConfig
-from actjepa_core.policies import MPCConfig, MPCPolicy, NearestNeighbourPolicy, build_nn
+from actjepa_core.policies import FrozenWorld, MPCConfig, MPCPolicy, NearestNeighbourPolicy
 from actjepa_core.policies.configs import NNConfig
 from ros_harness import NodeProcess, RosClient, domain_id
 
@@ -57,10 +57,10 @@ def observation(level: float) -> dict[str, np.ndarray]:
             "image": np.full(IMAGE, int(level * 80), np.uint8)}
 
 
-def write_flip_policy(path: Path) -> dict:
+def write_flip_policy(path: Path) -> FrozenWorld:
     """A real nearest-neighbour policy file over a (state, image) encoder: the "low"
     observation maps to action +1, the "high" one to -1 (every dimension). Returns the world
-    model part (untrained weights: these tests are about the node, not about control)."""
+    model (untrained weights: these tests are about the node, not about control)."""
     torch.manual_seed(0)
     config = TrainConfig()
     config.model.latent_dim, config.model.state_hidden = 32, [32]
@@ -68,14 +68,14 @@ def write_flip_policy(path: Path) -> dict:
     model = ACTJEPA({"state": (STATE,), "image": IMAGE}, ACTION_DIM, config.model)
     stats = Normaliser({"state": torch.zeros(STATE)}, {"state": torch.ones(STATE)},
                        -torch.ones(ACTION_DIM), torch.ones(ACTION_DIM))
-    world = {"config": to_dict(config),
-             "obs_spec": {"state": {"shape": [STATE], "dtype": "float32"},
-                          "image": {"shape": list(IMAGE), "dtype": "uint8"}},
-             "action_dim": ACTION_DIM, "stats": stats.state_dict(), "model": model.state_dict()}
-    placeholder = torch.zeros(1, config.model.latent_dim), torch.zeros(1, ACTION_DIM)
-    policy = NearestNeighbourPolicy(world, NNConfig(), *placeholder)
-    memory = torch.cat([policy.encode(observation(0.0)), policy.encode(observation(3.0))])
-    policy.remember(memory, torch.tensor([[1.0] * ACTION_DIM, [-1.0] * ACTION_DIM]))
+    world = FrozenWorld.from_state({
+        "config": to_dict(config), "obs_spec": {"state": {"shape": [STATE], "dtype": "float32"},
+                                                "image": {"shape": list(IMAGE), "dtype": "uint8"}},
+        "action_dim": ACTION_DIM, "stats": stats.state_dict(), "model": model.state_dict()})
+    memory = torch.cat([world.model.encode(world.processor.to_model(observation(level)))
+                        for level in (LOW, HIGH)])
+    policy = NearestNeighbourPolicy(world, NNConfig(), memory,
+                                    torch.tensor([[1.0] * ACTION_DIM, [-1.0] * ACTION_DIM]))
     policy.save(path)
     return world
 
@@ -410,7 +410,8 @@ def reach_policy(reach_world, reach_demos, tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        policy = build_nn(reach_world, reach_demos)
+        policy = NearestNeighbourPolicy.build(FrozenWorld.from_checkpoint(reach_world),
+                                              reach_demos)
     finally:
         torch.set_num_threads(threads)
     path = tmp_path_factory.mktemp("reach") / "nn.pt"

@@ -3,8 +3,6 @@ test-time noise, the scripted expert row and the `actjepa eval` command."""
 from __future__ import annotations
 
 import json
-from typing import Any
-
 import numpy as np
 import pytest
 import torch
@@ -16,30 +14,31 @@ from actjepa_core.evaluation.evaluate import (ExpertPolicy, evaluate, format_tab
                                    wilson_interval)
 from actjepa_core.models import ACTJEPA
 from actjepa_core.data.normalise import Normaliser
-from actjepa_core.policies.base import Policy
+from actjepa_core.policies import FrozenWorld, Policy
+from actjepa_core.policies.configs import NNConfig
 from actjepa_core.evaluation.sim import ACTION_DIM, STATE_DIM
 
 SHORT = 6  # ticks per episode: enough to exercise the loop, fast on 2 cores
 
 
-def untrained_world() -> dict[str, Any]:
-    """A world-model part with fresh weights and identity statistics: evaluate() needs only a
+def untrained_world() -> FrozenWorld:
+    """A world model with fresh weights and identity statistics: evaluate() needs only a
     working Policy, not a good one. Seeded: every call gives the same weights."""
     torch.manual_seed(0)
     config = TrainConfig()
     model = ACTJEPA({"state": (STATE_DIM,)}, ACTION_DIM, config.model)
     stats = Normaliser({"state": torch.zeros(STATE_DIM)}, {"state": torch.ones(STATE_DIM)},
                        -torch.ones(ACTION_DIM), torch.ones(ACTION_DIM))
-    return {"config": to_dict(config), "obs_spec": {"state": {"shape": [STATE_DIM],
-                                                              "dtype": "float32"}},
-            "action_dim": ACTION_DIM, "stats": stats.state_dict(), "model": model.state_dict()}
+    return FrozenWorld.from_state({
+        "config": to_dict(config), "obs_spec": {"state": {"shape": [STATE_DIM], "dtype": "float32"}},
+        "action_dim": ACTION_DIM, "stats": stats.state_dict(), "model": model.state_dict()})
 
 
 class RecordingPolicy(Policy):
     """Acts 0 and keeps every latent it was asked to act on (no policy_type: not registered)."""
 
     def __init__(self, world):
-        super().__init__(world)
+        super().__init__(world, NNConfig())  # any config: this policy has no settings
         self.latents: list[torch.Tensor] = []
         self.resets = 0
 
@@ -50,8 +49,6 @@ class RecordingPolicy(Policy):
         self.latents.append(latent.clone())
         return torch.zeros(self.action_dim)
 
-    def policy_state(self):
-        return {}
 
 
 @pytest.mark.parametrize("successes, n, low, high", [
@@ -135,3 +132,11 @@ def test_format_table_has_one_line_per_row():
     result = evaluate(ExpertPolicy("reach-v3"), "reach-v3", 1, progress=False)
     table = format_table([result_row(result, "expert", "expert")] * 2)
     assert len(table.splitlines()) == 3 and "reach-v3" in table
+
+
+def test_eval_command_offers_the_goal_sources_goals_py_builds():
+    from actjepa_core.evaluation.goals import DEFAULT_GOAL_SOURCE, GOAL_SOURCES
+
+    assert cli.GOAL_SOURCES == GOAL_SOURCES
+    args = cli.build_parser().parse_args(["eval", "--expert", "--task", "reach-v3"])
+    assert args.goal == DEFAULT_GOAL_SOURCE

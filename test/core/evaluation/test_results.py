@@ -11,7 +11,7 @@ def row(kind, task, successes, noise=0.0):
             "success": successes / 50, "ci_low": 0.1, "ci_high": 0.9}
 
 
-def test_table_shows_latest_cells_beside_the_seed_row(tmp_path):
+def test_table_shows_latest_cells_beside_the_paper_row(tmp_path):
     path = tmp_path / "r.jsonl"
     rows = [row("bc", "push-v3", 10), row("bc", "push-v3", 37), row("expert", "reach-v3", 50),
             row("bc", "reach-v3", 28), row("bc", "reach-v3", 5, noise=0.1)]
@@ -45,7 +45,7 @@ def test_variants_get_their_own_row(tmp_path):
                for line in lines)
 
 
-def test_noise_table_averages_over_tasks_beside_the_seed(tmp_path):
+def test_noise_table_averages_over_tasks_beside_the_paper(tmp_path):
     from actjepa_core.evaluation.results import noise_table
 
     rows = [row("bc", "reach-v3", 40), row("bc", "push-v3", 30),
@@ -54,4 +54,4 @@ def test_noise_table_averages_over_tasks_beside_the_seed(tmp_path):
     lines = noise_table(rows, "bc").splitlines()
     assert lines[0] == "| task | clean | sigma = 0.1 |"
     assert "| average (ACT-JEPA + BC (ours)) | 70.0% | 30.0% |" in lines
-    assert lines[-1] == "| seed §9 average, ACT-JEPA + BC | 75.3% | 64.2% |"
+    assert lines[-1] == "| paper §9 average, ACT-JEPA + BC | 75.3% | 64.2% |"

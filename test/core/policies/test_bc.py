@@ -16,7 +16,7 @@ from actjepa_core.config import load_yaml
 from actjepa_core.errors import ActJepaError
 from actjepa_core.evaluation.evaluate import evaluate
 from actjepa_core.models.encoders import ObservationEncoder
-from actjepa_core.policies import BCPolicy, load_policy, train_bc
+from actjepa_core.policies import BCPolicy, FrozenWorld, load_policy
 from actjepa_core.policies.bc import TemporalEnsemble, chunk_targets
 from actjepa_core.policies.configs import BCConfig
 
@@ -25,9 +25,17 @@ from demo_data import REACH_EVAL_EPISODES, REACH_EVAL_STEPS
 BC_STEPS = 500  # enough for the head to fit ~2,000 reach samples
 STATE_DIM = 39
 CONFIG_FILE = Path(__file__).resolve().parents[3] / "config" / "policy_bc.yaml"
+SHIPPED_POLICY = Path(__file__).resolve().parents[3] / "models" / "reach_bc.pt"
+SHIPPED_ACTIONS = [[0.281191, 0.986348, 0.163148, -0.007026],  # its first three actions on
+                   [0.314189, 0.997426, 0.171773, -0.003771],  # reach-v3 episode 0, seed 1,
+                   [0.298937, 0.987791, 0.191578, 0.002545]]  # when it was written
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def train_bc(world_checkpoint, demos, config: BCConfig) -> BCPolicy:
+    return BCPolicy.build(FrozenWorld.from_checkpoint(world_checkpoint), demos, config)
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +118,7 @@ def test_actions_are_finite_and_within_dataset_bounds(bc_policy, state, in_range
     overflows float32) a refusal: never NaN, never out of bounds."""
     if in_range:
         state = np.clip(state, -1e3, 1e3)
-    low = bc_policy.normaliser.action_low.cpu().numpy()
-    high = bc_policy.normaliser.action_high.cpu().numpy()
+    low, high = bc_policy.processor.action_low, bc_policy.processor.action_high
     try:
         action = bc_policy.act({"state": state})
     except ActJepaError as err:
@@ -193,9 +200,21 @@ def test_bc_controls_the_arm_better_than_random(bc_policy, reach_random_successe
 
 
 def test_chunked_policy_names_its_variant_for_results_tables(reach_world, reach_demos):
-    from actjepa_core.policies.bc import train_bc
-    from actjepa_core.policies.configs import BCConfig
-
     plain = train_bc(reach_world, reach_demos, BCConfig(steps=5))
     chunked = train_bc(reach_world, reach_demos, BCConfig(steps=5, chunk=4))
     assert plain.variant == "" and chunked.variant == "chunk 4"
+
+
+@pytest.mark.sim
+def test_the_shipped_policy_file_acts_as_it_did_when_written():
+    """models/reach_bc.pt predates the FrozenWorld/registry code: same file, same actions."""
+    from actjepa_core.evaluation.sim import SimArm
+
+    policy = load_policy(SHIPPED_POLICY)
+    arm = SimArm("reach-v3", seed=1)
+    obs, actions = arm.reset(0), []
+    for _ in SHIPPED_ACTIONS:
+        actions.append(policy.act(obs))
+        obs, _ = arm.step(actions[-1])
+    arm.close()
+    np.testing.assert_allclose(actions, SHIPPED_ACTIONS, atol=2e-6)

@@ -16,7 +16,7 @@ from actjepa_core.errors import ActJepaError
 from actjepa_core.evaluation.evaluate import evaluate
 from actjepa_core.evaluation.goals import GoalMaker, state_goal
 from actjepa_core.models.world_model import latent_distance
-from actjepa_core.policies import load_policy, world_from_checkpoint
+from actjepa_core.policies import FrozenWorld, load_policy
 from actjepa_core.policies.mpc import MPCConfig, MPCPolicy
 from actjepa_core.evaluation.sim import SimArm
 
@@ -27,7 +27,7 @@ SHIPPED_CONFIG = Path(__file__).resolve().parents[3] / "config" / "policy_mpc.ya
 
 @pytest.fixture(scope="module")
 def world(reach_explore_world):
-    return world_from_checkpoint(reach_explore_world)
+    return FrozenWorld.from_checkpoint(reach_explore_world)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def drive(policy: MPCPolicy, goal: dict, steps: int = STEPS) -> np.ndarray:
 
 def test_mpc_reaches_goals_a_random_policy_does_not(reach_explore_world, reach_random_successes):
     """Closed loop on unseen start configurations (seed 1), goals from the expert's end state."""
-    policy = MPCPolicy(world_from_checkpoint(reach_explore_world))  # the shipped defaults
+    policy = MPCPolicy(FrozenWorld.from_checkpoint(reach_explore_world))  # the shipped defaults
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # (256, 64) batches: a second thread only adds contention
     try:
@@ -72,7 +72,7 @@ def test_mpc_reaches_goals_a_random_policy_does_not(reach_explore_world, reach_r
 def test_actions_are_finite_and_inside_the_dataset_bounds(world, episode):
     policy = MPCPolicy(world, FAST)
     actions = drive(policy, episode[1])
-    low, high = policy.normaliser.action_low.numpy(), policy.normaliser.action_high.numpy()
+    low, high = policy.processor.action_low, policy.processor.action_high
     assert np.isfinite(actions).all()
     assert (actions >= low - 1e-6).all() and (actions <= high + 1e-6).all()
 
@@ -181,3 +181,13 @@ def test_train_policy_mpc_command_writes_a_loadable_policy(reach_explore_world, 
                      "--out", str(out), "--config", str(SHIPPED_CONFIG)]) == 0
     assert "horizon" in capsys.readouterr().out
     assert load_policy(out).config == MPCConfig()
+
+
+def test_policy_files_with_the_old_goal_source_setting_still_load(world, tmp_path):
+    """Where goals come from moved to `actjepa eval --goal`; older MPC files stored it in their
+    config, and load with it dropped."""
+    MPCPolicy(world, FAST).save(tmp_path / "mpc.pt")
+    content = torch.load(tmp_path / "mpc.pt", weights_only=True)
+    content["policy"]["config"]["goal_source"] = "state"
+    torch.save(content, tmp_path / "old.pt")
+    assert load_policy(tmp_path / "old.pt", policy_type="mpc").config == FAST

@@ -11,7 +11,7 @@ from actjepa_core.bench.policy_speed import nn_query_benchmark
 from actjepa_core.cli import main
 from actjepa_core.errors import ActJepaError
 from actjepa_core.evaluation.evaluate import evaluate
-from actjepa_core.policies import NearestNeighbourPolicy, build_nn, load_policy
+from actjepa_core.policies import FrozenWorld, NearestNeighbourPolicy, load_policy
 from actjepa_core.policies.configs import NNConfig
 from actjepa_core.policies.nearest import blend, nearest
 
@@ -21,6 +21,11 @@ STATE_DIM = 39
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def build_nn(world_checkpoint, demos, config: NNConfig | None = None) -> NearestNeighbourPolicy:
+    return NearestNeighbourPolicy.build(FrozenWorld.from_checkpoint(world_checkpoint), demos,
+                                        config)
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +118,7 @@ def test_act_rejects_bad_observations_naming_the_key(nn_policy):
     k=st.sampled_from([1, 3]))
 def test_actions_are_finite_and_within_dataset_bounds(nn_policy, state, k):
     nn_policy.config.k = k
-    low = nn_policy.normaliser.action_low.cpu().numpy()
-    high = nn_policy.normaliser.action_high.cpu().numpy()
+    low, high = nn_policy.processor.action_low, nn_policy.processor.action_high
     try:
         action = nn_policy.act({"state": state})
     except ActJepaError as err:  # only when normalisation overflows float32
