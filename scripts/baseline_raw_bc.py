@@ -1,5 +1,5 @@
 """Baseline for docs/RESULTS.md: the same BC head as ACT-JEPA + BC, trained on the raw normalised
-state instead of the frozen ACT-JEPA latent (the analogue of the seed's "Raw pixel BC" row).
+state instead of the frozen ACT-JEPA latent (the analogue of the paper's "Raw pixel BC" row).
 
     .venv/bin/python scripts/baseline_raw_bc.py --data runs/results/reach-v3/demos.hdf5 \
         --task reach-v3 --episodes 50 --seed 1 --out docs/results/state.jsonl
@@ -12,11 +12,12 @@ import numpy as np
 import torch
 
 from actjepa_core.data.episodes import read_episodes
+from actjepa_core.data.normalise import Normaliser
+from actjepa_core.data.processor import ObservationProcessor
+from actjepa_core.data.transitions import split_episodes
 from actjepa_core.evaluation.evaluate import append_jsonl, evaluate, format_table, result_row
 from actjepa_core.models.encoders import mlp
-from actjepa_core.data.normalise import Normaliser
 from actjepa_core.policies.configs import BCConfig
-from actjepa_core.data.transitions import split_episodes
 
 
 class RawStateBC:
@@ -28,11 +29,10 @@ class RawStateBC:
         torch.manual_seed(config.seed)
         train_eps, _ = split_episodes(read_episodes(data_path, ["state"]).episodes,
                                       config.val_fraction, config.seed)
-        self.norm = Normaliser.fit(train_eps, ["state"])
-        x = self.norm.obs({"state": torch.as_tensor(np.concatenate([e.obs["state"]
-                                                                     for e in train_eps]))})
-        x = x["state"]  # (N, 39)
-        y = self.norm.action(torch.as_tensor(np.concatenate([e.actions for e in train_eps])))
+        self.processor = ObservationProcessor.from_episodes(
+            train_eps, ["state"], Normaliser.fit(train_eps, ["state"]))
+        x = self.processor.rows_to_model(self.processor.episode_rows(train_eps))["state"]  # (N, 39)
+        y = self.processor.episode_actions(train_eps)  # (N, A)
         self.head = mlp(x.shape[1], config.hidden, y.shape[1], config.activation)
         opt = torch.optim.AdamW(self.head.parameters(), config.lr, weight_decay=config.weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.steps)
@@ -50,11 +50,10 @@ class RawStateBC:
 
     @torch.no_grad()
     def act(self, obs) -> np.ndarray:
-        x = self.norm.obs({"state": torch.as_tensor(np.asarray(obs["state"]))[None]})["state"]
+        x = self.processor.to_model(obs)["state"]  # (1, 39)
         if self.obs_noise > 0:
             x = x + self.obs_noise * torch.randn_like(x)
-        a = self.norm.unaction(self.head(x).clamp(-1, 1))[0]
-        return torch.clamp(a, self.norm.action_low, self.norm.action_high).numpy()
+        return self.processor.to_robot(self.head(x)[0])
 
 
 def main() -> None:

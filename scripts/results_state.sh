@@ -42,7 +42,7 @@ for task in $TASKS; do
   done
 done
 
-# Test-time observation noise (seed §9's robustness table): BC under Gaussian noise of std sigma
+# Test-time observation noise (the paper's §9 robustness table): BC under Gaussian noise of std sigma
 # on the normalised observation.
 for task in $TASKS; do
   dir=$OUT/$task

@@ -12,7 +12,7 @@ def test_shipped_train_yaml_equals_the_dataclass_defaults():
     assert load_train_config(REPO / "config" / "train.yaml") == TrainConfig()
 
 
-def test_seed_defaults():
+def test_paper_defaults():
     c = TrainConfig()
     assert c.model.latent_dim == 128 and c.model.state_hidden == [256, 256]
     assert max(c.model.predictor_hidden) <= c.model.latent_dim  # the bottleneck
