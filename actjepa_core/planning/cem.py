@@ -66,6 +66,7 @@ class Plan:
     best: torch.Tensor  # (H, A): the cheapest sequence sampled in any iteration
     best_cost: torch.Tensor  # () its cost
     cost_calls: int  # calls of the cost function (one per iteration)
+    elites: torch.Tensor | None = None  # (E, H, A) last iteration's elites (iCEM reuses them)
 
 
 def warm_start(mean: torch.Tensor, fill: str = "zeros") -> torch.Tensor:
