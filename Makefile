@@ -1,7 +1,8 @@
 # actjepa: the README's commands.
 #
 #   make setup    system library + .venv with torch (CPU wheel first) and actjepa_ros[sim,ros,dev]
-#   make test     the whole pytest suite (runs setup first when needed)
+#   make test     the whole pytest suite (runs setup first when needed), the lint test included
+#   make lint     ruff check with ruff.toml's rules (what test/test_lint.py runs)
 #   make demo     the shipped policy drives the simulated arm over ROS 2 (two node processes):
 #                 N episodes, success rate and control latency                 (DEMO_* below)
 #   make demo-train  collect sim demos -> train ACT-JEPA -> report           (TRAIN_DEMO_* below)
@@ -58,7 +59,7 @@ COLCON_WS ?= build/colcon_ws
 COLCON_BIN = $(if $(findstring /,$(COLCON)),$(abspath $(COLCON)),$(COLCON))
 COLCON_SHARE = $(COLCON_WS)/install/actjepa_ros/share/actjepa_ros
 
-.PHONY: help setup osmesa test demo demo-train bench colcon clean distclean
+.PHONY: help setup osmesa test lint demo demo-train bench colcon clean distclean
 
 help:
 	@sed -n 's/^#   make /  make /p' $(firstword $(MAKEFILE_LIST))
@@ -98,6 +99,9 @@ osmesa:
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check --config ruff.toml .
 
 demo: $(STAMP)
 	$(PY) -m actjepa_ros.tools.closed_loop --checkpoint $(DEMO_POLICY) --task $(DEMO_TASK) \

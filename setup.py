@@ -55,7 +55,9 @@ EXTRAS_REQUIRE = {
         'ros-fastdds',
     ],
     # colcon: `make colcon` and test/test_package.py build the package as a ROS install would
-    'dev': ['pytest', 'hypothesis', 'pytest-timeout', 'colcon-common-extensions', 'colcon-ros'],
+    # ruff: test/test_lint.py (`make lint`)
+    'dev': ['pytest', 'hypothesis', 'pytest-timeout', 'ruff', 'colcon-common-extensions',
+            'colcon-ros'],
 }
 
 

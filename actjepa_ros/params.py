@@ -134,8 +134,9 @@ def check_choices(current: dict[str, Any], specs: Sequence[ParamSpec]) -> dict[s
 
 
 # ---- the nodes' parameters ------------------------------------------------------------------
-SIM_TASKS = ("pick-place-v3", "push-v3", "reach-v3")  # actjepa_core.evaluation.sim.TASKS (importing it
-# here would load MuJoCo into every node; test_sim_node checks the two agree)
+# actjepa_core.evaluation.sim.TASKS (importing it here would load MuJoCo into every node;
+# test_sim_node checks the two agree)
+SIM_TASKS = ("pick-place-v3", "push-v3", "reach-v3")
 SIM_TICK_S = 0.0125  # simulated time per Meta-World v3 step: frame_skip 5 x MuJoCo timestep 2.5 ms
 MAX_EPISODE = 1_000_000  # SimArm's seed scheme stays unambiguous far beyond this
 MAX_IMAGE_SIZE = 1024

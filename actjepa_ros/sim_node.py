@@ -1,7 +1,7 @@
 """The simulated arm as a robot on ROS 2 topics: a stand-in for Gazebo or real hardware.
 
-Meta-World's Sawyer (``actjepa_core.evaluation.sim.SimArm``) publishes what an arm driver and camera would:
-``joint_states``, ``camera/image_raw`` (rgb8, when ``image_size`` > 0), and, under the node's
+Meta-World's Sawyer (``actjepa_core.evaluation.sim.SimArm``) publishes what an arm driver and
+camera would: ``joint_states``, ``camera/image_raw`` (rgb8, when ``image_size`` > 0), and, under the node's
 name, the 39-d task observation ``~/state`` and ``~/success``; with ``publish_clock`` it also
 publishes ``/clock`` and stamps every message of a tick with that same simulated time. It takes
 4-d actions (hand dx, dy, dz, gripper; Float64MultiArray) on ``~/action``.

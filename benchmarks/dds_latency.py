@@ -132,7 +132,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         client.close()
         node.stop()
-    result = {"checkpoint": str(args.checkpoint), "inputs": {k: v["shape"] for k, v in spec.items()},
+    result = {"checkpoint": str(args.checkpoint),
+              "inputs": {k: v["shape"] for k, v in spec.items()},
               "camera_size": args.camera_size, "device": args.device,
               "input_qos": args.input_qos, **summary(times)}
     node_ms = [m.data for m in bench.node_latency][args.warmup:]

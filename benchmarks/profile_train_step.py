@@ -1,4 +1,5 @@
-"""Where one training step's time goes (docs/BENCHMARKS.md), and eager vs torch.compile side by side.
+"""Where one training step's time goes (docs/BENCHMARKS.md), and eager vs torch.compile side by
+side.
 
     .venv/bin/python scripts/profile_train_step.py --data data/push100.hdf5
 Same trainer, sizes and batch as `actjepa bench train`'s "ours, fp32" row.

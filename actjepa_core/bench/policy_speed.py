@@ -60,8 +60,8 @@ def nn_query_benchmark(sizes: tuple[int, ...] = DEFAULT_SIZES, dim: int = LATENT
         memory = torch.randn(dim, size, generator=generator).to(dev)  # (D, M): column-wise
         memory_sq = squared_norms(memory)  # (M,), once per memory as the policy does
         queries = torch.randn(repeats + WARMUP, 1, dim, generator=generator).to(dev)  # (R, 1, D)
-        times = timings_ms(lambda i: nearest(memory, queries[i % len(queries)], k, block,
-                                             memory_sq), repeats, dev)
+        times = timings_ms(lambda i, m=memory, q=queries, sq=memory_sq:
+                           nearest(m, q[i % len(q)], k, block, sq), repeats, dev)
         results[size] = {**summary(times), "memory_mib": memory.numel() * 4 / 2**20}
         del memory, memory_sq
     return results

@@ -182,7 +182,8 @@ def machine_line(device: torch.device) -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    return (f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
+            f"torch {torch.__version__}")
 
 
 def render_markdown(r: dict, data_path: str) -> str:
@@ -200,8 +201,8 @@ def render_markdown(r: dict, data_path: str) -> str:
     return "\n".join([
         f"### Training speed on {r['device']}: {machine_line(dev)}",
         "",
-        f"`actjepa bench train --device {r['device']} --steps {r['steps']} --repeats {r['repeats']}`"
-        f" on {r['transitions']} push-v3 transitions, batch {r['batch']}, the paper's layer sizes "
+        f"`actjepa bench train --device {r['device']} --steps {r['steps']} "
+        f"--repeats {r['repeats']}` on {r['transitions']} push-v3 transitions, batch {r['batch']}, the paper's layer sizes "
         "(state MLP 39-256-256-128, action MLP 4-128-128, predictor 256-256-128-128). Medians of "
         f"{r['repeats']} alternating repeats of {r['steps']} steps (range in brackets).",
         "",

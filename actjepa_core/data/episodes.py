@@ -1,4 +1,5 @@
-"""The episodes file (HDF5, robomimic-style): the one format every producer writes and training reads.
+"""The episodes file (HDF5, robomimic-style): the one format every producer writes and training
+reads.
 
 ```
 /data                     attrs: obs_keys, action_dim, source, created, version

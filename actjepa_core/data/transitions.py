@@ -1,4 +1,5 @@
-"""Transitions (o_t, a_t..a_{t+K-1}, o_{t+1}..o_{t+K}) drawn from inside one demo, never across demos.
+"""Transitions (o_t, a_t..a_{t+K-1}, o_{t+1}..o_{t+K}) drawn from inside one demo, never across
+demos.
 
 All demos are concatenated into device tensors once; a batch is a gather by index, so the training
 step needs no DataLoader, no worker processes and no host-to-device copy per step.

@@ -1,4 +1,5 @@
-"""A finished (or running) training run, summarised: final and best metrics, plus a curves figure."""
+"""A finished (or running) training run, summarised: final and best metrics, plus a curves
+figure."""
 from __future__ import annotations
 
 import math
@@ -14,7 +15,8 @@ from actjepa_core.errors import ActJepaError  # noqa: E402
 from actjepa_core.evaluation import tables  # noqa: E402
 from actjepa_core.training.metrics import read_metrics  # noqa: E402
 
-CURVES = (("loss", "val_loss", "latent L2 loss"), (None, "val_rel_loss", "val loss / target variance"),
+CURVES = (("loss", "val_loss", "latent L2 loss"),
+          (None, "val_rel_loss", "val loss / target variance"),
           ("collapse", "val_collapse", "collapse metric"),
           ("lr", None, "learning rate"), ("tau", None, "EMA tau"))
 

@@ -76,7 +76,7 @@ class Policy(ABC):
         """A short tag for results tables when settings change what the policy is ('' = plain)."""
         return ""
 
-    def reset(self) -> None:
+    def reset(self) -> None:  # noqa: B027 - a default (stateless policies), not abstract
         """Forget per-episode state (warm starts, action chunks). Stateless policies: no-op."""
 
     @torch.no_grad()

@@ -73,7 +73,7 @@ def test_lockstep_publishes_after_each_action_and_matches_an_in_process_rollout(
     for action in plan:
         count = len(states)
         actions.publish(Float64MultiArray(data=action))
-        assert tester.spin_until(lambda: len(states) > count, REPLY_TIMEOUT_S), sim.log()
+        assert tester.spin_until(lambda n=count: len(states) > n, REPLY_TIMEOUT_S), sim.log()
         tester.spin_for(0.1)
         assert len(states) == count + 1  # exactly one step per action
         expected.append(arm.step(np.array(action))[0]["state"])

@@ -87,7 +87,8 @@ def test_missing_and_foreign_files(tmp_path):
 
 def test_unknown_obs_key_lists_the_keys_it_has(tmp_path):
     write_episodes(tmp_path / "d.hdf5", [episode()], source="unit")
-    with pytest.raises(ActJepaError, match=r"\['depth'\] not in the file; it has \['image', 'state'\]"):
+    with pytest.raises(ActJepaError,
+                       match=r"\['depth'\] not in the file; it has \['image', 'state'\]"):
         read_episodes(tmp_path / "d.hdf5", ["depth"])
 
 

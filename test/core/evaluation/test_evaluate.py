@@ -29,9 +29,10 @@ def untrained_world() -> FrozenWorld:
     model = ACTJEPA({"state": (STATE_DIM,)}, ACTION_DIM, config.model)
     stats = Normaliser({"state": torch.zeros(STATE_DIM)}, {"state": torch.ones(STATE_DIM)},
                        -torch.ones(ACTION_DIM), torch.ones(ACTION_DIM))
-    return FrozenWorld.from_state({
-        "config": to_dict(config), "obs_spec": {"state": {"shape": [STATE_DIM], "dtype": "float32"}},
-        "action_dim": ACTION_DIM, "stats": stats.state_dict(), "model": model.state_dict()})
+    spec = {"state": {"shape": [STATE_DIM], "dtype": "float32"}}
+    return FrozenWorld.from_state({"config": to_dict(config), "obs_spec": spec,
+                                   "action_dim": ACTION_DIM, "stats": stats.state_dict(),
+                                   "model": model.state_dict()})
 
 
 class RecordingPolicy(Policy):
