@@ -243,8 +243,55 @@ def cmd_results(args: argparse.Namespace) -> None:
     print(noise_table(rows, args.by_noise) if args.by_noise else success_table(rows, args.noise))
 
 
+EXAMPLES: dict[str, str] = {
+    "collect": "actjepa collect --task push-v3 --episodes 100 --out data/push.hdf5\n"
+               "actjepa collect --task pick-place-v3 --episodes 50 --image-size 64 --out "
+               "data/pp64.hdf5",
+    "convert": "actjepa convert bags/ --config config/recorder.yaml --out data/robot.hdf5",
+    "recover": "actjepa recover bags/\nactjepa recover bags/episode_3",
+    "train": "actjepa train --data data/push.hdf5 --out runs/push\n"
+             "actjepa train --data data/push.hdf5 --out runs/push --resume\n"
+             "actjepa train --data data/push.hdf5 --out runs/no-ema --set ema.enabled=false",
+    "report": "actjepa report runs/push --data data/push.hdf5\n"
+              "actjepa report runs/a runs/b --markdown",
+    "eval": "actjepa eval --policy policies/bc.pt --task push-v3 --episodes 50 --seed 1\n"
+            "actjepa eval --expert --task push-v3 --episodes 50",
+    "train-policy": "actjepa train-policy bc --encoder runs/push/best.pt --data data/push.hdf5 "
+                    "--out policies/bc.pt --chunk 10",
+    "train-policy bc": "actjepa train-policy bc --encoder runs/push/best.pt --data "
+                       "data/push.hdf5 --out policies/bc.pt --chunk 10",
+    "train-policy nn": "actjepa train-policy nn --encoder runs/push/best.pt --data "
+                       "data/push.hdf5 --out policies/nn.pt --k 1",
+    "train-policy mpc": "actjepa train-policy mpc --encoder runs/play/best.pt --out "
+                        "policies/mpc.pt --config config/policy_mpc.yaml",
+    "results": "actjepa results runs/eval.jsonl\nactjepa results runs/eval.jsonl --by-noise bc",
+    "bench": "actjepa bench train --out docs/BENCHMARKS.md\nactjepa bench paper --quick "
+             "--work /tmp/paper",
+    "bench train": "actjepa bench train --out docs/BENCHMARKS.md\n"
+                   "actjepa bench train --steps 100 --repeats 2",
+}
+"""Shown under "examples:" in each subcommand's --help (a parser's own epilog wins)."""
+
+
+def add_examples(parser: argparse.ArgumentParser, path: str = "") -> None:
+    """Give every subcommand parser below ``parser`` its EXAMPLES epilog."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for name, child in action.choices.items():
+            key = f"{path} {name}".strip()
+            if child.epilog is None and key in EXAMPLES:
+                child.epilog = "examples:\n" + "\n".join(
+                    f"  {line}" for line in EXAMPLES[key].splitlines())
+                child.formatter_class = argparse.RawDescriptionHelpFormatter
+            add_examples(child, key)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from actjepa_core import __version__
+
     parser = argparse.ArgumentParser(prog="actjepa", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("collect", help="record scripted-expert demos from Meta-World to HDF5")
@@ -334,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default=None, help="markdown file to (re)write the results section in")
     b.set_defaults(func=cmd_bench_train)
     add_bench_paper_parser(bench)
+    add_examples(parser)
     return parser
 
 

@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any, Mapping, Protocol
 
 import numpy as np
-from tqdm import tqdm
 
 from actjepa_core.errors import ActJepaError
 from actjepa_core.evaluation.goals import DEFAULT_GOAL_SOURCE, GoalMaker
 from actjepa_core.evaluation.sim import SimArm, expert_action, make_expert
 from actjepa_core.evaluation.tables import text_table
 from actjepa_core.policies.base import Policy
+from actjepa_core.progress import progress_bar
 from actjepa_core.units import MS_PER_S
 
 DEFAULT_SEED = 1  # `actjepa collect` defaults to seed 0: evaluation must not replay demo starts
@@ -127,7 +127,7 @@ def evaluate(policy: Controller, task: str, episodes: int, noise: float = 0.0,
     old_noise, policy.obs_noise = policy.obs_noise, noise
     records: list[EpisodeRecord] = []
     times: list[float] = []
-    bar = tqdm(total=episodes, desc=f"eval {task}", unit="ep", disable=not progress)
+    bar = progress_bar(total=episodes, desc=f"eval {task}", unit="ep", disable=not progress)
     try:
         if getattr(policy, "needs_goal", False):
             goals = GoalMaker(task, seed, goal_source, arm.image_size)

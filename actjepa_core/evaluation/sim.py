@@ -30,10 +30,10 @@ from typing import Any, Iterator  # noqa: E402
 import metaworld  # noqa: E402
 import numpy as np  # noqa: E402
 from metaworld import policies  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 from actjepa_core.data.episodes import Episode  # noqa: E402
 from actjepa_core.errors import ActJepaError  # noqa: E402
+from actjepa_core.progress import progress_bar  # noqa: E402
 
 TASKS: dict[str, type] = {
     "reach-v3": policies.SawyerReachV3Policy,
@@ -242,7 +242,7 @@ def collect_episodes(task: str, episodes: int, seed: int = 0, image_size: int | 
     rng = np.random.default_rng(seed)
     arm = SimArm(task, seed=seed, image_size=image_size, max_steps=max_steps)
     solved = 0
-    bar = tqdm(total=episodes, desc=task, unit="ep", disable=not progress)
+    bar = progress_bar(total=episodes, desc=task, unit="ep", disable=not progress)
     try:
         for i in range(episodes):
             obs = arm.reset(i)

@@ -6,6 +6,7 @@ Everything is stored as tensors and plain Python containers so a checkpoint load
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,12 @@ from actjepa_core.data.normalise import Normaliser
 FORMAT = "actjepa"
 FORMAT_VERSION = 1
 WORLD_MODEL = "world_model"
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default format is a zip archive
+PICKLE_MAGIC = b"\x80"  # pickle protocol >= 2: torch's legacy (non-zip) format
+UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")  # torch.load's wording
+WEIGHTS_ONLY_FAILED = "weights only load failed"  # torch.load's refusal (lower case)
+MAX_GLOBALS_SHOWN = 3  # of the Python globals a refused pickle needs, named in the error
 
 
 def save_checkpoint(path: str | Path, kind: str, payload: dict[str, Any]) -> None:
@@ -40,7 +47,7 @@ def load_checkpoint(path: str | Path, kind: str | None = None,
     try:
         content = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many types for foreign/corrupt files
-        raise ActJepaError(f"{path}: not a readable actjepa checkpoint ({err})") from None
+        raise ActJepaError(_load_failure(path, err)) from None
     if not isinstance(content, dict) or content.get("format") != FORMAT:
         raise ActJepaError(f"{path}: not an actjepa checkpoint (no '{FORMAT}' format header)")
     if content.get("format_version") != FORMAT_VERSION:
@@ -49,6 +56,36 @@ def load_checkpoint(path: str | Path, kind: str | None = None,
     if kind is not None and content.get("kind") != kind:
         raise ActJepaError(f"{path}: checkpoint holds a {content.get('kind')!r}; expected {kind!r}")
     return content
+
+
+def _load_failure(path: Path, err: Exception) -> str:
+    """One line for a file ``torch.load(weights_only=True)`` failed on: what the file is, and,
+    for a pickle that needs arbitrary Python objects, that it is refused (torch's own message
+    advises retrying with ``weights_only=False``, i.e. running whatever the file holds)."""
+    with open(path, "rb") as f:
+        head = f.read(len(HDF5_MAGIC))
+    if head == HDF5_MAGIC:
+        return (f"{path}: not a readable actjepa checkpoint (it is an HDF5 file, e.g. an "
+                "episodes file, not a torch.save file)")
+    if not head.startswith((ZIP_MAGIC, PICKLE_MAGIC)):
+        return (f"{path}: not a readable actjepa checkpoint (not a torch.save file: neither a "
+                "zip archive nor a pickle)")
+    try:
+        needed = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # noqa: BLE001 - legacy or damaged archive: fall back on torch's message
+        needed = UNSUPPORTED_GLOBAL.findall(str(err))
+    if needed:
+        shown = ", ".join(needed[:MAX_GLOBALS_SHOWN]) + (
+            f" and {len(needed) - MAX_GLOBALS_SHOWN} more"
+            if len(needed) > MAX_GLOBALS_SHOWN else "")
+        return (f"{path}: refused: a pickle of Python objects that would import {shown} to "
+                "load; an actjepa checkpoint holds only tensors and plain containers, and other "
+                "pickles can run code when loaded, so they are never opened (expected a file "
+                "from `actjepa train` or `actjepa train-policy`)")
+    lines = [line for line in str(err).strip().splitlines() if line.strip()]
+    first = lines[0] if lines and WEIGHTS_ONLY_FAILED not in lines[0].lower() else ""
+    return (f"{path}: not a readable actjepa checkpoint (damaged or truncated: "
+            f"{type(err).__name__}{': ' + first if first else ''})")
 
 
 def obs_shapes(spec: dict[str, dict]) -> dict[str, tuple[int, ...]]:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from tqdm import tqdm
 
 from actjepa_core.training import checkpoint as ckpt
 from actjepa_core.config import TrainConfig, save_yaml, to_dict
@@ -24,6 +23,7 @@ from actjepa_core.models.world_model import collapse_metric
 from actjepa_core.data.normalise import Normaliser
 from actjepa_core.data.augment import random_shift
 from actjepa_core.objectives import build_objective
+from actjepa_core.progress import progress_bar
 from actjepa_core.training.optimizer import make_optimizer
 from actjepa_core.training.schedules import lr_at, tau_at
 from actjepa_core.data.transitions import Batch, TransitionSet, split_episodes
@@ -176,7 +176,7 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         window, last = 0, {"loss": math.nan, "collapse": math.nan}
         t0 = time.perf_counter()
-        bar = tqdm(total=total, initial=self.step, disable=not progress, desc="train",
+        bar = progress_bar(total=total, initial=self.step, disable=not progress, desc="train",
                    dynamic_ncols=True)
         batches = self.batches()
         try:

@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from actjepa_core.bench.paper.plan import PaperConfig, Unit, cell_id, plan_units
 from actjepa_core.config import TrainConfig, apply_overrides
 from actjepa_core.data.episodes import EpisodeSet, read_episodes, write_episodes
 from actjepa_core.evaluation.evaluate import evaluate, git_commit
+from actjepa_core.progress import progress_bar
 
 DEMO_SEED = 0  # demonstrations come from seed 0; evaluation (eval_seed) never shares a start
 DONE = "done"
@@ -163,7 +163,7 @@ def run(config: PaperConfig, work: Path, results: Path, jobs: int = 1,
     units = [u for u in plan_units(config) if any(c not in done for c in u.cells())]
     tasks = sorted({u.task for u in units})
     written: list[dict] = []
-    with tqdm(total=len(units), desc=f"paper {config.obs}", unit="unit",
+    with progress_bar(total=len(units), desc=f"paper {config.obs}", unit="unit",
               disable=not progress) as bar:
         bar.write(f"{len(units)} units to run ({sum(len(u.cells()) for u in units)} cells); "
                   f"results -> {results}")
