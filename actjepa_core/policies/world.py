@@ -82,14 +82,15 @@ class FrozenWorld:
         return self.model.encode_target(self.processor.to_model(obs, "goal observation"))
 
     @torch.no_grad()
-    def encode_episodes(self, episodes: Sequence[Episode],
-                        batch_size: int = ENCODE_BATCH) -> torch.Tensor:
-        """Every observation of every demo, in order, through the frozen online encoder ->
-        (N, D), in no-grad batches."""
+    def encode_episodes(self, episodes: Sequence[Episode], batch_size: int = ENCODE_BATCH,
+                        target: bool = False) -> torch.Tensor:
+        """Every observation of every demo, in order, through the frozen online encoder (or the
+        target encoder, ``target=True``) -> (N, D), in no-grad batches."""
         self.processor.check_episodes(episodes)
         rows = self.processor.episode_rows(episodes)
         total = len(next(iter(rows.values())))
-        latents = [self.model.encode(self.processor.rows_to_model(
+        encode = self.model.encode_target if target else self.model.encode
+        latents = [encode(self.processor.rows_to_model(
             {k: v[start:start + batch_size] for k, v in rows.items()}))  # (b, D)
             for start in range(0, total, batch_size)]
         return torch.cat(latents).float()  # (N, D)

@@ -91,13 +91,13 @@ def test_reset_replays_and_warm_start_carries_the_plan(world, episode):
     start, goal = episode
     policy.set_goal(goal)
     first = policy.act(start)
-    plan = policy.last_plan.mean.clone()
+    plan = policy.planner.last.mean.clone()
     policy.act(start)  # same observation, but now warm-started from the shifted plan
-    assert policy.last_plan is not None
+    assert policy.planner.last is not None
     policy.reset()
-    assert policy.last_plan is None
+    assert policy.planner.last is None
     np.testing.assert_array_equal(policy.act(start), first)
-    assert torch.equal(policy.last_plan.mean, plan)
+    assert torch.equal(policy.planner.last.mean, plan)
 
 
 def test_one_batched_rollout_per_cem_iteration(world, episode, monkeypatch):
