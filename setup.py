@@ -15,7 +15,6 @@ python3-torch (package.xml).
 """
 
 import os
-from glob import glob
 
 from setuptools import find_packages, setup
 

@@ -10,7 +10,6 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-
 _DEFAULT_MODE = 0o666  # what open() would create, before the umask
 
 

@@ -7,10 +7,13 @@ JointTrajectory). Every malformed message raises ``ConversionError`` naming what
 node can refuse to act on it and say why.
 
 The input decoders live in ``actjepa_core.data.messages`` (they read fields by name, so ``actjepa
-convert`` decodes recorded messages with the same code); this module re-exports them. Images take
-one numpy path (rgb8/bgr8/rgba8/bgra8/mono8 raw, jpeg/png compressed, via OpenCV) on every
-machine, so a decoded picture is byte-identical with or without a ROS install, live or from a
-bag; cv_bridge, where importable, only widens the set of raw encodings (bayer, yuv422, ...).
+convert`` decodes recorded messages with the same code); this module re-exports them. Raw
+images go through cv_bridge where it can be imported (ROS installs: every encoding it knows,
+bayer, yuv422, 16-bit ...), and through the numpy path otherwise (rgb8/bgr8/rgba8/bgra8/mono8,
+the encodings cameras and Gazebo publish) or when cv_bridge fails on one of those; for those
+encodings both give identical arrays (test_conversions checks it where cv_bridge exists), so a
+decoded picture is the same with or without a ROS install, live or from a bag. Compressed images
+(jpeg/png) are decoded by OpenCV on every machine.
 """
 from __future__ import annotations
 
@@ -25,27 +28,52 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from actjepa_core.data import messages
 from actjepa_core.data.messages import (  # noqa: F401  (re-exported: the nodes' one import)
-    JOINT_STATE_FIELDS, NUMPY_ENCODINGS, RGB_CHANNELS, ConversionError, compressed_to_rgb,
-    fit_image, joint_state_vector, multi_array_vector)
+    JOINT_STATE_FIELDS,
+    NUMPY_ENCODINGS,
+    RGB_CHANNELS,
+    ConversionError,
+    compressed_to_rgb,
+    fit_image,
+    joint_state_vector,
+    multi_array_vector,
+)
 from actjepa_core.units import NS_PER_S
 
-try:  # only on ROS installs (no wheel exists): widens the raw encodings we accept
+try:  # only on ROS installs (no wheel exists in the package registry)
     from cv_bridge import CvBridge
 except ImportError:  # the numpy path covers the encodings cameras and Gazebo publish
     CvBridge = None
+_bridges: list[Any] = []  # the one CvBridge, made on first use
 
 TWIST_FIELDS = ("linear.x", "linear.y", "linear.z", "angular.x", "angular.y", "angular.z")
 
 
 # ---- inputs (beyond actjepa_core.data.messages) --------------------------------------------------
 def image_to_rgb(msg: Image) -> np.ndarray:
-    """sensor_msgs/Image -> uint8 (H, W, 3) RGB: the numpy path, cv_bridge for other encodings."""
-    return messages.image_to_rgb(msg, _bridge_to_rgb if CvBridge is not None else None)
+    """sensor_msgs/Image -> uint8 (H, W, 3) RGB: cv_bridge where importable, else the numpy path.
+
+    A message whose size fields disagree with its data is judged by the numpy path's checks
+    (which name the inconsistency) before cv_bridge sees it.
+    """
+    if CvBridge is None or not _sizes_consistent(msg):
+        return messages.image_to_rgb(msg, _bridge_to_rgb if CvBridge is not None else None)
+    try:
+        return _bridge_to_rgb(msg)
+    except ConversionError:
+        if msg.encoding.lower() in NUMPY_ENCODINGS:
+            return messages.image_to_rgb(msg)  # the fallback the numpy encodings always have
+        raise
+
+
+def _sizes_consistent(msg: Image) -> bool:
+    return msg.height >= 1 and msg.width >= 1 and len(msg.data) == msg.step * msg.height
 
 
 def _bridge_to_rgb(msg: Image) -> np.ndarray:
+    if not _bridges:
+        _bridges.append(CvBridge())
     try:
-        rgb = CvBridge().imgmsg_to_cv2(msg, desired_encoding="rgb8")
+        rgb = _bridges[0].imgmsg_to_cv2(msg, desired_encoding="rgb8")
     except Exception as err:  # cv_bridge raises its own CvBridgeError and cv2 errors
         raise ConversionError(f"image encoding {msg.encoding!r}: cv_bridge could not convert it "
                               f"to rgb8 ({err})") from err

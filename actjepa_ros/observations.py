@@ -14,7 +14,6 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from actjepa_core.errors import ActJepaError
-
 from actjepa_ros.conversions import JOINT_STATE_FIELDS
 
 # input name -> (its *_topic parameter, its *_key parameter); vector parts of one key are
@@ -23,6 +22,16 @@ INPUTS = {"joint_states": ("joint_states_topic", "joint_states_key"),
           "state": ("state_topic", "state_key"),
           "image": ("image_topic", "image_key")}
 IMAGE_NDIM = 3  # (H, W, C)
+COMPRESSED_SUFFIX = "/compressed"  # image_transport's "compressed" plugin: <base topic>/compressed
+
+
+def image_transport_topic(base: str, transport: str) -> str:
+    """The topic image_transport publishes ``transport`` on for the base topic ``base``:
+    ``camera/image_raw`` -> ``camera/image_raw/compressed``. A base that already ends in
+    ``/compressed`` is taken as the transport topic itself (older params files spelled it out)."""
+    if transport != "compressed" or base.rstrip("/").endswith(COMPRESSED_SUFFIX):
+        return base
+    return base.rstrip("/") + COMPRESSED_SUFFIX
 
 
 @dataclass
@@ -52,6 +61,8 @@ def plan_inputs(p: Mapping[str, Any], spec: Mapping[str, dict],
         key, topic = p[key_param], p[topic_param]
         if not key or not topic:
             continue
+        if name == "image":
+            topic = image_transport_topic(topic, p.get("image_transport", "raw"))
         if key not in spec:
             note(f"{name} input ('{key}' from {topic}) not used: the checkpoint's observation "
                  f"keys are {sorted(spec)}")

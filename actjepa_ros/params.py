@@ -12,10 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
-                                ParameterType)
-from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterValueException,
-                              ParameterException)
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+from rclpy.exceptions import (
+    InvalidParameterTypeException,
+    InvalidParameterValueException,
+    ParameterException,
+)
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
@@ -232,12 +234,14 @@ POLICY_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("state_topic", "sim_node/state", "std_msgs/Float64MultiArray vector input (e.g. "
               "the simulator's 39-d task observation)."),
     ParamSpec("state_key", "state", "Observation key the vector fills ('' = not used)."),
-    ParamSpec("image_topic", "camera/image_raw", "Camera input: sensor_msgs/Image, or "
-              "CompressedImage with image_transport 'compressed' (then subscribe to "
-              ".../compressed)."),
+    ParamSpec("image_topic", "camera/image_raw", "Camera base topic (image_transport naming): "
+              "sensor_msgs/Image on it with image_transport 'raw'; with 'compressed', "
+              "CompressedImage on <image_topic>/compressed."),
     ParamSpec("image_key", "image", "Observation key the image fills ('' = not used)."),
-    ParamSpec("image_transport", "raw", "raw: Image (rgb8, bgr8, rgba8, bgra8, mono8); "
-              "compressed: CompressedImage (jpeg, png).", choices=IMAGE_TRANSPORTS),
+    ParamSpec("image_transport", "raw", "raw: Image (rgb8, bgr8, rgba8, bgra8, mono8; more via "
+              "cv_bridge) on image_topic; compressed: CompressedImage (jpeg, png) on "
+              "<image_topic>/compressed, as image_transport's compressed plugin publishes it.",
+              choices=IMAGE_TRANSPORTS),
     ParamSpec("image_resize", True, "Resize images to the model's size; false refuses images of "
               "another size."),
     ParamSpec("goal_topic", "", "MPC: Float64MultiArray goal for state_key ('' = none)."),

@@ -32,18 +32,17 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64, Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 
 from actjepa_core.errors import ActJepaError
 from actjepa_core.policies import load_policy
-
+from actjepa_core.units import MS_PER_S, NS_PER_S
 from actjepa_ros import conversions, observations, params, safety
 from actjepa_ros.params import LIVE_POLICY_PARAMS, POLICY_PARAMS
 from actjepa_ros.spin import spin_node
-from actjepa_core.units import MS_PER_S, NS_PER_S
 
 NODE_NAME = "policy_node"
 OUTPUT_DEPTH = 1  # a command that could not be delivered is not worth delivering late
@@ -216,7 +215,7 @@ class PolicyNode(LifecycleNode):
         if "image" in self.inputs:
             shape = spec[self.inputs["image"].key]["shape"]
             image_type = CompressedImage if p["image_transport"] == "compressed" else Image
-            subs.append((image_type, p["image_topic"], lambda m: self.receive(
+            subs.append((image_type, self.inputs["image"].topic, lambda m: self.receive(
                 "image", lambda: self.decode_image(m, shape), m.header.stamp)))
         if self.policy.needs_goal:
             if p["goal_topic"] and p["state_key"] in spec:

@@ -1,9 +1,9 @@
 """The simulated arm as a robot on ROS 2 topics: a stand-in for Gazebo or real hardware.
 
 Meta-World's Sawyer (``actjepa_core.evaluation.sim.SimArm``) publishes what an arm driver and
-camera would: ``joint_states``, ``camera/image_raw`` (rgb8, when ``image_size`` > 0), and, under the node's
-name, the 39-d task observation ``~/state`` and ``~/success``; with ``publish_clock`` it also
-publishes ``/clock`` and stamps every message of a tick with that same simulated time. It takes
+camera would: ``joint_states``, ``camera/image_raw`` (rgb8, when ``image_size`` > 0), and, under
+the node's name, the 39-d task observation ``~/state`` and ``~/success``; with ``publish_clock`` it
+also publishes ``/clock`` and stamps every message of a tick with that same simulated time. It takes
 4-d actions (hand dx, dy, dz, gripper; Float64MultiArray) on ``~/action``.
 
 Two ways to run, because evaluation and deployment need different things:
@@ -37,11 +37,10 @@ from std_srvs.srv import Trigger
 
 from actjepa_core.errors import ActJepaError
 from actjepa_core.evaluation.sim import ACTION_DIM, SimArm, SuccessStop
-
+from actjepa_core.units import NS_PER_S
 from actjepa_ros import conversions, params
 from actjepa_ros.params import SIM_PARAMS
 from actjepa_ros.spin import spin_node
-from actjepa_core.units import NS_PER_S
 
 NODE_NAME = "sim_node"
 TICK_S = params.SIM_TICK_S

@@ -26,8 +26,8 @@ import numpy as np
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float64, Float64MultiArray
 
-from actjepa_core.units import MS_PER_S
 from actjepa_core.training.checkpoint import load_checkpoint
+from actjepa_core.units import MS_PER_S
 from actjepa_ros import conversions
 from actjepa_ros.share import config_file
 from actjepa_ros.tools.processes import NodeProcess, RosClient, claim_domain

@@ -11,9 +11,20 @@ from pathlib import Path
 import pytest
 
 from actjepa_core.data.episodes import EpisodeSet, read_episodes
-from demo_data import (EXPLORE_EPISODES, EXPLORE_WORLD_STEPS, PUSH_EPISODES, REACH_EPISODES,
-                       REACH_EVAL_EPISODES, REACH_EVAL_STEPS, REACH_WORLD_STEPS,
-                       UniformRandomPolicy, expert_demos_file, exploration_episodes, small_config)
+
+from demo_data import (
+    EXPLORE_EPISODES,
+    EXPLORE_WORLD_STEPS,
+    PUSH_EPISODES,
+    REACH_EPISODES,
+    REACH_EVAL_EPISODES,
+    REACH_EVAL_STEPS,
+    REACH_WORLD_STEPS,
+    UniformRandomPolicy,
+    expert_demos_file,
+    exploration_episodes,
+    small_config,
+)
 
 ROS_TESTS = Path(__file__).parent / "ros"
 SIM_FIXTURES = {"push_demos_path", "push_demos", "trained_run", "reach_demos_path", "reach_demos",

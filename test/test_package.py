@@ -20,8 +20,6 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = 'actjepa_ros'
 OWN_MODULES = {'actjepa_core', 'actjepa_ros'}

@@ -18,8 +18,8 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
-from actjepa_core.bench import reference
 from actjepa_core.atomic import atomic_path
+from actjepa_core.bench import reference
 from actjepa_core.config import ModelConfig, TrainConfig
 from actjepa_core.data.episodes import read_episodes, write_episodes
 from actjepa_core.evaluation.tables import markdown_table
@@ -202,9 +202,10 @@ def render_markdown(r: dict, data_path: str) -> str:
         f"### Training speed on {r['device']}: {machine_line(dev)}",
         "",
         f"`actjepa bench train --device {r['device']} --steps {r['steps']} "
-        f"--repeats {r['repeats']}` on {r['transitions']} push-v3 transitions, batch {r['batch']}, the paper's layer sizes "
-        "(state MLP 39-256-256-128, action MLP 4-128-128, predictor 256-256-128-128). Medians of "
-        f"{r['repeats']} alternating repeats of {r['steps']} steps (range in brackets).",
+        f"--repeats {r['repeats']}` on {r['transitions']} push-v3 transitions, batch {r['batch']}, "
+        "the paper's layer sizes (state MLP 39-256-256-128, action MLP 4-128-128, predictor "
+        f"256-256-128-128). Medians of {r['repeats']} alternating repeats of {r['steps']} steps "
+        "(range in brackets).",
         "",
         markdown_table(["trainer", "steps/s", "transitions/s", "MFLOP/step", "GFLOP/s",
                         "of matmul peak"], rows),

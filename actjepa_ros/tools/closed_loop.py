@@ -21,7 +21,6 @@ from std_msgs.msg import Bool, Float64
 from std_srvs.srv import Trigger
 
 from actjepa_core.evaluation.evaluate import wilson_interval
-
 from actjepa_ros.share import config_file, share_dir
 from actjepa_ros.tools.processes import NodeProcess, RosClient, claim_domain
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
-import tempfile
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable

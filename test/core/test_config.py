@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from actjepa_core.config import (TrainConfig, apply_overrides, load_train_config, save_yaml)
+from actjepa_core.config import TrainConfig, apply_overrides, load_train_config, save_yaml
 from actjepa_core.errors import ActJepaError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -25,11 +25,12 @@ from std_msgs.msg import Bool, Float64, Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 
 from actjepa_core.config import TrainConfig, to_dict
-from actjepa_core.models import ACTJEPA
 from actjepa_core.data.normalise import Normaliser
+from actjepa_core.models import ACTJEPA
 from actjepa_core.planning.cem import CEMConfig
 from actjepa_core.policies import FrozenWorld, MPCConfig, MPCPolicy, NearestNeighbourPolicy
 from actjepa_core.policies.configs import NNConfig
+
 from ros_harness import NodeProcess, RosClient, domain_id
 
 DOMAIN = domain_id(module_offset=1)

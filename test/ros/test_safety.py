@@ -4,8 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from actjepa_ros.safety import (ActionFilter, ActionLimits, Freshness, SafetyError,
-                                as_limit_vector, check_finite)
+from actjepa_ros.safety import (
+    ActionFilter,
+    ActionLimits,
+    Freshness,
+    SafetyError,
+    as_limit_vector,
+    check_finite,
+)
 
 
 def test_a_scalar_limit_applies_to_every_dimension():

@@ -14,6 +14,7 @@ from std_srvs.srv import Trigger
 
 from actjepa_core.evaluation.sim import ARM_JOINTS, TASKS, SimArm
 from actjepa_ros import params
+
 from ros_harness import NodeProcess, domain_id
 
 DOMAIN = domain_id(module_offset=0)

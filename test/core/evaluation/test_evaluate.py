@@ -3,20 +3,26 @@ test-time noise, the scripted expert row and the `actjepa eval` command."""
 from __future__ import annotations
 
 import json
+
 import numpy as np
 import pytest
 import torch
 
 from actjepa_core import cli
 from actjepa_core.config import TrainConfig, to_dict
-from actjepa_core.errors import ActJepaError
-from actjepa_core.evaluation.evaluate import (ExpertPolicy, evaluate, format_table, result_row,
-                                   wilson_interval)
-from actjepa_core.models import ACTJEPA
 from actjepa_core.data.normalise import Normaliser
+from actjepa_core.errors import ActJepaError
+from actjepa_core.evaluation.evaluate import (
+    ExpertPolicy,
+    evaluate,
+    format_table,
+    result_row,
+    wilson_interval,
+)
+from actjepa_core.evaluation.sim import ACTION_DIM, STATE_DIM
+from actjepa_core.models import ACTJEPA
 from actjepa_core.policies import FrozenWorld, Policy
 from actjepa_core.policies.configs import NNConfig
-from actjepa_core.evaluation.sim import ACTION_DIM, STATE_DIM
 
 SHORT = 6  # ticks per episode: enough to exercise the loop, fast on 2 cores
 

@@ -5,12 +5,16 @@ import h5py
 import numpy as np
 import pytest
 
-
-
 from actjepa_core.data.episodes import read_episodes, write_episodes  # noqa: E402
 from actjepa_core.errors import ActJepaError  # noqa: E402
-from actjepa_core.evaluation.sim import (ACTION_DIM, STATE_DIM, TASKS, TASKS_PER_BENCHMARK,  # noqa: E402
-                              SimArm, collect_episodes)
+from actjepa_core.evaluation.sim import (  # noqa: E402
+    ACTION_DIM,
+    STATE_DIM,
+    TASKS,
+    TASKS_PER_BENCHMARK,
+    SimArm,
+    collect_episodes,
+)
 
 GOAL = slice(36, 39)  # goal xyz in the Meta-World state
 OBJECT = slice(4, 7)  # first object's xyz

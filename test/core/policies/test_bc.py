@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from actjepa_core.training import checkpoint as ckpt
 from actjepa_core.cli import main
 from actjepa_core.config import load_yaml
 from actjepa_core.errors import ActJepaError
@@ -19,6 +18,7 @@ from actjepa_core.models.encoders import ObservationEncoder
 from actjepa_core.policies import BCPolicy, FrozenWorld, load_policy
 from actjepa_core.policies.bc import TemporalEnsemble, chunk_targets
 from actjepa_core.policies.configs import BCConfig
+from actjepa_core.training import checkpoint as ckpt
 
 from demo_data import REACH_EVAL_EPISODES, REACH_EVAL_STEPS
 
