@@ -45,6 +45,14 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return EXIT_SKIPPED if result.skipped else 0
 
 
+def cmd_recover(args: argparse.Namespace) -> int:
+    from actjepa_core.bags.recover import recover_paths
+
+    lines, recovered, failed = recover_paths(args.bags)
+    print("\n".join(lines))
+    return 0 if not failed else EXIT_SKIPPED if recovered else EXIT_ERROR
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from actjepa_core.config import apply_overrides, load_train_config
     from actjepa_core.data.episodes import read_episodes
@@ -316,6 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "the simulated arm)")
     p.add_argument("--out", required=True, help="episodes file to write (.hdf5), atomically")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("recover", help="make unfinished bags (a recorder killed before closing "
+                       "them) complete, in place; the original is kept beside, hidden")
+    p.add_argument("bags", nargs="+", help="bag folders, .mcap/.db3 files, or folders of bags")
+    p.set_defaults(func=cmd_recover)
 
     p = sub.add_parser("train", help="pretrain ACT-JEPA on an episodes file (Algorithm 1)")
     p.add_argument("--data", required=True, help="episodes file (.hdf5)")

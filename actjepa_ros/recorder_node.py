@@ -5,8 +5,11 @@ arrived (``actjepa_core.bags.writer``: MCAP by default, the message definitions 
 with the node clock at reception, just as ``ros2 bag record`` does; ``actjepa convert`` reads these
 bags like any other. An episode starts with ``~/start`` (or ``autostart``, or ``true`` on
 ``marker_topic``) and ends with ``~/stop`` (or ``false`` on the marker); ``~/stop`` answers with
-the closed bag's path. Each received message is written in its callback, so nothing waits in a
-buffer of ours: on stop, SIGINT or SIGTERM the bag is closed with everything received so far.
+the closed bag's path. Each received message is written in its callback; on stop, SIGINT or
+SIGTERM the bag is closed with everything received so far. Against SIGKILL, the OOM killer or a
+power cut, what was received is flushed to disk (a complete, CRC-checked MCAP chunk, or a sqlite3
+commit; then fsync) at least every ``flush_period_s``: `actjepa recover` (or `actjepa convert`,
+with a warning) gives back every message older than that from the unfinished bag.
 
 Topic types come from ``types`` or, when that is empty, from the ROS graph once a publisher
 appears (polled every ``discovery_period_s``); subscribe before the publishers start (give
@@ -69,6 +72,11 @@ RECORDER_PARAMS: tuple[ParamSpec, ...] = (
               1, MAX_DEPTH),
     ParamSpec("discovery_period_s", 0.5, "How often topics of unknown type are looked up in the "
               "ROS graph.", 0.01, MAX_PERIOD_S),
+    ParamSpec("flush_period_s", 1.0, "What was received is on disk, readable after a crash "
+              "(SIGKILL, OOM, power cut), within this many seconds (an MCAP chunk closed, or a "
+              "sqlite3 commit).", 0.01, MAX_PERIOD_S),
+    ParamSpec("fsync", True, "Each flush also waits for the disk (survives a power cut, not "
+              "only a killed process)."),
 )
 
 
@@ -107,6 +115,7 @@ class RecorderNode(Node):
         self.discover()
         self.discovery = (self.create_timer(self.p["discovery_period_s"], self.discover)
                           if self.pending else None)
+        self.flusher = self.create_timer(self.p["flush_period_s"], self.flush)
         if self.p["autostart"]:
             self.start()
 
@@ -172,12 +181,23 @@ class RecorderNode(Node):
         """Open the next episode's bag; returns its path."""
         if self.bag is not None:
             raise ActJepaError(f"already recording {self.bag.path}; call ~/stop first")
-        self.bag = BagWriter(self.next_path(), self.p["storage"], self.distro)
+        self.bag = BagWriter(self.next_path(), self.p["storage"], self.distro,
+                             flush_period_s=self.p["flush_period_s"], fsync=self.p["fsync"])
         for topic in self.subscribed:
             self.add_to_bag(topic)
         self.get_logger().info(f"episode {self.episode}: recording {sorted(self.subscribed)} "
                                f"to {self.bag.path}")
         return str(self.bag.path)
+
+    def flush(self) -> None:
+        """Timer: what arrived since the last flush goes to disk (writes flush too, when due)."""
+        if self.bag is None:
+            return
+        try:
+            self.bag.flush()
+        except OSError as err:
+            self.get_logger().error(f"episode {self.episode}: cannot flush {self.bag.path}: "
+                                    f"{err}", throttle_duration_sec=WARN_EVERY_S)
 
     def add_to_bag(self, topic: str) -> None:
         try:

@@ -1,5 +1,7 @@
 """Bags -> episodes: read each bag's streams, plan its ticks, decode the messages the ticks use,
-and assemble episodes; a bag or episode that cannot be converted is skipped with its reason.
+and assemble episodes; a bag or episode that cannot be converted is skipped with its reason. An
+unfinished bag (a recorder killed before closing it) is read through a recovered copy, with a
+warning saying what was recovered (``actjepa_core.bags.recover``).
 
 Two passes over each bag: the first reads timestamps only (plus the small marker and success
 messages), the second decodes just the messages some tick uses, so a long camera recording is
@@ -11,6 +13,7 @@ kept, and the message is reported.
 """
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +26,7 @@ from actjepa_core.errors import ActJepaError
 from actjepa_core.data.messages import ConversionError
 from actjepa_core.bags.config import ConvertConfig
 from actjepa_core.bags.decoders import BOOL, MARKER_TYPES, Decoders, check_marker, decoders_for
+from actjepa_core.bags.recover import bag_of, is_unfinished, recovered_copy
 from actjepa_core.bags.reader import NS_PER_S, Bag, BagError, StreamTimes, find_bags, read_messages, read_streams
 from actjepa_core.bags.sync import NoTicks, TickPlan, TickRules, gap_windows, marker_windows, plan_ticks
 
@@ -96,7 +100,15 @@ def convert_bag(path: Path, config: ConvertConfig, spec: dict[str, Any]
     """One bag's episodes and report; ``spec`` (shapes of the first episode) is shared."""
     report = BagReport(str(path))
     try:
-        with Bag(path, config.typestore) as bag:
+        with contextlib.ExitStack() as stack:
+            source = path
+            if is_unfinished(path):
+                source, salvage = stack.enter_context(recovered_copy(path))
+                report.warnings.append(
+                    f"unfinished bag (the recorder did not close it: killed, or still "
+                    f"recording?): {salvage.describe()}; `actjepa recover {bag_of(path)}` "
+                    "repairs it in place")
+            bag = stack.enter_context(Bag(source, config.typestore, label=path))
             report.storage = bag.storage
             types = bag.require_topics(config.required_topics())
             decoders = decoders_for(types, config, path)

@@ -3,15 +3,19 @@ needs.
 
 MCAP: every chunk carries the CRC-32 of its records (rosbags writes 0, "no CRC", so a flipped
 byte would read back as a wrong value; readers, rosbags included, check a non-zero CRC), and
-``flush`` closes the pending chunk and hands it to the disk, so the file on disk is a valid MCAP
-prefix: header, complete chunks, their message indexes. What a killed recorder leaves behind is
-then readable chunk by chunk (``actjepa_core.bags.recover``).
+``flush`` closes the pending chunk and hands it to the operating system, so the file is a valid
+MCAP prefix: header, complete chunks, their message indexes. What a killed recorder leaves behind
+is then readable chunk by chunk (``actjepa_core.bags.recover``). With ``fsync`` a background
+thread then waits for the disk (against power cuts): the recorder's callbacks, which stamp each
+message's receive time, never wait for a slow disk.
 
-sqlite3: ``flush`` commits the open transaction (rosbags commits only on close).
+sqlite3: ``flush`` commits the open transaction (rosbags commits only on close); with ``fsync``
+off the commit does not wait for the disk either (``PRAGMA synchronous=OFF``).
 """
 from __future__ import annotations
 
 import os
+import threading
 from binascii import crc32
 from collections import defaultdict
 from io import BytesIO
@@ -27,7 +31,8 @@ NO_TIME = 2**63 - 1  # rosbags' "no message yet" chunk start time
 class CrcMcapWriter(McapWriter):
     """rosbags' MCAP storage writer with chunk CRCs and an explicit ``flush``."""
 
-    fsync = True  # flush: also wait for the disk (survives a power cut, not only a kill)
+    fsync = True  # flush: also have the disk written (survives a power cut, not only a kill)
+    _syncer: "_Syncer | None" = None
 
     def close_chunk(self) -> None:
         """Write the pending chunk (with its CRC) and its message indexes; start a new one."""
@@ -77,18 +82,80 @@ class CrcMcapWriter(McapWriter):
         self.chunk = PendingChunk(NO_TIME, 0, BytesIO(), defaultdict(list))
 
     def flush(self) -> None:
-        """Close the pending chunk, if it holds anything, and push the file to the disk."""
+        """Close the pending chunk, if it holds anything, hand the file to the operating system
+        (a killed process loses nothing of it) and, with ``fsync``, have it written to disk."""
         if self.chunk.bio.tell():
             self.close_chunk()
         self.bio.flush()
         if self.fsync:
-            os.fsync(self.bio.fileno())
+            if self._syncer is None:
+                self._syncer = _Syncer(self.bio.fileno())
+            self._syncer.request()
+
+    def close(self, version: int, metadata: str) -> None:
+        self._stop_syncer()
+        super().close(version, metadata)
+        if self.fsync:
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def abort(self) -> None:
+        self._stop_syncer()
+        super().abort()
+
+    def _stop_syncer(self) -> None:
+        if self._syncer is not None:
+            self._syncer.stop()
+            self._syncer = None
+
+
+class _Syncer:
+    """A thread that fsyncs one file descriptor whenever asked (requests made while it syncs
+    are served by one more fsync)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.wake = threading.Event()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, name="bag-fsync", daemon=True)
+        self.thread.start()
+
+    def request(self) -> None:
+        self.wake.set()
+
+    def stop(self) -> None:
+        """Finish a sync under way, then end (before the descriptor is closed)."""
+        self.stopping = True
+        self.wake.set()
+        self.thread.join()
+
+    def _run(self) -> None:
+        while True:
+            self.wake.wait()
+            self.wake.clear()
+            if self.stopping:
+                return
+            try:
+                os.fsync(self.fd)
+            except OSError:  # the disk fails: the recorder's writes will say so
+                return
 
 
 class CommittingSqlite3Writer(Sqlite3Writer):
     """rosbags' sqlite3 storage writer with an explicit ``flush`` (a commit)."""
 
+    _synchronous: str | None = None
+
     def flush(self) -> None:
+        fsync = getattr(self, "fsync", True)
+        mode = "FULL" if fsync else "OFF"
+        if mode != self._synchronous:
+            self.conn.commit()  # (the pragma has no effect inside a transaction)
+            self.conn.execute(f"PRAGMA synchronous={mode}")
+            self._synchronous = mode
         self.conn.commit()
 
 

@@ -86,8 +86,10 @@ class StreamTimes:
 class Bag:
     """An open bag: its topics and types, and its messages deserialized on demand."""
 
-    def __init__(self, path: Path, typestore: str = "auto") -> None:
+    def __init__(self, path: Path, typestore: str = "auto", label: Path | None = None) -> None:
+        """``label``: the name errors give the bag (a recovered copy is named as its original)."""
         self.path = path
+        self.label = label or path
         self._typestore_choice = typestore
         self._reader: Reader | None = None
         self._stores: dict[str, Any] = {}
@@ -127,7 +129,7 @@ class Bag:
         missing = [t for t in topics if t not in have]
         if missing:
             listing = ", ".join(f"{t} ({have[t]})" for t in sorted(have)) or "none"
-            raise BagError(f"{self.path}: no topic {', '.join(missing)}; the bag has: {listing}")
+            raise BagError(f"{self.label}: no topic {', '.join(missing)}; the bag has: {listing}")
         return {t: have[t] for t in topics}
 
     # ---- decoding ----------------------------------------------------------------------------
@@ -138,7 +140,7 @@ class Bag:
         msgtype = self.topic_types()[topic]
         store = self._store_for(topic, msgtype)
         if msgtype not in store.fielddefs:
-            raise BagError(f"{self.path}: unknown message type {msgtype} on {topic}: the bag "
+            raise BagError(f"{self.label}: unknown message type {msgtype} on {topic}: the bag "
                            f"embeds no definition and the {self._fallback_distro()} type store "
                            "lacks it")
 
@@ -174,7 +176,7 @@ class Bag:
                 try:
                     typs.update(_parse_definition(conn.msgdef, conn.msgtype))
                 except Exception as err:  # noqa: BLE001 - rosbags' parser raises several types
-                    raise BagError(f"{self.path}: the message definition of {conn.msgtype} on "
+                    raise BagError(f"{self.label}: the message definition of {conn.msgtype} on "
                                    f"{topic} cannot be parsed: {_parse_failure(err)}") from None
             store = get_typestore(Stores.EMPTY)
             self._guard(f"the message definitions of {topic} disagree",
@@ -197,9 +199,10 @@ class Bag:
                 return
             except Exception as err:  # noqa: BLE001 - any storage failure: truncated/corrupt
                 if "checksum" in str(err).lower():
-                    raise BagError(f"{self.path}: corrupt: an MCAP chunk fails its CRC check "
-                                   "(its bytes changed after they were written)") from None
-                raise BagError(f"{self.path}: cannot be read to the end (truncated or corrupt?): "
+                    raise BagError(f"{self.label}: corrupt: an MCAP chunk fails its CRC check "
+                                   "(its bytes changed after they were written); `actjepa "
+                                   f"recover {self.label}` keeps the chunks that pass") from None
+                raise BagError(f"{self.label}: cannot be read to the end (truncated or corrupt?): "
                                f"{describe(err)}") from None
             connection, timestamp, raw = item
             yield connection.topic, int(timestamp), raw
@@ -210,7 +213,7 @@ class Bag:
         try:
             return deserialize(raw)
         except Exception as err:  # noqa: BLE001 - rosbags raises assorted errors on bad CDR
-            raise BagError(f"{self.path}: corrupt {topic} message at {receive_ns / NS_PER_S:.3f} "
+            raise BagError(f"{self.label}: corrupt {topic} message at {receive_ns / NS_PER_S:.3f} "
                            f"s: {describe(err)}") from None
 
     def _guard(self, what: str, action: Callable[[], Any]) -> Any:
@@ -219,7 +222,7 @@ class Bag:
         except BagError:
             raise
         except Exception as err:  # noqa: BLE001 - rosbags/sqlite/mcap raise many error types
-            raise BagError(f"{self.path}: {what} (truncated or corrupt?): "
+            raise BagError(f"{self.label}: {what} (truncated or corrupt?): "
                            f"{describe(err)}") from None
 
 

@@ -13,6 +13,7 @@ def format_summary(result: ConvertResult) -> str:
     for bag in result.bags:
         if bag.skipped:
             lines.append(f"{bag.path}: skipped: {bag.skipped}")
+            lines += [f"  warning: {why}" for why in bag.warnings]
             continue
         lines.append(f"{bag.path} ({bag.storage}): {_count(bag.episodes, 'episode')}, "
                      f"{_count(bag.ticks, 'tick')}, {_dropped(bag.dropped)}")

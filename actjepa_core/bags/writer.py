@@ -40,6 +40,7 @@ class BagWriter:
         self._connections: dict = {}
         self._period_ns = None if flush_period_s is None else round(flush_period_s * 1e9)
         self._flushed_ns = time.monotonic_ns()
+        self._unflushed = 0  # messages written since the last flush
         try:
             self._writer = FlushingWriter(self.path, version=BAG_VERSION,
                                           storage_plugin=STORAGES[storage])
@@ -64,14 +65,17 @@ class BagWriter:
         """Append one serialized message received at ``receive_ns``."""
         self._writer.write(self._connections[topic], receive_ns, raw)
         self.counts[topic] += 1
+        self._unflushed += 1
         if (self._period_ns is not None
                 and time.monotonic_ns() - self._flushed_ns >= self._period_ns):
             self.flush()
 
     def flush(self) -> None:
         """Put everything written so far on disk in readable form (a complete MCAP chunk, a
-        sqlite3 commit)."""
-        self._writer.storage.flush()
+        sqlite3 commit); nothing to do if no message came since the last flush."""
+        if self._unflushed:
+            self._writer.storage.flush()
+            self._unflushed = 0
         self._flushed_ns = time.monotonic_ns()
 
     def close(self) -> Counter:
