@@ -174,7 +174,7 @@ class Bag:
             typs: dict = {}
             for conn in connections:
                 try:
-                    typs.update(_parse_definition(conn.msgdef, conn.msgtype))
+                    typs.update(parse_definition(conn.msgdef, conn.msgtype))
                 except Exception as err:  # noqa: BLE001 - rosbags' parser raises several types
                     raise BagError(f"{self.label}: the message definition of {conn.msgtype} on "
                                    f"{topic} cannot be parsed: {_parse_failure(err)}") from None
@@ -245,7 +245,7 @@ def _parse_failure(err: BaseException) -> str:
     return describe(err)
 
 
-def _parse_definition(definition: Any, msgtype: str) -> dict:
+def parse_definition(definition: Any, msgtype: str) -> dict:
     if definition.format == MessageDefinitionFormat.MSG:
         return get_types_from_msg(definition.data, msgtype)
     typs: dict = {}

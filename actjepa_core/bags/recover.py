@@ -7,8 +7,9 @@ without its metadata (and perhaps a hot journal or WAL file), and no metadata.ya
 it. The recorder flushes a complete, CRC-checked chunk (or commits) at least every
 ``flush_period_s``, so everything but the last moments is there, in readable form.
 
-Recovery reads the file record by record: every chunk that is whole and passes its CRC gives its
-messages; a chunk that fails its CRC is left out (and named); the unreadable tail is counted.
+Recovery reads the file record by record (``mcap_read``): every chunk that is whole and passes
+its CRC gives its messages; a chunk that fails its CRC is left out (and named); the unreadable
+tail is counted.
 sqlite3: the database is opened by SQLite itself on a copy, which rolls back a hot journal or
 checkpoints a WAL, as after any crash. What was read is written as a new, complete bag (chunk
 CRCs, index, metadata.yaml) with the same storage; ``recover_bag`` puts it in the place of the
@@ -21,25 +22,20 @@ import contextlib
 import os
 import shutil
 import sqlite3
-import struct
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
-from io import BytesIO
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, Iterator
 
-from rosbags.interfaces import MessageDefinition, MessageDefinitionFormat
+from rosbags.interfaces import MessageDefinitionFormat
 from rosbags.rosbag2 import Reader, StoragePlugin
-from rosbags.rosbag2.storage_mcap import decompress, get_qos
 from rosbags.typesys import Stores, get_typestore
 
 from actjepa_core.bags.mcap import FlushingWriter
-from actjepa_core.bags.reader import (BAG_METADATA, BagError, _parse_definition, describe)
+from actjepa_core.bags.mcap_read import MAGIC, RawChannel, mcap_events
+from actjepa_core.bags.reader import BAG_METADATA, BagError, parse_definition, describe
 
-MAGIC = b"\x89MCAP0\r\n"
-HEADER, FOOTER, SCHEMA, CHANNEL, MESSAGE, CHUNK, DATA_END = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x0F
-MAX_RECORD = 1 << 34  # 16 GiB: a length beyond this is a torn write, not a record
 UNKNOWN_HASH = "RIHS01_" + "0" * 64  # a definition that cannot be parsed has no computable hash
 SQLITE_SIDECARS = ("-wal", "-journal", "-shm")
 UNFINISHED_SUFFIX = ".unfinished"
@@ -155,136 +151,6 @@ def _storage_file(path: Path) -> Path:
     return files[0]
 
 
-# ---- MCAP ---------------------------------------------------------------------------------------
-class _Truncated(Exception):
-    """The data ends inside a record."""
-
-
-def _u16(b: BinaryIO) -> int:
-    return struct.unpack("<H", _read(b, 2))[0]
-
-
-def _u32(b: BinaryIO) -> int:
-    return struct.unpack("<I", _read(b, 4))[0]
-
-
-def _u64(b: BinaryIO) -> int:
-    return struct.unpack("<Q", _read(b, 8))[0]
-
-
-def _read(b: BinaryIO, n: int) -> bytes:
-    data = b.read(n)
-    if len(data) != n:
-        raise _Truncated
-    return data
-
-
-def _string(b: BinaryIO) -> str:
-    return _read(b, _u32(b)).decode("utf-8", errors="replace")
-
-
-def _records(b: BinaryIO, end: int | None = None) -> Iterator[tuple[int, int, bytes]]:
-    """(offset, opcode, body) of each whole record until ``end`` or the data runs out; a torn
-    record at the end raises _Truncated carrying nothing."""
-    while end is None or b.tell() < end:
-        offset = b.tell()
-        head = b.read(9)
-        if not head and end is None:
-            return
-        if len(head) != 9:
-            raise _Truncated
-        op, size = head[0], struct.unpack("<Q", head[1:])[0]
-        if size > MAX_RECORD:
-            raise _Truncated
-        yield offset, op, _read(b, size)
-
-
-@dataclass
-class _Channel:
-    topic: str
-    msgtype: str
-    definition: MessageDefinition
-    encoding: str
-    qos: list
-
-
-def _mcap_events(path: Path, salvage: Salvage) -> Iterator[tuple[str, Any]]:
-    """('channel', (id, _Channel)) and ('message', (channel id, log time, data)) in file order,
-    from every whole record and every chunk that passes its checks."""
-    schemas: dict[int, tuple[str, MessageDefinition]] = {}
-    with path.open("rb") as f:
-        if f.read(len(MAGIC)) != MAGIC:
-            raise BagError(f"{path}: not an MCAP file (no MCAP magic at its start)")
-        size = f.seek(0, os.SEEK_END)
-        f.seek(len(MAGIC))
-        whole = len(MAGIC)  # the end of the last whole record
-        try:
-            for offset, op, body in _records(f):
-                whole = f.tell()
-                if op in (DATA_END, FOOTER):  # the writer finished: the summary follows
-                    salvage.complete = True
-                    return
-                if op != CHUNK:
-                    yield from _event(op, body, schemas)
-                    continue
-                try:
-                    inner = _chunk_records(body)
-                except Exception as err:  # noqa: BLE001 - CRC, size, compression errors
-                    why = "CRC mismatch" if "checksum" in str(err).lower() else describe(err)
-                    salvage.bad_chunks.append(f"chunk at byte {offset}: {why}")
-                    continue
-                salvage.chunks += 1
-                for event in inner:
-                    yield from _event(*event, schemas)
-        except _Truncated:
-            pass
-        salvage.tail_bytes = size - whole
-
-
-def _chunk_records(body: bytes) -> list[tuple[int, bytes]]:
-    """The records inside one chunk, after its size and CRC checks (raises on any failure)."""
-    b = BytesIO(body)
-    _u64(b), _u64(b)  # message start and end time
-    raw_size, crc = _u64(b), _u32(b)
-    compression = _string(b)
-    compressed = _read(b, _u64(b))
-    raw = decompress(compressed, compression, raw_size, crc)  # checks a non-zero CRC
-    inner = BytesIO(raw)
-    try:
-        return [(op, data) for _, op, data in _records(inner, len(raw))]
-    except _Truncated:
-        raise BagError("a record runs past the end of its chunk") from None
-
-
-def _event(op: int, body: bytes, schemas: dict) -> Iterator[tuple[str, Any]]:
-    b = BytesIO(body)
-    try:
-        if op == SCHEMA:
-            sid, name, encoding = _u16(b), _string(b), _string(b)
-            data = _read(b, _u32(b)).decode("utf-8", errors="replace")
-            fmt = {"ros2msg": MessageDefinitionFormat.MSG, "ros2idl": MessageDefinitionFormat.IDL,
-                   "omgidl": MessageDefinitionFormat.IDL}.get(encoding,
-                                                              MessageDefinitionFormat.NONE)
-            schemas[sid] = (name, MessageDefinition(fmt, data))
-        elif op == CHANNEL:
-            cid, sid, topic, encoding = _u16(b), _u16(b), _string(b), _string(b)
-            metadata = _read(b, _u32(b))
-            name, definition = schemas.get(sid, ("", MessageDefinition(
-                MessageDefinitionFormat.NONE, "")))
-            if not name:
-                return  # a channel whose schema was lost: its messages cannot be typed
-            try:
-                qos = get_qos(metadata)
-            except Exception:  # noqa: BLE001 - QoS is informative only
-                qos = []
-            yield "channel", (cid, _Channel(topic, name, definition, encoding, qos))
-        elif op == MESSAGE:
-            cid, _, log_time, _ = struct.unpack("<HIQQ", _read(b, 22))
-            yield "message", (cid, log_time, b.read())
-    except _Truncated:
-        return  # a malformed record inside a chunk that passed its CRC: skip it
-
-
 # ---- sqlite3 -------------------------------------------------------------------------------------
 def _sqlite_events(path: Path, salvage: Salvage) -> Iterator[tuple[str, Any]]:
     """The committed content of a sqlite3 bag, read from a copy that SQLite has recovered
@@ -311,7 +177,7 @@ def _sqlite_events(path: Path, salvage: Salvage) -> Iterator[tuple[str, Any]]:
                 ids = {}
                 for conn in reader.connections:
                     ids[(conn.topic, conn.msgtype)] = conn.id
-                    yield "channel", (conn.id, _Channel(
+                    yield "channel", (conn.id, RawChannel(
                         conn.topic, conn.msgtype, conn.msgdef,
                         conn.ext.serialization_format, list(conn.ext.offered_qos_profiles)))
                 for conn, stamp, raw in reader.messages():
@@ -324,11 +190,11 @@ def _sqlite_events(path: Path, salvage: Salvage) -> Iterator[tuple[str, Any]]:
 
 
 # ---- writing the recovered bag ------------------------------------------------------------------
-def _rihs01(channel: _Channel) -> str:
+def _rihs01(channel: RawChannel) -> str:
     """The type hash for metadata.yaml, from the definition (unknown when it does not parse)."""
     try:
         store = get_typestore(Stores.EMPTY)
-        store.register(_parse_definition(channel.definition, channel.msgtype))
+        store.register(parse_definition(channel.definition, channel.msgtype))
         return store.hash_rihs01(channel.msgtype)
     except Exception:  # noqa: BLE001 - an unparsable definition is kept as it is
         return UNKNOWN_HASH
@@ -339,7 +205,7 @@ def scan(source: Path) -> Salvage:
     nothing."""
     storage = "mcap" if source.suffix == ".mcap" else "sqlite3"
     salvage = Salvage(str(source), storage)
-    events = _mcap_events if storage == "mcap" else _sqlite_events
+    events = mcap_events if storage == "mcap" else _sqlite_events
     topics: dict[int, str] = {}
     for kind, item in events(source, salvage):
         if kind == "channel":
@@ -356,7 +222,7 @@ def write_salvage(source: Path, out: Path) -> Salvage:
     ``out`` (a new folder) with the same storage."""
     storage = "mcap" if source.suffix == ".mcap" else "sqlite3"
     salvage = Salvage(str(source), storage)
-    events = _mcap_events if storage == "mcap" else _sqlite_events
+    events = mcap_events if storage == "mcap" else _sqlite_events
     plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
     writer = FlushingWriter(out, version=BAG_VERSION, storage_plugin=plugin)
     writer.open()
