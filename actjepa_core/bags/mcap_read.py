@@ -82,9 +82,13 @@ def mcap_events(path: Path, salvage: Any) -> Iterator[tuple[str, Any]]:
     from every whole record and every chunk that passes its checks."""
     schemas: dict[int, tuple[str, MessageDefinition]] = {}
     with path.open("rb") as f:
-        if f.read(len(MAGIC)) != MAGIC:
-            raise BagError(f"{path}: not an MCAP file (no MCAP magic at its start)")
+        start = f.read(len(MAGIC))
         size = f.seek(0, os.SEEK_END)
+        if len(start) < len(MAGIC) and MAGIC.startswith(start):
+            salvage.tail_bytes = size  # killed before the writer's first flush: nothing in it
+            return
+        if start != MAGIC:
+            raise BagError(f"{path}: not an MCAP file (no MCAP magic at its start)")
         f.seek(len(MAGIC))
         whole = len(MAGIC)  # the end of the last whole record
         try:

@@ -92,7 +92,10 @@ def is_unfinished(path: Path) -> bool:
     if path.suffix == ".mcap":
         try:
             with path.open("rb") as f:
-                if f.read(len(MAGIC)) != MAGIC:
+                start = f.read(len(MAGIC))
+                if len(start) < len(MAGIC) and MAGIC.startswith(start):
+                    return True  # empty: killed before the writer's first flush
+                if start != MAGIC:
                     return False  # not an MCAP at all: the reader says so
                 f.seek(0, os.SEEK_END)
                 if f.tell() < 2 * len(MAGIC):

@@ -48,6 +48,7 @@ class BagWriter:
         except Exception as err:  # noqa: BLE001 - WriterError, OSError
             raise BagError(f"{self.path}: cannot create the bag: {err}") from None
         self._writer.storage.fsync = fsync
+        self._writer.storage.flush()  # the file header: an MCAP from the start, even if killed
 
     def has_topic(self, topic: str) -> bool:
         return topic in self._connections

@@ -296,3 +296,40 @@ def test_a_corrupt_definition_on_a_converted_topic_is_one_line(tmp_path, capsys)
     assert line.startswith(f"{bag}: skipped: ") and STATE in line, line
     assert "std_msgs/msg/Float64MultiArray" in line and "}}} {{{ @@" in line, line
     assert not stderr
+
+
+# ---- mutated bags -----------------------------------------------------------------------------
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(storage=st.sampled_from(["mcap", "sqlite3"]),
+       mutation=st.sampled_from(["truncate", "flip", "metadata", "zero"]),
+       where=st.floats(0.0, 1.0), byte=st.integers(1, 255))
+def test_fuzz_mutated_bags_never_give_a_traceback_or_a_partial_file(tmp_path_factory, capsys,
+                                                                    storage, mutation, where,
+                                                                    byte):
+    """Truncated, flipped, zeroed storage files and deleted metadata: convert answers with
+    skips and exit codes, one line per problem, and the output is whole or absent."""
+    tmp = tmp_path_factory.mktemp("mutated")
+    good = recorder_bag(tmp / "good", 20)
+    bag = recorder_bag(tmp / "bag", 20, storage)
+    if mutation == "metadata":
+        (bag / "metadata.yaml").unlink()
+    else:
+        storage_file = next(p for p in bag.iterdir() if p.suffix in (".mcap", ".db3"))
+        data = bytearray(storage_file.read_bytes())
+        at = min(len(data) - 1, round(where * len(data)))
+        if mutation == "truncate":
+            data = data[:at]
+        elif mutation == "flip":
+            data[at] ^= byte
+        else:
+            data[at: at + 64] = bytes(len(data[at: at + 64]))
+        storage_file.write_bytes(bytes(data))
+    out = tmp / "demos.hdf5"
+    code, stdout, stderr = run_convert(capsys, bag, good, "--config",
+                                       config_file(tmp, config()), "--out", out)
+    assert code in (0, cli.EXIT_SKIPPED), stdout + stderr
+    assert "Traceback" not in stdout + stderr and not stderr
+    assert all(line.count(": skipped: ") <= 1 for line in stdout.splitlines())
+    assert len(read_episodes(out).episodes) >= 1  # the good bag, at least
+    assert sorted(p.name for p in tmp.iterdir() if p.name.startswith(".")) == []

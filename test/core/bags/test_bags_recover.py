@@ -195,3 +195,20 @@ def test_fuzz_recovery_never_invents_a_message(tmp_path_factory, cut, flip):
     if flip is None:
         whole = max((n for size, n in ends if size <= len(data)), default=0)
         assert len(got) >= whole
+
+
+@pytest.mark.parametrize("content", ["header", "empty"])
+def test_killed_before_the_first_message_recovers_an_empty_bag(tmp_path, capsys, content):
+    """The writer puts the MCAP header on disk when it opens the bag; a file killed even
+    earlier (empty) is still an unfinished bag, not garbage."""
+    bag, _ = killed_recording(tmp_path, flush_after=0)
+    mcap = next(bag.glob("*.mcap"))
+    if content == "empty":
+        mcap.write_bytes(b"")
+    else:
+        assert mcap.read_bytes().startswith(b"\x89MCAP0\r\n")
+        mcap.write_bytes(mcap.read_bytes()[:8 + 9])  # as if killed right after opening
+    assert is_unfinished(mcap)
+    assert cli.main(["recover", str(bag)]) == 0
+    assert f"{bag}: recovered 0 message(s) (none)" in capsys.readouterr().out
+    assert read_back(bag) == []
