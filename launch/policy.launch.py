@@ -18,6 +18,7 @@ from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = 'actjepa_ros'
+LOG_LEVEL = ['--ros-args', '--log-level', LaunchConfiguration('log_level')]
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -29,6 +30,9 @@ def generate_launch_description() -> LaunchDescription:
                               description="Required policy type: '' (any), bc, nn or mpc."),
         DeclareLaunchArgument('params_file', default_value=default_params,
                               description='policy_node parameters (ROS params-file YAML).'),
+        DeclareLaunchArgument('log_level', default_value='info',
+                              description='Log level of the node(s): debug, info, warn, error '
+                                          'or fatal.'),
         DeclareLaunchArgument('namespace', default_value='',
                               description='Namespace for the node and its relative topics.'),
         DeclareLaunchArgument('use_sim_time', default_value='false',
@@ -38,7 +42,7 @@ def generate_launch_description() -> LaunchDescription:
     ]
     policy = LifecycleNode(
         package=PACKAGE, executable='policy_node', name='policy_node',
-        namespace=LaunchConfiguration('namespace'), output='screen',
+        namespace=LaunchConfiguration('namespace'), output='screen', arguments=LOG_LEVEL,
         parameters=[
             LaunchConfiguration('params_file'),
             {'checkpoint': ParameterValue(LaunchConfiguration('checkpoint'), value_type=str),

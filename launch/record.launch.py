@@ -24,6 +24,7 @@ from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = 'actjepa_ros'
+LOG_LEVEL = ['--ros-args', '--log-level', LaunchConfiguration('log_level')]
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -42,6 +43,9 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('autostart', default_value='true',
                               description='Record from launch; false: wait for '
                                           '/recorder_node/start.'),
+        DeclareLaunchArgument('log_level', default_value='info',
+                              description='Log level of the node(s): debug, info, warn, error '
+                                          'or fatal.'),
         DeclareLaunchArgument('namespace', default_value='',
                               description='Namespace for both nodes and their relative topics.'),
         DeclareLaunchArgument('use_sim_time', default_value='false',
@@ -51,12 +55,12 @@ def generate_launch_description() -> LaunchDescription:
     namespace = LaunchConfiguration('namespace')
     use_sim_time = ParameterValue(LaunchConfiguration('use_sim_time'), value_type=bool)
     sim = Node(package=PACKAGE, executable='sim_node', name='sim_node', namespace=namespace,
-               output='screen',
+               output='screen', arguments=LOG_LEVEL,
                parameters=[LaunchConfiguration('sim_params_file'),
                            {'expert': True, 'end_on_success': True, 'auto_reset': False}])
     recorder = Node(
         package=PACKAGE, executable='recorder_node', name='recorder_node', namespace=namespace,
-        output='screen',
+        output='screen', arguments=LOG_LEVEL,
         parameters=[
             LaunchConfiguration('params_file'),
             {'output_dir': ParameterValue(LaunchConfiguration('output_dir'), value_type=str),

@@ -19,6 +19,7 @@ from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = 'actjepa_ros'
+LOG_LEVEL = ['--ros-args', '--log-level', LaunchConfiguration('log_level')]
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -34,6 +35,9 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('sim_params_file',
                               default_value=PathJoinSubstitution([share, 'config', 'sim.yaml']),
                               description='sim_node parameters (ROS params-file YAML).'),
+        DeclareLaunchArgument('log_level', default_value='info',
+                              description='Log level of the node(s): debug, info, warn, error '
+                                          'or fatal.'),
         DeclareLaunchArgument('namespace', default_value='',
                               description='Namespace for both nodes and their relative topics.'),
         DeclareLaunchArgument('use_sim_time', default_value='true',
@@ -42,10 +46,11 @@ def generate_launch_description() -> LaunchDescription:
     namespace = LaunchConfiguration('namespace')
     use_sim_time = ParameterValue(LaunchConfiguration('use_sim_time'), value_type=bool)
     sim = Node(package=PACKAGE, executable='sim_node', name='sim_node', namespace=namespace,
-               output='screen', parameters=[LaunchConfiguration('sim_params_file')])
+               output='screen', arguments=LOG_LEVEL,
+               parameters=[LaunchConfiguration('sim_params_file')])
     policy = LifecycleNode(
         package=PACKAGE, executable='policy_node', name='policy_node', namespace=namespace,
-        output='screen',
+        output='screen', arguments=LOG_LEVEL,
         parameters=[
             LaunchConfiguration('params_file'),
             {'checkpoint': ParameterValue(LaunchConfiguration('checkpoint'), value_type=str),

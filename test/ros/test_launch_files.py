@@ -14,7 +14,7 @@ from actjepa_ros.recorder_node import RECORDER_PARAMS
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.py"))
-COMMON_ARGUMENTS = {"params_file", "namespace", "use_sim_time"}
+COMMON_ARGUMENTS = {"params_file", "namespace", "use_sim_time", "log_level"}
 POLICY_ARGUMENTS = {"checkpoint", "policy_type"}  # launch files that start policy_node
 NODE_PARAMS = {"policy_node": {s.name for s in POLICY_PARAMS} | {"use_sim_time"},
                "sim_node": {s.name for s in SIM_PARAMS} | {"use_sim_time"},
