@@ -1,7 +1,8 @@
 """recorder_node as a separate process over real DDS: ~/start, ~/stop, the marker topic, SIGINT
 and SIGTERM (nothing lost, the log kept), SIGKILL (everything older than the flush period
-recovered, by sequence number), and the whole round trip: sim_node's expert drives the arm, the recorder writes one bag per
-episode, `actjepa convert` turns them into episodes that match what the simulator did."""
+recovered, by sequence number), and the whole round trip: sim_node's expert drives the arm, the
+recorder writes one bag per episode, `actjepa convert` turns them into episodes that match what
+the simulator did."""
 from __future__ import annotations
 
 import signal
