@@ -15,24 +15,39 @@ from actjepa_core.errors import ActJepaError
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 EXIT_SKIPPED = 3  # convert: written, but some bag or episode was skipped (see the summary)
-GOAL_SOURCES = ("demo", "state")  # evaluation.goals.GOAL_SOURCES, default first (importing it
-# here would load MuJoCo for every command; test_cli checks the two agree)
+# evaluation.goals.GOAL_SOURCES, default first (importing it here would load MuJoCo for every
+# command; test_cli checks the two agree)
+GOAL_SOURCES = ("demo", "state", "demo-subgoals")
 
 
 def cmd_collect(args: argparse.Namespace) -> None:
+    """One task to --out, or each task of --tasks to --out/<task>.hdf5."""
+    from actjepa_core.evaluation.tasks import check_task, resolve_tasks
+
+    if args.tasks is None:
+        collect_one(args, check_task(args.task), Path(args.out))
+        return
+    tasks = resolve_tasks(args.tasks)
+    for i, task in enumerate(tasks):
+        if not args.quiet:
+            print(f"[{i + 1}/{len(tasks)}] {task}")
+        collect_one(args, task, Path(args.out) / f"{task}.hdf5")
+
+
+def collect_one(args: argparse.Namespace, task: str, out: Path) -> None:
     from actjepa_core.data.episodes import write_episodes
     from actjepa_core.evaluation.sim import collect_episodes
 
-    episodes = collect_episodes(args.task, args.episodes, seed=args.seed,
+    episodes = collect_episodes(task, args.episodes, seed=args.seed,
                                 image_size=args.image_size, max_steps=args.max_steps,
                                 progress=not args.quiet, explore=args.explore)
     eps = list(episodes)
-    source = f"metaworld:{args.task}:seed={args.seed}" + (f":explore={args.explore}"
-                                                          if args.explore else "")
-    n = write_episodes(args.out, eps, source=source)
+    source = f"metaworld:{task}:seed={args.seed}" + (f":explore={args.explore}"
+                                                     if args.explore else "")
+    n = write_episodes(out, eps, source=source)
     successes = sum(bool(ep.success) for ep in eps)
     steps = sum(ep.num_steps for ep in eps)
-    print(f"wrote {n} episodes ({steps} steps, expert success {successes}/{n}) to {args.out}")
+    print(f"wrote {n} episodes ({steps} steps, expert success {successes}/{n}) to {out}")
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -152,6 +167,16 @@ def add_bench_paper_parser(bench: argparse._SubParsersAction) -> None:
     b.set_defaults(func=cmd_bench_paper)
 
 
+def cmd_bench_mpc(args: argparse.Namespace) -> None:
+    from actjepa_core.bench.mpc import load_mpc_bench_config, report, run
+
+    config = load_mpc_bench_config(args.config).validate(args.config)
+    if not args.report:
+        Path(args.work).mkdir(parents=True, exist_ok=True)
+        run(config, Path(args.work), Path(args.results), progress=not args.quiet)
+    print(report(config, Path(args.results)))
+
+
 def cmd_bench_train(args: argparse.Namespace) -> None:
     from actjepa_core.bench.train_speed import run_benchmark
 
@@ -192,7 +217,8 @@ def cmd_train_policy(args: argparse.Namespace) -> None:
             setattr(config, name, getattr(args, name))
     config.validate("command line")
     world = FrozenWorld.from_checkpoint(args.encoder, args.device)
-    demos = read_episodes(args.data, world.processor.keys) if cls.needs_demos else None
+    data = getattr(args, "data", None)
+    demos = read_episodes(data, world.processor.keys) if data else None
     policy = cls.build(world, demos, config)
     policy.save(args.out)
     print(f"{policy.summary()} -> {args.out}")
@@ -216,7 +242,12 @@ POLICY_COMMANDS = {
         ("k", {"type": int, "help": "neighbours averaged per action (default 1)"}),
         ("weighting", {"choices": ("inverse_distance", "uniform"),
                        "help": "how k > 1 neighbours are averaged (default inverse_distance)"}))),
-    "mpc": PolicyCommand("latent MPC: CEM toward a goal latent (Protocol 3, no training)", False),
+    "mpc": PolicyCommand("latent MPC: CEM/MPPI/iCEM toward latent goals (Protocol 3, no "
+                         "training; --data for goal: tracking)", False, (
+        ("planner", {"choices": ("cem", "mppi", "icem"), "help": "sampling planner"}),
+        ("goal", {"choices": ("final", "subgoals", "tracking"),
+                  "help": "goal scheme: one goal, subgoals in order, or tracking demo latents"}),
+        ("horizon", {"type": int, "help": "planned steps"}))),
 }
 
 
@@ -228,8 +259,9 @@ def add_train_policy_parser(sub: argparse._SubParsersAction) -> argparse._SubPar
         b = tp.add_parser(kind, help=command.help)
         b.add_argument("--encoder", required=True,
                        help="world-model checkpoint from `actjepa train`, e.g. runs/X/best.pt")
-        if command.demos:
-            b.add_argument("--data", required=True, help="demonstrations (episodes .hdf5)")
+        b.add_argument("--data", required=command.demos, default=None,
+                       help="demonstrations (episodes .hdf5)" + ("" if command.demos else
+                                                                 ": only for goal: tracking"))
         b.add_argument("--out", required=True,
                        help="policy file to write (.pt), written atomically")
         b.add_argument("--device", default="cpu", help="cpu | cuda | auto")
@@ -254,7 +286,8 @@ def cmd_results(args: argparse.Namespace) -> None:
 EXAMPLES: dict[str, str] = {
     "collect": "actjepa collect --task push-v3 --episodes 100 --out data/push.hdf5\n"
                "actjepa collect --task pick-place-v3 --episodes 50 --image-size 64 --out "
-               "data/pp64.hdf5",
+               "data/pp64.hdf5\n"
+               "actjepa collect --tasks mt10 --episodes 100 --out data/mt10",
     "convert": "actjepa convert bags/ --config config/recorder.yaml --out data/robot.hdf5",
     "recover": "actjepa recover bags/\nactjepa recover bags/episode_3",
     "train": "actjepa train --data data/push.hdf5 --out runs/push\n"
@@ -274,7 +307,9 @@ EXAMPLES: dict[str, str] = {
                         "policies/mpc.pt --config config/policy_mpc.yaml",
     "results": "actjepa results runs/eval.jsonl\nactjepa results runs/eval.jsonl --by-noise bc",
     "bench": "actjepa bench train --out docs/BENCHMARKS.md\nactjepa bench paper --quick "
-             "--work /tmp/paper",
+             "--work /tmp/paper\nactjepa bench mpc --config config/bench_mpc.yaml",
+    "bench mpc": "actjepa bench mpc --config config/bench_mpc.yaml\n"
+                 "actjepa bench mpc --config config/bench_mpc.yaml --report",
     "bench train": "actjepa bench train --out docs/BENCHMARKS.md\n"
                    "actjepa bench train --steps 100 --repeats 2",
 }
@@ -303,9 +338,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("collect", help="record scripted-expert demos from Meta-World to HDF5")
-    p.add_argument("--task", required=True, help="Meta-World v3 task, e.g. push-v3")
-    p.add_argument("--episodes", type=int, default=100)
-    p.add_argument("--out", required=True, help="episodes file to write (.hdf5)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--task", help="any Meta-World v3 task (all 50 have a scripted expert), "
+                                      "e.g. push-v3, door-open-v3")
+    which.add_argument("--tasks", metavar="SET", help="mt10 | mt50 | a comma-separated list: "
+                                                      "one file per task, --out/<task>.hdf5")
+    p.add_argument("--episodes", type=int, default=100, help="per task")
+    p.add_argument("--out", required=True, help="episodes file to write (.hdf5); with --tasks, "
+                                                "the folder to write them into")
     p.add_argument("--image-size", type=int, default=None, help="also record SxS camera images")
     p.add_argument("--max-steps", type=int, default=None, help="cap per episode (default: task's)")
     p.add_argument("--seed", type=int, default=0)
@@ -368,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--goal", choices=GOAL_SOURCES, default=GOAL_SOURCES[0],
                    help="policies that plan toward a goal (MPC): how each episode's goal "
                         "observation is built, the expert's end state (demo) or the start "
-                        "state moved onto the goal position (state); default %(default)s")
+                        "state moved onto the goal position (state), or expert subgoals then "
+                        "its end state (demo-subgoals); default %(default)s")
     p.add_argument("--out", default="runs/eval.jsonl", help="results file to append a line to")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_eval)
@@ -394,6 +435,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default=None, help="markdown file to (re)write the results section in")
     b.set_defaults(func=cmd_bench_train)
     add_bench_paper_parser(bench)
+    b = bench.add_parser("mpc", help="latent MPC success and planning time per planner and goal "
+                                     "scheme (resumable JSON lines)")
+    b.add_argument("--config", default="config/bench_mpc.yaml", help="settings YAML")
+    b.add_argument("--work", default="runs/bench_mpc", help="demos and world models (reused)")
+    b.add_argument("--results", default="docs/results/mpc.jsonl", help="JSON lines file")
+    b.add_argument("--report", action="store_true", help="only print the table from the results")
+    b.add_argument("--quiet", action="store_true")
+    b.set_defaults(func=cmd_bench_mpc)
     add_examples(parser)
     return parser
 

@@ -59,3 +59,30 @@ def latent_diagnostics(checkpoint: str | Path, data_path: str | Path) -> dict[st
             "mean_latent_norm": z_val.norm(dim=1).mean().item(),
             "effective_rank": effective_rank(z_val),
             "probe_r2": probe_r2(z_train, y_train, z_val, y_val)}
+
+
+@torch.no_grad()
+def rollout_errors(world: FrozenWorld, episodes, horizon: int) -> list[float]:
+    """The predictor's k-step latent error on whole demos, k = 1..horizon, as MPC uses it: from
+    the online latent of o_t, roll the predictor through the demo's actions a_t..a_{t+k-1} and
+    compare with the target latent of o_{t+k}. Each error is the mean squared distance divided
+    by the total variance of the target latents (0: perfect; ~2: no better than a random demo
+    latent), so models with different latent scales compare."""
+    if not getattr(world.model, "action_conditioned", False):
+        return []
+    sums, counts = torch.zeros(horizon), torch.zeros(horizon)
+    online = world.encode_episodes(episodes)  # (N, D)
+    target = world.encode_episodes(episodes, target=True)  # (N, D)
+    actions = world.processor.episode_actions(episodes)  # (N, A), normalised
+    spread = target.var(0).sum().clamp_min(1e-12)
+    offset = 0
+    for ep in episodes:
+        n = ep.num_steps
+        starts = torch.arange(offset, offset + n - horizon)
+        if len(starts):
+            window = starts[:, None] + torch.arange(horizon)  # (S, H)
+            predicted = world.model.rollout(online[starts], actions[window])  # (S, H, D)
+            sums += (predicted - target[window + 1]).pow(2).sum(-1).sum(0).cpu()
+            counts += len(starts)
+        offset += n
+    return (sums / counts.clamp_min(1) / spread.cpu()).tolist()

@@ -152,7 +152,11 @@ def run_episode(policy: Controller, arm: SimArm, episode: int, seed: int,
     if isinstance(policy, Policy):
         policy.noise_generator.manual_seed((seed << NOISE_SEED_SHIFT) + episode)
     if goals is not None:
-        policy.set_goal(goals.goal(episode, obs))
+        targets = goals.goals(episode, obs)
+        if len(targets) > 1 and hasattr(policy, "set_subgoals"):
+            policy.set_subgoals(targets)
+        else:
+            policy.set_goal(targets[-1])
     success, start = False, len(times)
     while arm.steps < arm.max_steps and not success:
         t0 = time.perf_counter()

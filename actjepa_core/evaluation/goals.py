@@ -13,7 +13,12 @@ the evaluation's choice, not the policy's):
   frame is set equal to the current one. No second simulator is needed, but the vector is
   synthetic (the hand sits inside the object, nothing moved but positions), and it is state-only.
 
-Both read privileged information (the goal position) from the simulator, as Meta-World's goal
+- ``demo-subgoals``: the same expert run, giving subgoals as well: its observations at
+  ``SUBGOAL_FRACTIONS`` of the way to its first success, then the ``demo`` goal (V-JEPA 2-AC plans
+  pick-and-place toward two image subgoals and the final goal). A policy with ``set_subgoals``
+  visits them in order.
+
+All read privileged information (the goal position) from the simulator, as Meta-World's goal
 conditioned state does anyway. The default is ``demo``: with one reach-v3 world model and the
 default MPCConfig, 20 evaluation episodes succeed 16 times with demo goals and 13 times with state
 goals (15 vs 10 with 256 CEM samples): the synthetic vector lies off the data the encoder saw, the
@@ -28,7 +33,8 @@ import numpy as np
 from actjepa_core.errors import ActJepaError, check_choice
 from actjepa_core.evaluation.sim import EXTRA_STEPS_AFTER_SUCCESS, SimArm, SuccessStop
 
-GOAL_SOURCES = ("demo", "state")  # `actjepa eval --goal`
+GOAL_SOURCES = ("demo", "state", "demo-subgoals")  # `actjepa eval --goal`
+SUBGOAL_FRACTIONS = (1 / 3, 2 / 3)  # where along the expert's way to success subgoals are taken
 DEFAULT_GOAL_SOURCE = "demo"
 
 # Meta-World's 39-D state layout (v3): current frame 0:18, previous frame 18:36, goal 36:39.
@@ -68,26 +74,56 @@ class GoalMaker:
         check_choice("", "goal source", source, GOAL_SOURCES)
         self.task, self.source = task, source
         # the expert gets the task's own step limit, whatever cap the evaluation runs under
-        self._arm = (SimArm(task, seed=seed, image_size=image_size) if source == "demo"
+        self._arm = (SimArm(task, seed=seed, image_size=image_size) if source != "state"
                      else None)
 
     def goal(self, episode: int, start: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The goal observation of ``episode``, whose start observation is ``start``."""
+        return self.goals(episode, start)[-1]
+
+    def goals(self, episode: int, start: Mapping[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """Subgoals then the goal (just the goal unless the source is ``demo-subgoals``)."""
         if self._arm is None:
-            return state_goal(self.task, start)
-        return demo_goal(self._arm, episode)
+            return [state_goal(self.task, start)]
+        path = demo_path(self._arm, episode)
+        if self.source == "demo":
+            return [path.goal]
+        return [*path.subgoals(SUBGOAL_FRACTIONS), path.goal]
 
     def close(self) -> None:
         if self._arm is not None:
             self._arm.close()
 
 
-def demo_goal(arm: SimArm, episode: int) -> dict[str, np.ndarray]:
-    """The expert demo's last observation: EXTRA_STEPS_AFTER_SUCCESS ticks after first success
-    (or at the step limit, if the expert never succeeds in this episode)."""
-    obs = arm.reset(episode)
+class DemoPath:
+    """The expert's observations of one episode, up to its goal observation."""
+
+    def __init__(self, observations: list[dict[str, np.ndarray]], success_step: int | None):
+        self.observations = observations
+        self.success_step = success_step
+
+    @property
+    def goal(self) -> dict[str, np.ndarray]:
+        return self.observations[-1]
+
+    def subgoals(self, fractions: tuple[float, ...]) -> list[dict[str, np.ndarray]]:
+        reached = self.success_step or len(self.observations) - 1
+        return [self.observations[max(1, round(f * reached))] for f in fractions]
+
+
+def demo_path(arm: SimArm, episode: int) -> DemoPath:
+    """Run the expert: observations until EXTRA_STEPS_AFTER_SUCCESS ticks after first success
+    (or the step limit, if the expert never succeeds in this episode)."""
+    observations = [arm.reset(episode)]
     stop = SuccessStop(EXTRA_STEPS_AFTER_SUCCESS)
     while arm.steps < arm.max_steps and not stop.due(arm.steps):
         obs, success = arm.step(arm.expert_action())
+        observations.append(obs)
         stop.record(arm.steps, success)
-    return obs
+    return DemoPath(observations, stop.first_success)
+
+
+def demo_goal(arm: SimArm, episode: int) -> dict[str, np.ndarray]:
+    """The expert demo's last observation: EXTRA_STEPS_AFTER_SUCCESS ticks after first success
+    (or at the step limit, if the expert never succeeds in this episode)."""
+    return demo_path(arm, episode).goal

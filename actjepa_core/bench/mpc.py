@@ -1,0 +1,179 @@
+"""`actjepa bench mpc`: latent MPC per planner and goal scheme on the simulated arm, resumable.
+
+Per task, one world model is trained on expert demos mixed with play data (``collect
+--explore``: actions off the expert's path, so the predictor learns what actions do) with
+multi-step rollouts; its k-step latent error on held-out expert demos is measured; then every
+configured setting (planner x goal scheme) is evaluated closed loop and written as one JSON line
+(success with its Wilson interval, per-action planning time p50/p99, the world's rollout errors).
+Reruns skip finished cells; `--report` renders the table from the JSON lines alone.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from actjepa_core.bench.paper.runner import append_row
+from actjepa_core.config import TrainConfig, apply_overrides, load_yaml
+from actjepa_core.data.episodes import EpisodeSet, read_episodes, write_episodes
+from actjepa_core.errors import ActJepaError
+from actjepa_core.evaluation.evaluate import evaluate, git_commit, wilson_interval
+from actjepa_core.evaluation.tables import markdown_table
+
+DEMO_SEED = 0
+
+
+@dataclass
+class Setting:
+    name: str
+    goal_source: str = "demo"  # how evaluation builds goals: demo | demo-subgoals | state
+    overrides: list[str] = field(default_factory=list)  # MPCConfig keys, e.g. planner=icem
+
+
+@dataclass
+class MPCBenchConfig:
+    tasks: list[str] = field(default_factory=lambda: ["reach-v3", "push-v3", "pick-place-v3"])
+    demos: int = 100  # expert demos (also the tracking memory)
+    play_episodes: int = 100
+    explore: float = 0.5  # share of random ticks in play episodes
+    play_steps: int = 100  # ticks per play episode
+    world_steps: int = 2000
+    world_overrides: list[str] = field(default_factory=lambda: ["loss.rollout_steps=5"])
+    val_demos: int = 10  # expert demos held out for the rollout error
+    horizon: int = 5  # rollout error measured up to this k
+    eval_episodes: int = 50
+    eval_seed: int = 1
+    max_steps: int = 150
+    settings: list[Setting] = field(default_factory=list)
+
+    def validate(self, where: str = "mpc bench config") -> "MPCBenchConfig":
+        if not self.settings:
+            raise ActJepaError(f"{where}: settings is empty; expected at least one setting")
+        if not 0 < self.val_demos < self.demos:
+            raise ActJepaError(f"{where}: val_demos must lie in (0, demos)")
+        return self
+
+
+def load_mpc_bench_config(path: str) -> MPCBenchConfig:
+    return load_yaml(MPCBenchConfig, path)
+
+
+def world_data(task: str, config: MPCBenchConfig, work: Path) -> tuple[EpisodeSet, list]:
+    """Expert demos + play episodes for training; held-out expert demos for the rollout error."""
+    from actjepa_core.evaluation.sim import collect_episodes
+
+    paths = {"expert": work / f"{task}-expert.hdf5", "play": work / f"{task}-play.hdf5"}
+    if not paths["expert"].exists():
+        write_episodes(paths["expert"], collect_episodes(task, config.demos, seed=DEMO_SEED,
+                                                         progress=False), f"metaworld:{task}")
+    if not paths["play"].exists():
+        write_episodes(paths["play"], collect_episodes(
+            task, config.play_episodes, seed=DEMO_SEED, max_steps=config.play_steps,
+            explore=config.explore, progress=False), f"metaworld:{task}:explore")
+    expert = read_episodes(paths["expert"], ["state"])
+    play = read_episodes(paths["play"], ["state"])
+    train_eps = expert.episodes[:-config.val_demos] + play.episodes
+    return (EpisodeSet(train_eps, ["state"], expert.action_dim, "expert+play"),
+            expert.episodes[-config.val_demos:])
+
+
+def ensure_world(task: str, config: MPCBenchConfig, work: Path) -> tuple[Path, list[float]]:
+    from actjepa_core.evaluation.diagnostics import rollout_errors
+    from actjepa_core.policies import FrozenWorld
+    from actjepa_core.training.trainer import train
+
+    run = work / task / "world"
+    data, held_out = world_data(task, config, work)
+    if not (run / "done").exists():
+        train_config = apply_overrides(TrainConfig(), [f"optim.steps={config.world_steps}",
+                                                       "run.device=cpu",
+                                                       *config.world_overrides])
+        train(data, train_config, run, resume=(run / "last.pt").exists(), progress=False)
+        (run / "done").write_text("")
+    errors = rollout_errors(FrozenWorld.from_checkpoint(run / "best.pt"), held_out,
+                            config.horizon)
+    return run / "best.pt", errors
+
+
+def run(config: MPCBenchConfig, work: Path, results: Path, progress: bool = True) -> None:
+    from actjepa_core.policies import FrozenWorld, MPCConfig, MPCPolicy
+
+    torch.set_num_threads(1)
+    done = set()
+    if results.is_file():
+        done = {(r["task"], r["setting"]) for r in map(json.loads, results.read_text()
+                                                       .splitlines()) if r}
+    cells = [(t, s) for t in config.tasks for s in config.settings if (t, s.name) not in done]
+    bar = tqdm(total=len(cells), desc="mpc", unit="cell", disable=not progress)
+    worlds: dict[str, tuple[Path, list[float]]] = {}
+    for task, setting in cells:
+        if task not in worlds:
+            worlds[task] = ensure_world(task, config, work)
+        checkpoint, errors = worlds[task]
+        mpc = apply_overrides(MPCConfig(), setting.overrides, where=f"setting {setting.name}")
+        world = FrozenWorld.from_checkpoint(checkpoint)
+        demos = None
+        if mpc.goal == "tracking":
+            demos = read_episodes(work / f"{task}-expert.hdf5", ["state"]).episodes
+            demos = demos[:-config.val_demos]
+        policy = MPCPolicy.build(world, demos, mpc)
+        t0 = time.perf_counter()
+        result = evaluate(policy, task, config.eval_episodes, seed=config.eval_seed,
+                          max_steps=config.max_steps or None, progress=False,
+                          goal_source=setting.goal_source)
+        row = {"task": task, "setting": setting.name, "goal_source": setting.goal_source,
+               "overrides": setting.overrides, "summary": policy.summary(),
+               **result.summary(), "rollout_rel_error": errors,
+               "eval_wall_s": round(time.perf_counter() - t0, 1),
+               "world": {"steps": config.world_steps, "overrides": config.world_overrides,
+                         "demos": config.demos - config.val_demos,
+                         "play": config.play_episodes, "explore": config.explore},
+               "git_commit": git_commit(),
+               "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        append_row(results, row)
+        bar.write(f"{task} {setting.name}: {result.successes}/{result.episodes}, "
+                  f"p50 {result.ms_p50:.1f} ms, p99 {result.ms_p99:.1f} ms per action")
+        bar.update(1)
+    bar.close()
+
+
+def report(config: MPCBenchConfig, results: Path) -> str:
+    rows = {}
+    if results.is_file():
+        for line in results.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                rows[(r["task"], r["setting"])] = r
+    header = ["setting", *config.tasks, "ms/action p50 / p99 (max over tasks)"]
+    table = []
+    for s in config.settings:
+        cells, times = [], []
+        for t in config.tasks:
+            r = rows.get((t, s.name))
+            if r is None:
+                cells.append("—")
+                continue
+            low, high = wilson_interval(r["successes"], r["episodes"])
+            cells.append(f"**{100 * r['success']:.0f}%** ({r['successes']}/{r['episodes']}, "
+                         f"{100 * low:.0f}-{100 * high:.0f}%)")
+            times.append((r["ms_p50"], r["ms_p99"]))
+        timing = (f"{max(t[0] for t in times):.1f} / {max(t[1] for t in times):.1f}"
+                  if times else "—")
+        table.append([f"`{s.name}` ({', '.join(s.overrides) or 'defaults'}; goals "
+                      f"{s.goal_source})", *cells, timing])
+    errors = ["| task | " + " | ".join(f"k={k + 1}" for k in range(config.horizon)) + " |",
+              "|---" * (config.horizon + 1) + "|"]
+    for t in config.tasks:
+        r = next((r for (task, _), r in rows.items() if task == t), None)
+        if r and r["rollout_rel_error"]:
+            errors.append(f"| {t} | " + " | ".join(f"{e:.3f}" for e in r["rollout_rel_error"])
+                          + " |")
+    return "\n".join([markdown_table(header, table), "",
+                      "World models' k-step latent prediction error on held-out expert demos "
+                      "(mean squared distance / total variance of the target latents):", "",
+                      *errors])
