@@ -104,10 +104,13 @@ def convert_bag(path: Path, config: ConvertConfig, spec: dict[str, Any]
             source = path
             if is_unfinished(path):
                 source, salvage = stack.enter_context(recovered_copy(path))
+                if not salvage.messages:
+                    raise BagError(f"{path}: truncated or corrupt, without its end and nothing "
+                                   f"readable in it ({salvage.describe()})")
                 report.warnings.append(
-                    f"unfinished bag (the recorder did not close it: killed, or still "
-                    f"recording?): {salvage.describe()}; `actjepa recover {bag_of(path)}` "
-                    "repairs it in place")
+                    f"unfinished bag (without its end: the recorder was killed or is still "
+                    f"recording, or the file was cut short): {salvage.describe()}; `actjepa "
+                    f"recover {bag_of(path)}` repairs it in place")
             bag = stack.enter_context(Bag(source, config.typestore, label=path))
             report.storage = bag.storage
             types = bag.require_topics(config.required_topics())

@@ -74,8 +74,8 @@ class Salvage:
             parts.append(f"left out {len(self.bad_chunks)} corrupt chunk(s) "
                          f"({'; '.join(self.bad_chunks[:3])})")
         if self.tail_bytes:
-            parts.append(f"the last {self.tail_bytes} byte(s) were an incomplete record (what "
-                         "arrived after the last flush)")
+            parts.append(f"the last {self.tail_bytes} byte(s) are not a whole record (written "
+                         "after the last flush, or cut off)")
         if self.lost_messages:
             parts.append(f"{self.lost_messages} message(s) of channels without a definition "
                          "were dropped")
@@ -86,9 +86,11 @@ class Salvage:
 def is_unfinished(path: Path) -> bool:
     """Whether ``path`` (a bag folder or a storage file, as ``find_bags`` gives them) lacks its
     end: an MCAP file without its closing magic, a sqlite3 file beside a hot journal/WAL or in
-    a folder without metadata.yaml, a folder without metadata.yaml."""
+    a folder without metadata.yaml, a folder without metadata.yaml or holding such a file."""
     if path.is_dir():
-        return not (path / BAG_METADATA).is_file()
+        if not (path / BAG_METADATA).is_file():
+            return True
+        return any(is_unfinished(p) for p in path.glob("*.mcap"))
     if path.suffix == ".mcap":
         try:
             with path.open("rb") as f:
