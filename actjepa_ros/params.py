@@ -21,6 +21,8 @@ from rclpy.exceptions import (
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from actjepa_core.evaluation.tasks import MT50
+
 _TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
           float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
 _ARRAY_TYPES = {float: ParameterType.PARAMETER_DOUBLE_ARRAY,
@@ -136,9 +138,9 @@ def check_choices(current: dict[str, Any], specs: Sequence[ParamSpec]) -> dict[s
 
 
 # ---- the nodes' parameters ------------------------------------------------------------------
-# actjepa_core.evaluation.sim.TASKS (importing it here would load MuJoCo into every node;
-# test_sim_node checks the two agree)
-SIM_TASKS = ("pick-place-v3", "push-v3", "reach-v3")
+# every Meta-World v3 task: actjepa_core.evaluation.sim.TASKS by name (tasks.py, which does not
+# load MuJoCo into every node; test_sim_node checks the two agree)
+SIM_TASKS = tuple(sorted(MT50))
 SIM_TICK_S = 0.0125  # simulated time per Meta-World v3 step: frame_skip 5 x MuJoCo timestep 2.5 ms
 MAX_EPISODE = 1_000_000  # SimArm's seed scheme stays unambiguous far beyond this
 MAX_IMAGE_SIZE = 1024

@@ -33,14 +33,12 @@ from metaworld import policies  # noqa: E402
 
 from actjepa_core.data.episodes import Episode  # noqa: E402
 from actjepa_core.errors import ActJepaError  # noqa: E402
+from actjepa_core.evaluation.tasks import MT50, check_task  # noqa: E402
 from actjepa_core.progress import progress_bar  # noqa: E402
 
-TASKS: dict[str, type] = {
-    "reach-v3": policies.SawyerReachV3Policy,
-    "push-v3": policies.SawyerPushV3Policy,
-    "pick-place-v3": policies.SawyerPickPlaceV3Policy,
-}
-"""Supported Meta-World task name -> its scripted expert policy class."""
+TASKS: dict[str, type] = {task: policies.ENV_POLICY_MAP[task] for task in MT50}
+"""Supported Meta-World task name -> its scripted expert policy class: every v3 task (MT50, in
+Meta-World's order; tasks.py holds the names without importing MuJoCo)."""
 
 STATE_DIM = 39  # hand xyz, gripper, two objects (pos+quat), previous frame of those, goal xyz
 ACTION_DIM = 4  # hand dx, dy, dz (scaled by the env), gripper effort
@@ -86,8 +84,7 @@ def _benchmark(task: str, benchmark_seed: int) -> metaworld.MT1:
 
 
 def _check_task(task: str) -> None:
-    if task not in TASKS:
-        raise ActJepaError(f"unknown task {task!r}; expected one of {', '.join(sorted(TASKS))}")
+    check_task(task)
 
 
 def make_expert(task: str) -> Any:
