@@ -130,3 +130,14 @@ def assemble(inputs: Mapping[str, Input], spec: Mapping[str, dict]) -> dict[str,
         obs[key] = np.asarray(value).astype(np.dtype(entry["dtype"]), copy=False).reshape(
             entry["shape"])
     return obs
+
+
+def subgoal_rows(values: np.ndarray, size: int) -> list[np.ndarray]:
+    """A flat (M * K,) subgoal message -> M rows of K values (K = the state size)."""
+    if values.size == 0 or values.size % size:
+        raise ActJepaError(f"subgoals message has {values.size} values; expected a positive "
+                           f"multiple of the state size {size} (M subgoals x {size})")
+    rows = values.reshape(-1, size)
+    if not np.isfinite(rows).all():
+        raise ActJepaError("subgoals message contains NaN or Inf; expected finite values")
+    return list(rows.astype(np.float32))

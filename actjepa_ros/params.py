@@ -248,6 +248,11 @@ POLICY_PARAMS: tuple[ParamSpec, ...] = (
               "another size."),
     ParamSpec("goal_topic", "", "MPC: Float64MultiArray goal for state_key ('' = none)."),
     ParamSpec("goal_image_topic", "", "MPC: Image goal for image_key ('' = none)."),
+    ParamSpec("subgoals_topic", "", "MPC: Float64MultiArray of M subgoals for state_key, visited "
+              "in order (layout (M, K), or M*K values flat; the last is the final goal; "
+              "'' = none)."),
+    ParamSpec("plan_topic", "~/plan", "MPC: Float64MultiArray [active subgoal index, planned "
+              "cost] after every action ('' = none)."),
     # -- output --
     ParamSpec("output_type", "float64_multi_array", "float64_multi_array: a ros2_control "
               "forward command controller; twist_stamped: MoveIt Servo; joint_trajectory: a "

@@ -73,7 +73,7 @@ class PolicyNode(LifecycleNode):
         self.goal_parts: dict[str, np.ndarray] = {}
         self.owned_subscriptions: list[Any] = []  # made at configure, destroyed at cleanup
         self.owned_timers: list[Any] = []
-        self.pub_action = self.pub_latency = None
+        self.pub_action = self.pub_latency = self.pub_plan = None
         self.active = False
         self.enabled = bool(self.p["start_enabled"])
         self.lifecycle_label = "unconfigured"
@@ -161,6 +161,8 @@ class PolicyNode(LifecycleNode):
             msg_type, p["output_topic"],
             QoSProfile(depth=OUTPUT_DEPTH, reliability=ReliabilityPolicy.RELIABLE))
         self.pub_latency = self.create_lifecycle_publisher(Float64, p["latency_topic"], 10)
+        self.pub_plan = (self.create_lifecycle_publisher(Float64MultiArray, p["plan_topic"], 10)
+                         if self.policy.needs_goal and p["plan_topic"] else None)
         self.freshness = safety.Freshness(list(self.inputs), p["stale_timeout_s"])
         self.complaint_loggers = {}  # throttle settings may have changed: fresh contexts
         self.subscribe(spec)
@@ -221,6 +223,8 @@ class PolicyNode(LifecycleNode):
             if p["goal_topic"] and p["state_key"] in spec:
                 subs.append((Float64MultiArray, p["goal_topic"], lambda m: self.on_goal(
                     p["state_key"], lambda: conversions.multi_array_vector(m))))
+            if p["subgoals_topic"] and set(spec) == {p["state_key"]}:
+                subs.append((Float64MultiArray, p["subgoals_topic"], self.on_subgoals))
             if p["goal_image_topic"] and p["image_key"] in spec:
                 shape = spec[p["image_key"]]["shape"]
                 subs.append((Image, p["goal_image_topic"], lambda m: self.on_goal(
@@ -239,11 +243,11 @@ class PolicyNode(LifecycleNode):
             self.destroy_timer(timer)
         for subscription in self.owned_subscriptions:
             self.destroy_subscription(subscription)
-        for publisher in (self.pub_action, self.pub_latency):
+        for publisher in (self.pub_action, self.pub_latency, self.pub_plan):
             if publisher is not None:
                 self.destroy_lifecycle_publisher(publisher)
         self.owned_timers, self.owned_subscriptions = [], []
-        self.pub_action = self.pub_latency = None
+        self.pub_action = self.pub_latency = self.pub_plan = None
         self.policy = self.filter = self.freshness = self.build_output = None
         self.ramp_positions = None
         self.inputs, self.goal_parts = {}, {}
@@ -291,6 +295,26 @@ class PolicyNode(LifecycleNode):
             return
         self.get_logger().info(f"new goal set ({', '.join(sorted(self.goal_parts))})")
 
+    def on_subgoals(self, msg: Float64MultiArray) -> None:
+        """MPC subgoals for a state-only model: rows of an (M, K) array, visited in order."""
+        if self.policy is None:
+            return
+        key = self.p["state_key"]
+        try:
+            rows = observations.subgoal_rows(conversions.multi_array_vector(msg),
+                                             self.policy.obs_spec[key]["shape"][0])
+            self.policy.set_subgoals([{key: row} for row in rows])
+        except Exception as err:  # noqa: BLE001 - keep the previous goal, keep running
+            self.complain("goal", f"subgoals refused: {describe(err)}")
+            return
+        self.get_logger().info(f"{len(rows)} subgoals set")
+
+    def publish_plan(self) -> None:
+        """The MPC's active subgoal and the cost of the plan it just executed the start of."""
+        if self.pub_plan is not None:
+            self.pub_plan.publish(Float64MultiArray(data=[
+                float(self.policy.subgoal_index), float(self.policy.planned_cost)]))
+
     # ---- control ------------------------------------------------------------------------------
     def control(self) -> None:
         """One control tick: act on the latest observation if everything is in order."""
@@ -318,6 +342,7 @@ class PolicyNode(LifecycleNode):
         newest = max(i.received_s for i in self.inputs.values())
         latency_ms = (time.monotonic() - newest) * MS_PER_S
         self.pub_latency.publish(Float64(data=latency_ms))
+        self.publish_plan()
         self.latencies_ms.append(latency_ms)
         self.published += 1
         for inp in self.inputs.values():
@@ -409,6 +434,9 @@ class PolicyNode(LifecycleNode):
                   "latency_ms_p50": f"{np.percentile(lat, 50):.2f}",
                   "latency_ms_p99": f"{np.percentile(lat, 99):.2f}",
                   "policy_type": getattr(self.policy, "policy_type", ""),
+                  **({"subgoal_index": str(self.policy.subgoal_index),
+                      "planned_cost": f"{self.policy.planned_cost:.4g}"}
+                     if getattr(self.policy, "needs_goal", False) else {}),
                   "checkpoint": self.p["checkpoint"]}
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         array = DiagnosticArray(status=[status])

@@ -70,3 +70,16 @@ def test_ramp_positions_points_at_the_joint_positions():
         ramp_positions(p, inputs, 3)
     with pytest.raises(ActJepaError, match="joint states input in use"):
         ramp_positions(p, plan_inputs(params(), STATE_SPEC), 4)
+
+
+def test_subgoal_messages_become_rows_of_the_state_size():
+    from actjepa_ros.observations import subgoal_rows
+
+    rows = subgoal_rows(np.arange(6.0), 3)
+    assert [r.tolist() for r in rows] == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
+    assert rows[0].dtype == np.float32
+    for bad, words in ((np.arange(5.0), "5 values; expected a positive multiple of the state "
+                                         "size 3"),
+                       (np.zeros(0), "0 values"), (np.array([0, 1, np.nan]), "NaN")):
+        with pytest.raises(ActJepaError, match=words):
+            subgoal_rows(bad, 3)

@@ -379,8 +379,13 @@ def test_mpc_policy_waits_for_its_goal_topics_then_acts(feed, policy_files):
         goal_image.publish(Image(height=IMAGE[0], width=IMAGE[1], encoding="rgb8",
                                  step=IMAGE[1] * 3, data=goal["image"].tobytes()))
         assert feed.ros.spin_until(lambda: "new goal set" in feed.node.log(), REPLY_TIMEOUT_S)
+        plans = feed.ros.collect(Float64MultiArray, "/policy_node/plan")
         action = feed.expect_action(LOW)
         assert np.isfinite(action).all() and np.abs(action).max() <= LIMIT
+        # every MPC action comes with its active subgoal (0: a single goal) and planned cost
+        assert feed.ros.spin_until(lambda: len(plans) >= 1, REPLY_TIMEOUT_S)
+        index, cost = plans[-1].data
+        assert index == 0 and np.isfinite(cost) and cost >= 0
     finally:
         reconfigure(feed.ros, checkpoint=str(policy_files[0]), goal_topic="",
                     goal_image_topic="")
