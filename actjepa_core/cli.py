@@ -68,6 +68,47 @@ def cmd_recover(args: argparse.Namespace) -> int:
     return 0 if not failed else EXIT_SKIPPED if recovered else EXIT_ERROR
 
 
+def cmd_import(args: argparse.Namespace) -> None:
+    from actjepa_core.importers import ImportOptions, import_dataset
+
+    def names(text: str | None) -> list[str] | None:
+        return None if text is None else [n.strip() for n in text.split(",") if n.strip()]
+
+    options = ImportOptions(state_keys=names(args.state_keys), cameras=names(args.cameras),
+                            image_size=args.image_size, filter=getattr(args, "filter", None),
+                            max_episodes=args.max_episodes)
+    result = import_dataset(args.format, args.source, args.out, options)
+    print(result.summary(args.source))
+
+
+def add_import_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("import", help="robomimic / LeRobot datasets (local files) to an "
+                                      "episodes file")
+    formats = p.add_subparsers(dest="format", required=True)
+    for fmt, source, helptext in (
+            ("robomimic", "FILE", "robomimic HDF5 (data/demo_N/obs/<key>, actions, ...)"),
+            ("lerobot", "DIR", "LeRobotDataset folder, v2.1 or v3.0 (meta/info.json, "
+                               "parquet, mp4 decoded with PyAV)")):
+        b = formats.add_parser(fmt, help=helptext, description=helptext)
+        b.add_argument("source", metavar=source)
+        b.add_argument("--out", required=True, help="episodes file to write (.hdf5), "
+                                                    "atomically")
+        b.add_argument("--state-keys", default=None, metavar="K1,K2",
+                       help="vector observations concatenated into 'state', in this order "
+                            "(default: all)")
+        b.add_argument("--cameras", default=None, metavar="C1,C2",
+                       help="cameras to keep as 'image' (one) or 'image_<name>' (default: all; "
+                            "'' for none)")
+        b.add_argument("--image-size", type=int, default=None, metavar="S",
+                       help="resize frames to SxS (default: keep the source's size)")
+        b.add_argument("--max-episodes", type=int, default=None, metavar="N",
+                       help="import the first N episodes only")
+        if fmt == "robomimic":
+            b.add_argument("--filter", default=None, metavar="NAME",
+                           help="only the demos of mask/NAME (e.g. train, valid, 20_percent)")
+        b.set_defaults(func=cmd_import)
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from actjepa_core.config import apply_overrides, load_train_config
     from actjepa_core.data.episodes import read_episodes
@@ -86,7 +127,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     data = read_episodes(args.data, config.data.obs_keys or None)
     result = train(data, config, args.out, resume=args.resume, progress=not args.quiet)
     print(f"trained {result.steps} steps: loss {result.loss:.4g}, collapse "
-          f"{result.collapse:.3g}, best val rel. loss {result.best_val_score:.4g} -> {result.run_dir}")
+          f"{result.collapse:.3g}, best val rel. loss {result.best_val_score:.4g} -> "
+          f"{result.run_dir}")
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -185,8 +227,13 @@ def cmd_bench_train(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from actjepa_core.evaluation.evaluate import (ExpertPolicy, append_jsonl, evaluate,
-                                                  format_table, result_row)
+    from actjepa_core.evaluation.evaluate import (
+        ExpertPolicy,
+        append_jsonl,
+        evaluate,
+        format_table,
+        result_row,
+    )
 
     if args.expert:
         policy, name = ExpertPolicy(args.task), "expert"
@@ -290,6 +337,16 @@ EXAMPLES: dict[str, str] = {
                "actjepa collect --tasks mt10 --episodes 100 --out data/mt10",
     "convert": "actjepa convert bags/ --config config/recorder.yaml --out data/robot.hdf5",
     "recover": "actjepa recover bags/\nactjepa recover bags/episode_3",
+    "import": "actjepa import robomimic lift/ph/low_dim_v15.hdf5 --out data/lift.hdf5\n"
+              "actjepa import lerobot ~/datasets/pusht --out data/pusht.hdf5 --image-size 64",
+    "import robomimic": "actjepa import robomimic lift/ph/low_dim_v15.hdf5 --out "
+                        "data/lift.hdf5 --filter train\n"
+                        "actjepa import robomimic lift/ph/image_v15.hdf5 --out data/lift64.hdf5 "
+                        "--cameras agentview_image --image-size 64",
+    "import lerobot": "actjepa import lerobot ~/datasets/pusht --out data/pusht.hdf5 "
+                      "--image-size 64\n"
+                      "actjepa import lerobot ~/datasets/aloha --out data/aloha.hdf5 "
+                      "--cameras '' --max-episodes 20",
     "train": "actjepa train --data data/push.hdf5 --out runs/push\n"
              "actjepa train --data data/push.hdf5 --out runs/push --resume\n"
              "actjepa train --data data/push.hdf5 --out runs/no-ema --set ema.enabled=false",
@@ -369,6 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "them) complete, in place; the original is kept beside, hidden")
     p.add_argument("bags", nargs="+", help="bag folders, .mcap/.db3 files, or folders of bags")
     p.set_defaults(func=cmd_recover)
+
+    add_import_parser(sub)
 
     p = sub.add_parser("train", help="pretrain ACT-JEPA on an episodes file (Algorithm 1)")
     p.add_argument("--data", required=True, help="episodes file (.hdf5)")

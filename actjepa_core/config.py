@@ -53,11 +53,13 @@ class ModelConfig:
 class LossConfig:
     normalise: bool = False  # L2-normalise both latents before the squared distance (seed §4.6)
     rollout_steps: int = 1  # k > 1: also predict k steps ahead by applying the predictor k times
-    stop_gradient: bool = True  # False (ablation only, with ema.enabled=false): gradients reach the target
+    # False (ablation only, with ema.enabled=false): gradients reach the target
+    stop_gradient: bool = True
 
     def validate(self, where: str) -> None:
         if self.rollout_steps < 1:
-            raise ActJepaError(f"{where}: loss.rollout_steps must be >= 1, got {self.rollout_steps}")
+            raise ActJepaError(f"{where}: loss.rollout_steps must be >= 1, got "
+                               f"{self.rollout_steps}")
 
 
 @dataclass
@@ -198,7 +200,8 @@ def from_dict(cls: type[T], data: Any, where: str, prefix: str = "") -> T:
     if unknown:
         raise ActJepaError(f"{where}: unknown config key {prefix}{unknown[0]!s}; expected one of "
                            f"{', '.join(sorted(names))}")
-    kwargs = {key: _coerce(hints[key], value, where, f"{prefix}{key}") for key, value in data.items()}
+    kwargs = {key: _coerce(hints[key], value, where, f"{prefix}{key}")
+              for key, value in data.items()}
     return cls(**kwargs)
 
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from actjepa_core.bench.paper.runner import append_row
 from actjepa_core.config import TrainConfig, apply_overrides, load_yaml
@@ -24,6 +23,7 @@ from actjepa_core.data.episodes import EpisodeSet, read_episodes, write_episodes
 from actjepa_core.errors import ActJepaError
 from actjepa_core.evaluation.evaluate import evaluate, git_commit, wilson_interval
 from actjepa_core.evaluation.tables import markdown_table
+from actjepa_core.progress import progress_bar
 
 DEMO_SEED = 0
 
@@ -109,7 +109,7 @@ def run(config: MPCBenchConfig, work: Path, results: Path, progress: bool = True
         done = {(r["task"], r["setting"]) for r in map(json.loads, results.read_text()
                                                        .splitlines()) if r}
     cells = [(t, s) for t in config.tasks for s in config.settings if (t, s.name) not in done]
-    bar = tqdm(total=len(cells), desc="mpc", unit="cell", disable=not progress)
+    bar = progress_bar(total=len(cells), desc="mpc", unit="cell", disable=not progress)
     worlds: dict[str, tuple[Path, list[float]]] = {}
     for task, setting in cells:
         if task not in worlds:

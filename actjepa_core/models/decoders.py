@@ -13,8 +13,13 @@ import torch
 from torch import nn
 
 from actjepa_core.config import ModelConfig
-from actjepa_core.models.encoders import (ACTIVATION_LAYERS, CONV_KERNEL, CONV_PADDING,
-                                          CONV_STRIDE, mlp)
+from actjepa_core.models.encoders import (
+    ACTIVATION_LAYERS,
+    CONV_KERNEL,
+    CONV_PADDING,
+    CONV_STRIDE,
+    mlp,
+)
 
 
 class StateDecoder(nn.Module):

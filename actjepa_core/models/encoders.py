@@ -1,4 +1,5 @@
-"""Observation encoders f_theta (state MLP, image CNN, several keys fused) and the action encoder h_psi.
+"""Observation encoders f_theta (state MLP, image CNN, several keys fused) and the action encoder
+h_psi.
 
 Inputs arrive already normalised (see `normalise.py`): state vectors standardised, images as float
 in [0, 1] with shape (B, H, W, C), so an encoder never needs the dataset statistics.
@@ -16,8 +17,10 @@ ACTIVATION_LAYERS = {"relu": nn.ReLU, "gelu": nn.GELU}
 CONV_KERNEL, CONV_STRIDE, CONV_PADDING = 4, 2, 1  # each conv halves the image side
 
 
-def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, activation: str = "relu") -> nn.Sequential:
-    """Linear layers through ``hidden`` widths to ``out_dim``, activation between, none at the end."""
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int,
+        activation: str = "relu") -> nn.Sequential:
+    """Linear layers through ``hidden`` widths to ``out_dim``, activation between, none at the
+    end."""
     widths = [in_dim, *hidden, out_dim]
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):

@@ -66,7 +66,8 @@ class ACTJEPA(nn.Module):
         return None if self.action_encoder is None else self.action_encoder(actions)
 
     def rollout(self, s: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Apply the predictor autoregressively: (B, D), (B, H, A) -> (B, H, D) predicted latents."""
+        """Apply the predictor autoregressively: (B, D), (B, H, A) -> (B, H, D) predicted
+        latents."""
         e_a = self.embed_actions(actions)  # (B, H, D): all steps' actions in one pass
         latents = []
         for k in range(actions.shape[1]):

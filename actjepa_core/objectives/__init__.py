@@ -14,8 +14,14 @@ from typing import Callable, Mapping, Sequence
 from torch import nn
 
 from actjepa_core.config import TrainConfig
-from actjepa_core.objectives import (act_jepa, action_reconstruction, autoencoder, contrastive,
-                                     passive_jepa, raw)
+from actjepa_core.objectives import (
+    act_jepa,
+    action_reconstruction,
+    autoencoder,
+    contrastive,
+    passive_jepa,
+    raw,
+)
 
 Builder = Callable[[Mapping[str, Sequence[int]], int, TrainConfig], nn.Module]
 

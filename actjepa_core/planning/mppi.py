@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from actjepa_core.errors import ActJepaError, check_choice
-from actjepa_core.planning.cem import (ACTION_HIGH, ACTION_LOW, WARM_FILLS, CostFn, Plan,
-                                       sample)
+from actjepa_core.planning.cem import ACTION_HIGH, ACTION_LOW, WARM_FILLS, CostFn, Plan, sample
 
 COST_SPREAD_FLOOR = 1e-8
 

@@ -36,8 +36,14 @@ import torch
 from actjepa_core.data.episodes import Episode, EpisodeSet
 from actjepa_core.errors import ActJepaError, check_choice
 from actjepa_core.planning import cem, icem, mppi
-from actjepa_core.planning.latent_goals import (FinalGoal, GoalScheme, Subgoals, Targets,
-                                                Tracking, sequence_cost)
+from actjepa_core.planning.latent_goals import (
+    FinalGoal,
+    GoalScheme,
+    Subgoals,
+    Targets,
+    Tracking,
+    sequence_cost,
+)
 from actjepa_core.planning.planners import PLANNERS, Planner, PlannerConfig
 from actjepa_core.policies.base import Policy, episode_list
 from actjepa_core.policies.world import FrozenWorld

@@ -15,9 +15,9 @@ from torch import nn
 
 from actjepa_core.atomic import atomic_path
 from actjepa_core.config import TrainConfig, from_dict
+from actjepa_core.data.normalise import Normaliser
 from actjepa_core.errors import ActJepaError
 from actjepa_core.objectives import build_objective
-from actjepa_core.data.normalise import Normaliser
 
 FORMAT = "actjepa"
 FORMAT_VERSION = 1
@@ -93,7 +93,8 @@ def obs_shapes(spec: dict[str, dict]) -> dict[str, tuple[int, ...]]:
 
 
 def build_world_model(content: dict[str, Any], where: str = "checkpoint") -> nn.Module:
-    """The (untrained) model a checkpoint's config describes: ACT-JEPA, or the objective it names."""
+    """The (untrained) model a checkpoint's config describes: ACT-JEPA, or the objective it
+    names."""
     config = from_dict(TrainConfig, content["config"], where)
     return build_objective(config, obs_shapes(content["obs_spec"]), int(content["action_dim"]))
 

@@ -1,4 +1,5 @@
-"""AdamW as the paper trains with it (§5): lr and betas from the config, weight decay on weights only."""
+"""AdamW as the paper trains with it (§5): lr and betas from the config, weight decay on weights
+only."""
 from __future__ import annotations
 
 import torch

@@ -8,9 +8,15 @@ import json
 import pytest
 
 from actjepa_core import cli
-from actjepa_core.bench.paper.plan import (ABLATION_METHODS, MAIN_METHODS, PaperConfig,
-                                           load_paper_config, plan_units)
+from actjepa_core.bench.paper.plan import (
+    ABLATION_METHODS,
+    MAIN_METHODS,
+    PaperConfig,
+    load_paper_config,
+    plan_units,
+)
 from actjepa_core.errors import ActJepaError
+
 from demo_data import REPO
 
 

@@ -63,7 +63,8 @@ def test_no_ema_ablation_targets_the_online_encoder_without_gradient():
 @pytest.mark.parametrize("injection", ["concat", "add", "film"])
 def test_every_action_injection_predicts_d_and_uses_the_action(injection):
     torch.manual_seed(0)
-    pred = Predictor(ModelConfig(latent_dim=16, predictor_hidden=[8, 8], action_injection=injection))
+    pred = Predictor(ModelConfig(latent_dim=16, predictor_hidden=[8, 8],
+                                 action_injection=injection))
     s, e1, e2 = torch.randn(4, 16), torch.randn(4, 16), torch.randn(4, 16)
     assert pred(s, e1).shape == (4, 16)
     assert not torch.allclose(pred(s, e1), pred(s, e2))  # the action changes the prediction

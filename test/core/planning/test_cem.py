@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from actjepa_core.planning import cem
 from actjepa_core.errors import ActJepaError
+from actjepa_core.planning import cem
 
 H, A = 4, 3
 

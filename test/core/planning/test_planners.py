@@ -7,7 +7,7 @@ import torch
 
 from actjepa_core.errors import ActJepaError
 from actjepa_core.planning.icem import coloured_noise
-from actjepa_core.planning.latent_goals import (FinalGoal, Subgoals, Tracking, sequence_cost)
+from actjepa_core.planning.latent_goals import FinalGoal, Subgoals, Tracking, sequence_cost
 from actjepa_core.planning.planners import PLANNERS, Planner, PlannerConfig, snap
 
 D, A, H = 8, 3, 5

@@ -7,18 +7,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from demo_data import REACH_EVAL_EPISODES, REACH_EVAL_STEPS
 
 from actjepa_core import cli
-from actjepa_core.planning.cem import CEMConfig
 from actjepa_core.config import load_yaml
 from actjepa_core.errors import ActJepaError
 from actjepa_core.evaluation.evaluate import evaluate
 from actjepa_core.evaluation.goals import GoalMaker, state_goal
+from actjepa_core.evaluation.sim import SimArm
 from actjepa_core.models.world_model import latent_distance
+from actjepa_core.planning.cem import CEMConfig
 from actjepa_core.policies import FrozenWorld, load_policy
 from actjepa_core.policies.mpc import MPCConfig, MPCPolicy
-from actjepa_core.evaluation.sim import SimArm
+
+from demo_data import REACH_EVAL_EPISODES, REACH_EVAL_STEPS
 
 FAST = MPCConfig(horizon=3, cem=CEMConfig(samples=32, elites=4, iterations=2))
 STEPS = 4  # control ticks per mechanical check

@@ -4,12 +4,12 @@ import math
 import pytest
 import torch
 
-from actjepa_core.training import checkpoint as ckpt
+from actjepa_core.data.transitions import TransitionSet, split_episodes
 from actjepa_core.errors import ActJepaError
+from actjepa_core.training import checkpoint as ckpt
 from actjepa_core.training.metrics import read_metrics
 from actjepa_core.training.schedules import lr_at, tau_at
 from actjepa_core.training.trainer import Trainer, train
-from actjepa_core.data.transitions import TransitionSet, split_episodes
 
 from demo_data import small_config
 
@@ -22,7 +22,8 @@ def test_default_config_learns_without_collapse(trained_run):
     assert rows[-1]["loss"] < 0.5 * rows[0]["loss"], "training loss must fall"
     assert all(r["collapse"] > COLLAPSED for r in rows), "collapse metric must stay above zero"
     val = [r for r in rows if "val_loss" in r]
-    assert len(val) >= 2 and all(math.isfinite(r["val_loss"]) and r["val_rel_loss"] < 1 for r in val)
+    assert len(val) >= 2
+    assert all(math.isfinite(r["val_loss"]) and r["val_rel_loss"] < 1 for r in val)
     assert val[-1]["val_collapse"] > COLLAPSED
     assert {"lr", "tau", "transitions_per_s"} <= set(rows[-1])
     assert (run_dir / "last.pt").exists() and (run_dir / "best.pt").exists()
