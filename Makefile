@@ -1,6 +1,6 @@
 # actjepa: the README's commands.
 #
-#   make setup    system library + .venv with torch (CPU wheel first) and actjepa_ros[sim,ros,dev]
+#   make setup    system library + .venv with torch (CPU wheel first) and actjepa_ros[sim,ros,dev,data]
 #   make test     the whole pytest suite (runs setup first when needed), the lint test included
 #   make lint     ruff check with ruff.toml's rules (what test/test_lint.py runs)
 #   make demo     the shipped policy drives the simulated arm over ROS 2 (two node processes):
@@ -27,7 +27,7 @@ COLCON ?= $(VENV)/bin/colcon
 #     make setup TORCH_PIP_ARGS='--index-url https://download.pytorch.org/whl/cpu'
 TORCH_VERSION  ?= 2.13.0
 TORCH_PIP_ARGS ?=
-EXTRAS         ?= sim,ros,dev
+EXTRAS         ?= sim,ros,dev,data
 
 STAMP := $(VENV)/.setup-stamp
 

@@ -53,6 +53,9 @@ EXTRAS_REQUIRE = {
         'ros-rmw-fastrtps-cpp',
         'ros-fastdds',
     ],
+    # `actjepa import`: LeRobot datasets (parquet via pyarrow, mp4 decoded with PyAV; PyAV also
+    # writes `make demo`'s video)
+    'data': ['pyarrow', 'av'],
     # colcon: `make colcon` and test/test_package.py build the package as a ROS install would
     # ruff: test/test_lint.py (`make lint`)
     'dev': ['pytest', 'hypothesis', 'pytest-timeout', 'ruff', 'colcon-common-extensions',
