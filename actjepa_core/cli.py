@@ -209,6 +209,39 @@ def add_bench_paper_parser(bench: argparse._SubParsersAction) -> None:
     b.set_defaults(func=cmd_bench_paper)
 
 
+def cmd_compare(args: argparse.Namespace) -> None:
+    from actjepa_core.bench.compare import compare, table, write_jsonl
+    from actjepa_core.data.episodes import read_episodes
+
+    data = read_episodes(args.data, args.obs_keys.split(",") if args.obs_keys else None)
+    rows = compare(data, Path(args.out), args.objectives.split(","),
+                   [float(s) for s in args.sigmas.split(",")], args.steps, args.set, args.seed,
+                   args.bc_steps, progress=not args.quiet)
+    write_jsonl(rows, Path(args.out) / "compare.jsonl")
+    print(table(rows))
+
+
+def add_compare_parser(sub: argparse._SubParsersAction) -> None:
+    from actjepa_core.objectives import OBJECTIVES
+
+    p = sub.add_parser("compare", help="every representation objective on your own demos: "
+                                       "held-out BC action error, clean and under noise")
+    p.add_argument("--data", required=True, help="episodes file (.hdf5): your demonstrations")
+    p.add_argument("--out", required=True, help="folder for the encoders and compare.jsonl")
+    p.add_argument("--objectives", default=",".join(OBJECTIVES),
+                   help="comma-separated objectives (default: all)")
+    p.add_argument("--sigmas", default="0,0.05,0.1,0.2,0.3",
+                   help="test-time noise levels on the model input")
+    p.add_argument("--steps", type=int, default=5000, help="encoder training steps (each)")
+    p.add_argument("--bc-steps", type=int, default=2000, help="BC head steps (each)")
+    p.add_argument("--obs-keys", default=None, help="comma-separated keys (default: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="train config override for every objective, e.g. model.latent_dim=64")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_compare)
+
+
 def cmd_bench_mpc(args: argparse.Namespace) -> None:
     from actjepa_core.bench.mpc import load_mpc_bench_config, report, run
 
@@ -362,6 +395,9 @@ EXAMPLES: dict[str, str] = {
                        "data/push.hdf5 --out policies/nn.pt --k 1",
     "train-policy mpc": "actjepa train-policy mpc --encoder runs/play/best.pt --out "
                         "policies/mpc.pt --config config/policy_mpc.yaml",
+    "compare": "actjepa compare --data data/my_robot.hdf5 --out runs/compare\n"
+               "actjepa compare --data data/my_robot.hdf5 --out runs/compare --objectives "
+               "act-jepa,raw --steps 2000",
     "results": "actjepa results runs/eval.jsonl\nactjepa results runs/eval.jsonl --by-noise bc",
     "bench": "actjepa bench train --out docs/BENCHMARKS.md\nactjepa bench paper --quick "
              "--work /tmp/paper\nactjepa bench mpc --config config/bench_mpc.yaml",
@@ -474,6 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     add_train_policy_parser(sub)
+    add_compare_parser(sub)
 
     p = sub.add_parser("results", help="markdown success table from `actjepa eval` JSON lines")
     p.add_argument("jsonl", help="results file written by `actjepa eval --out`")
