@@ -242,6 +242,25 @@ def add_compare_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_compare)
 
 
+def cmd_bench_planning(args: argparse.Namespace) -> None:
+    from actjepa_core.bench.mpc import load_mpc_bench_config
+    from actjepa_core.bench.planning_speed import run
+    from actjepa_core.data.episodes import read_episodes
+
+    config = load_mpc_bench_config(args.config).validate(args.config)
+    demos = read_episodes(args.data, ["state"]).episodes[:args.demos]
+    text = run(config, Path(args.world), demos, args.samples)
+    if args.out:
+        from actjepa_core.bench.train_speed import write_section
+
+        command = (f"actjepa bench planning --config {args.config} --world {args.world} "
+                   f"--data {args.data}")
+        write_section(Path(args.out), "planning", f"Command: `{command}`.\n\n{text}")
+        print(f"wrote the planning-time table into {args.out}")
+    else:
+        print(text)
+
+
 def cmd_bench_mpc(args: argparse.Namespace) -> None:
     from actjepa_core.bench.mpc import load_mpc_bench_config, report, run
 
@@ -249,7 +268,15 @@ def cmd_bench_mpc(args: argparse.Namespace) -> None:
     if not args.report:
         Path(args.work).mkdir(parents=True, exist_ok=True)
         run(config, Path(args.work), Path(args.results), progress=not args.quiet)
-    print(report(config, Path(args.results)))
+    text = report(config, Path(args.results))
+    if args.out:
+        from actjepa_core.bench.train_speed import write_section
+
+        command = f"actjepa bench mpc --config {args.config}"
+        write_section(Path(args.out), "mpc", f"Command: `{command}`.\n\n{text}")
+        print(f"wrote the MPC table into {args.out}")
+    else:
+        print(text)
 
 
 def cmd_bench_train(args: argparse.Namespace) -> None:
@@ -401,6 +428,8 @@ EXAMPLES: dict[str, str] = {
     "results": "actjepa results runs/eval.jsonl\nactjepa results runs/eval.jsonl --by-noise bc",
     "bench": "actjepa bench train --out docs/BENCHMARKS.md\nactjepa bench paper --quick "
              "--work /tmp/paper\nactjepa bench mpc --config config/bench_mpc.yaml",
+    "bench planning": "actjepa bench planning --world runs/bench_mpc/push-v3/world/best.pt "
+                      "--data runs/bench_mpc/push-v3-expert.hdf5 --out docs/BENCHMARKS.md",
     "bench mpc": "actjepa bench mpc --config config/bench_mpc.yaml\n"
                  "actjepa bench mpc --config config/bench_mpc.yaml --report",
     "bench train": "actjepa bench train --out docs/BENCHMARKS.md\n"
@@ -537,8 +566,20 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--work", default="runs/bench_mpc", help="demos and world models (reused)")
     b.add_argument("--results", default="docs/results/mpc.jsonl", help="JSON lines file")
     b.add_argument("--report", action="store_true", help="only print the table from the results")
+    b.add_argument("--out", default=None,
+                   help="markdown file to (re)write the MPC section in, e.g. docs/RESULTS.md")
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=cmd_bench_mpc)
+    b = bench.add_parser("planning", help="per-action latent MPC time per planner setting, "
+                                          "against the matmul peak")
+    b.add_argument("--config", default="config/bench_mpc.yaml", help="settings YAML")
+    b.add_argument("--world", required=True, help="world-model checkpoint (best.pt)")
+    b.add_argument("--data", required=True, help="demos (episodes .hdf5): observations to plan "
+                                                 "from, and the tracking memory")
+    b.add_argument("--demos", type=int, default=90, help="demos used from --data")
+    b.add_argument("--samples", type=int, default=300, help="timed actions per setting")
+    b.add_argument("--out", default=None, help="markdown file to (re)write the section in")
+    b.set_defaults(func=cmd_bench_planning)
     add_examples(parser)
     return parser
 

@@ -1,0 +1,64 @@
+"""Per-action planning time of latent MPC, per planner setting: what a control loop pays per tick.
+
+Each setting of an `actjepa bench mpc` config is built on one world model and timed over real
+demo observations (one torch thread, after untimed warm-up calls), as ``policy.act(obs)``:
+encoder, goal scheme, every planner iteration's batched rollout. The arithmetic it does is
+counted with torch's FLOP counter and set against the machine's measured fp32 matmul peak, so
+"how close to the limit" is a number, not a guess.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from actjepa_core.bench.mpc import MPCBenchConfig
+from actjepa_core.bench.train_speed import matmul_peak_gflops, step_flops
+from actjepa_core.config import apply_overrides
+from actjepa_core.evaluation.tables import markdown_table
+from actjepa_core.units import MS_PER_S
+
+WARMUP = 10
+
+
+def time_setting(world_path: Path, demos: list, setting, samples: int) -> dict:
+    from actjepa_core.policies import FrozenWorld, MPCConfig, MPCPolicy
+
+    config = apply_overrides(MPCConfig(), setting.overrides, where=f"setting {setting.name}")
+    policy = MPCPolicy.build(FrozenWorld.from_checkpoint(world_path),
+                             demos if config.goal == "tracking" else None, config)
+    observations = [{"state": row} for ep in demos for row in ep.obs["state"]]
+    goal = observations[-1]
+    if config.goal == "subgoals":
+        policy.set_subgoals([observations[len(observations) // 3], goal])
+    else:
+        policy.set_goal(goal)
+    for obs in observations[:WARMUP]:
+        policy.act(obs)
+    flops = step_flops(lambda: policy.act(observations[0]))
+    times = []
+    for i in range(samples):
+        obs = observations[(WARMUP + i) % len(observations)]
+        t0 = time.perf_counter()
+        policy.act(obs)
+        times.append(time.perf_counter() - t0)
+    ms = np.asarray(times) * MS_PER_S
+    return {"setting": setting.name, "summary": policy.summary(), "p50_ms": float(np.median(ms)),
+            "p99_ms": float(np.percentile(ms, 99)), "mflop_per_action": flops / 1e6,
+            "gflops": flops / (np.median(ms) / MS_PER_S) / 1e9}
+
+
+def run(config: MPCBenchConfig, world_path: Path, demos: list, samples: int = 300) -> str:
+    torch.set_num_threads(1)
+    peak, size = matmul_peak_gflops(torch.device("cpu"))
+    rows = [time_setting(world_path, demos, s, samples) for s in config.settings]
+    table = markdown_table(
+        ["setting", "what", "p50 ms/action", "p99 ms/action", "MFLOP/action",
+         "GFLOP/s (share of matmul peak)"],
+        [[f"`{r['setting']}`", r["summary"], f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
+          f"{r['mflop_per_action']:.1f}", f"{r['gflops']:.1f} ({100 * r['gflops'] / peak:.0f}%)"]
+         for r in rows])
+    return (f"One torch thread, {samples} actions per setting after {WARMUP} untimed; fp32 matmul "
+            f"peak of this core {peak:.1f} GFLOP/s (n={size}).\n\n{table}")
