@@ -1,0 +1,55 @@
+"""`actjepa bench mpc` and `bench planning`: every setting evaluated once, resumed without
+redoing finished cells, the table and timings rendered from what was measured."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from actjepa_core import cli
+
+pytestmark = pytest.mark.sim
+
+TINY = {"tasks": ["reach-v3"], "demos": 4, "play_episodes": 2, "play_steps": 20,
+        "world_steps": 20, "world_overrides": ["loss.rollout_steps=2", "optim.batch_size=32",
+                                               "run.val_every=10", "run.log_every=10",
+                                               "run.checkpoint_every=10"],
+        "val_demos": 1, "horizon": 3, "eval_episodes": 2, "max_steps": 8,
+        "settings": [{"name": "cem-final", "goal_source": "demo",
+                      "overrides": ["cem.samples=16", "cem.elites=4", "cem.iterations=2"]},
+                     {"name": "icem-tracking", "goal_source": "demo",
+                      "overrides": ["goal=tracking", "planner=icem", "icem.samples=16",
+                                    "icem.elites=4", "binary_dims=[3]"]},
+                     {"name": "mppi-subgoals", "goal_source": "demo-subgoals",
+                      "overrides": ["goal=subgoals", "planner=mppi", "mppi.samples=16"]}]}
+
+
+def test_bench_mpc_runs_each_setting_once_and_resumes(tmp_path, capsys, one_torch_thread):
+    config = tmp_path / "mpc.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    results = tmp_path / "mpc.jsonl"
+    args = ["bench", "mpc", "--config", str(config), "--work", str(tmp_path / "work"),
+            "--results", str(results), "--quiet"]
+    assert cli.main(args) == 0
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [r["setting"] for r in rows] == ["cem-final", "icem-tracking", "mppi-subgoals"]
+    for row in rows:
+        assert row["episodes"] == 2 and len(row["rollout_rel_error"]) == 3
+        assert all(e >= 0 for e in row["rollout_rel_error"]) and row["ms_p99"] >= row["ms_p50"]
+    assert "tracking 3 demos" in rows[1]["summary"]
+    table = capsys.readouterr().out
+    assert "`icem-tracking`" in table and "k=3" in table
+
+    assert cli.main(args) == 0  # nothing left to do: no new line
+    assert len(results.read_text().splitlines()) == 3
+
+    out = tmp_path / "BENCH.md"
+    assert cli.main(["bench", "planning", "--config", str(config), "--world",
+                     str(tmp_path / "work" / "reach-v3" / "world" / "best.pt"), "--data",
+                     str(tmp_path / "work" / "reach-v3-expert.hdf5"), "--samples", "5",
+                     "--demos", "2", "--out", str(out)]) == 0
+    text = out.read_text()
+    for name in ("cem-final", "icem-tracking", "mppi-subgoals"):
+        assert f"`{name}`" in text
+    assert "matmul peak" in text and "p99 ms/action" in text
