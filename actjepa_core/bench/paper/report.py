@@ -14,7 +14,13 @@ from collections import defaultdict
 from pathlib import Path
 
 from actjepa_core.bench.paper import published
-from actjepa_core.bench.paper.plan import ABLATION_METHODS, MAIN_METHODS, PaperConfig
+from actjepa_core.bench.paper.plan import (
+    ABLATION_METHODS,
+    MAIN_METHODS,
+    PaperConfig,
+    cell_id,
+    plan_units,
+)
 from actjepa_core.evaluation.evaluate import wilson_interval
 from actjepa_core.evaluation.tables import markdown_table
 
@@ -178,7 +184,8 @@ def plot(cells: Cells, config: PaperConfig, out: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(6, 4))
         methods = [m.name for m in MAIN_METHODS] if kind == "noise" else ["raw", "act-jepa"]
         xs = config.sigmas if kind == "noise" else config.data_demos
-        for name in methods:
+        for colour, name in enumerate(methods):
+            colour = f"C{colour}"  # one colour per method: ours solid, the paper's dashed
             pts = [(x, cells.rate(config.tasks, name, config.demos if kind == "noise" else x,
                                   x if kind == "noise" else 0.0)) for x in xs]
             pts = [(x, v) for x, v in pts if v]
@@ -187,11 +194,11 @@ def plot(cells: Cells, config: PaperConfig, out: Path) -> list[Path]:
                 ax.errorbar([x for x, _ in pts], [100 * v[0] for _, v in pts],
                             yerr=[[100 * (v[0] - lo) for (_, v), (lo, _) in zip(pts, low_high)],
                                   [100 * (hi - v[0]) for (_, v), (_, hi) in zip(pts, low_high)]],
-                            marker="o", capsize=3, label=f"{LABELS[name]} (ours)")
+                            marker="o", capsize=3, color=colour, label=f"{LABELS[name]} (ours)")
             paper = (published.NOISE if kind == "noise" else published.DATA).get(name)
             if paper:
                 px = published.SIGMAS if kind == "noise" else published.DEMO_COUNTS
-                ax.plot(px, [100 * p for p in paper], linestyle="--", alpha=0.5,
+                ax.plot(px, [100 * p for p in paper], linestyle="--", alpha=0.6, color=colour,
                         label=f"{LABELS[name]} (paper)")
         ax.set_xlabel("test-time noise σ" if kind == "noise" else "demonstrations per task")
         ax.set_ylabel("success, average over tasks (%)")
@@ -220,7 +227,12 @@ def report(config: PaperConfig, results: Path, command: str) -> str:
              + f"; encoders trained {config.train_steps} steps at batch {config.train_batch}"
              + (f" with {' '.join(config.train_overrides)}" if config.train_overrides else "")
              + f", BC heads {config.bc_steps} steps.")
-    parts = [f"Command: `{command}`. Scale: {scale} {wall_time(rows)}.", "",
+    planned = {c for u in plan_units(config) for c in u.cells()}
+    measured = {cell_id(config.obs, *k[:2], k[2], k[4], k[3]) for k in rows} & planned
+    progress = (f"**{len(measured)} of {len(planned)} planned cells measured so far** (the run "
+                "resumes where it stopped; '—' marks a cell not yet measured). "
+                if len(measured) < len(planned) else "")
+    parts = [f"{progress}Command: `{command}`. Scale: {scale} {wall_time(rows)}.", "",
              "**Main table** (clean observations):", "", main_table(cells, config), "",
              "**Noise robustness** (test-time Gaussian noise on the model's input):", "",
              noise_table(cells, config), "", "**Ablations**:", "",
