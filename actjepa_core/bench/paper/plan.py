@@ -54,6 +54,9 @@ EXTRA_METHODS = (  # beyond the paper's recipe: named rows, the faithful rows st
            with_state=True),
 )
 METHODS = {m.name: m for m in (*MAIN_METHODS, *ABLATION_METHODS, *EXTRA_METHODS)}
+# the order units run in: the paper's central comparison (ACT-JEPA vs raw BC) first, so a partial
+# run already answers the main question; the table keeps the paper's row order (MAIN_METHODS)
+RUN_ORDER = ("act-jepa", "raw", "passive-jepa", "autoencoder", "contrastive")
 
 
 @dataclass
@@ -143,7 +146,7 @@ def plan_units(config: PaperConfig) -> list[Unit]:
 
     tables, clean = set(config.tables), [0.0]
     for seed_rank in range(len(config.seeds)):
-        for method in MAIN_METHODS:
+        for method in sorted(MAIN_METHODS, key=lambda m: RUN_ORDER.index(m.name)):
             seeds = seeds_for(config, method.name)
             if seed_rank >= len(seeds) or not tables & {"main", "noise"}:
                 continue
