@@ -22,6 +22,7 @@ from tqdm import tqdm
 EVERY_PERCENT = 10.0
 """Default spacing of the plain lines when the output is not a terminal."""
 UNKNOWN_TOTAL_INTERVAL_S = 30.0  # without a total: a line at most this often
+LINE_COLUMNS = 100  # width of a plain line (bar, counts, rate and the postfix)
 MODE_ENV = "ACTJEPA_PROGRESS"
 MODES = ("bar", "lines")
 
@@ -100,6 +101,6 @@ def progress_bar(total: float | None = None, desc: str | None = None, unit: str 
     if lines:
         kwargs.pop("dynamic_ncols", None)  # no terminal to measure
         return LineProgress(total=total, desc=desc, unit=unit, disable=disable, file=stream,
-                            every_percent=every_percent, ncols=kwargs.pop("ncols", 80),
+                            every_percent=every_percent, ncols=kwargs.pop("ncols", LINE_COLUMNS),
                             ascii=kwargs.pop("ascii", True), **kwargs)
     return tqdm(total=total, desc=desc, unit=unit, disable=disable, file=stream, **kwargs)
