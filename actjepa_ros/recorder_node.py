@@ -15,34 +15,42 @@ Topic types come from ``types`` or, when that is empty, from the ROS graph once 
 appears (polled every ``discovery_period_s``); subscribe before the publishers start (give
 ``types``) to record an episode from its first message.
 
+With ``episodes_file`` set, each closed bag is also converted (``actjepa convert``'s converter,
+with the ``actjepa_convert`` entry of the params file) and its episodes appended to that episodes
+file, in a separate process at lower priority (``actjepa_core.bags.worker``), so the callbacks
+that write messages never wait for it. The file is replaced atomically per append: `actjepa
+train` can read it at any time, also while recording goes on. Each outcome (episodes and ticks
+added, ticks dropped and why, what was skipped and why) is logged and published as JSON on
+``~/conversion``; ``~/convert`` rebuilds the file from every bag in ``output_dir``. On
+SIGINT/SIGTERM the last episode is closed and its conversion given ``convert_shutdown_timeout_s``
+to finish (a second signal: at once); whatever is not converted stays in its bag.
+
     python -m actjepa_ros.recorder_node --ros-args --params-file config/recorder.yaml
 """
 from __future__ import annotations
 
 import importlib
+import json
 import os
-import signal
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.logging import get_logger
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
-from std_msgs.msg import Bool
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
+from actjepa_core.bags.append import describe, stale_temporaries
+from actjepa_core.bags.config import ConvertConfig, load_convert_config
+from actjepa_core.bags.reader import find_bags
 from actjepa_core.bags.writer import DEFAULT_DISTRO, STORAGES, BagWriter
 from actjepa_core.errors import ActJepaError
-
 from actjepa_ros import params
 from actjepa_ros.params import ParamSpec
-from actjepa_ros.spin import EXIT_BAD_START
+from actjepa_ros.spin import StopSignals, spin_node
 
 NODE_NAME = "recorder_node"
 RELIABILITIES = ("auto", "reliable", "best_effort")
@@ -77,7 +85,16 @@ RECORDER_PARAMS: tuple[ParamSpec, ...] = (
               "sqlite3 commit).", 0.01, MAX_PERIOD_S),
     ParamSpec("fsync", True, "Each flush also waits for the disk (survives a power cut, not "
               "only a killed process)."),
+    ParamSpec("episodes_file", "", "Episodes file (HDF5) each closed bag's episodes are "
+              "appended to, atomically, by a separate process ('' = only bags)."),
+    ParamSpec("convert_config", "", "YAML with the `actjepa convert` config (its "
+              "actjepa_convert entry, or a plain file); '' = the --params-file(s) this node was "
+              "started with."),
+    ParamSpec("convert_shutdown_timeout_s", 10.0, "On SIGINT/SIGTERM, how long conversions "
+              "still queued may take before they are left to ~/convert (a second signal: at "
+              "once).", 0.0, MAX_PERIOD_S),
 )
+CONVERSION_DEPTH = 100  # ~/conversion results kept for late subscribers (transient local)
 
 
 def message_class(msgtype: str) -> type:
@@ -92,10 +109,41 @@ def message_class(msgtype: str) -> type:
                            f"(install the {parts[0]} package)") from None
 
 
+def params_files(argv: Sequence[str]) -> list[str]:
+    """The ``--params-file`` paths in the ``--ros-args`` sections of a command line."""
+    files, in_ros, args = [], False, list(argv)
+    for i, arg in enumerate(args):
+        if arg == "--ros-args":
+            in_ros = True
+        elif arg == "--":
+            in_ros = False
+        elif in_ros and arg == "--params-file" and i + 1 < len(args):
+            files.append(args[i + 1])
+    return files
+
+
+def find_convert_config(given: str, argv: Sequence[str]) -> tuple[ConvertConfig, str]:
+    """The convert config for ``episodes_file``: from ``given``, else from the first params file
+    with an actjepa_convert entry. Returns it and the file it came from."""
+    if given:
+        return load_convert_config(given), given
+    files = params_files(argv)
+    problems = []
+    for path in files:
+        try:
+            return load_convert_config(path), path
+        except ActJepaError as err:
+            problems.append(str(err))
+    raise ActJepaError("episodes_file is set but no convert config was found: "
+                       + ("; ".join(problems) if problems else "no --params-file given")
+                       + "; expected an actjepa_convert entry in the params file (see "
+                       "config/recorder.yaml) or convert_config:=<file>")
+
+
 class RecorderNode(Node):
     """Subscriptions to the configured topics, and the bag of the episode being recorded."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, argv: Sequence[str] = (), **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         problems = params.declare(self, RECORDER_PARAMS)
         if problems:
@@ -106,6 +154,12 @@ class RecorderNode(Node):
         self.bag: BagWriter | None = None
         self.episode = 0
         self.distro = os.environ.get("ROS_DISTRO", DEFAULT_DISTRO)
+        self.converter: Any = None  # actjepa_core.bags.worker.ConversionWorker
+        self.convert_config: ConvertConfig | None = None
+        self.pub_conversion: Any = None
+        self.results_lock = threading.Lock()
+        if self.p["episodes_file"]:
+            self.start_conversions(argv)
         self.create_service(Trigger, "~/start", self.on_start)
         self.create_service(Trigger, "~/stop", self.on_stop)
         if self.p["marker_topic"]:
@@ -118,6 +172,88 @@ class RecorderNode(Node):
         self.flusher = self.create_timer(self.p["flush_period_s"], self.flush)
         if self.p["autostart"]:
             self.start()
+
+    # ---- the episodes file ------------------------------------------------------------------
+    def start_conversions(self, argv: Sequence[str]) -> None:
+        """Load and check the convert config, start the conversion process, ``~/convert``."""
+        from actjepa_core.bags.worker import ConversionWorker
+
+        config, source = find_convert_config(self.p["convert_config"], argv)
+        recorded = set(self.pending)
+        missing = [t for t in config.required_topics() if t not in recorded]
+        if missing:
+            raise ActJepaError(f"the convert config in {source} uses {missing}, which this "
+                               f"recorder does not record (topics: {sorted(recorded)}); expected "
+                               "every observation and action topic among the recorded ones")
+        self.convert_config = config
+        out = Path(self.p["episodes_file"])
+        for leftover in stale_temporaries(out):
+            leftover.unlink(missing_ok=True)
+            self.get_logger().warning(f"removed {leftover}: an append to {out.name} that did not "
+                                      "finish (the file itself is whole)")
+        self.pub_conversion = self.create_publisher(String, "~/conversion", QoSProfile(
+            depth=CONVERSION_DEPTH, reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        self.converter = ConversionWorker(self.on_conversion)
+        self.create_service(Trigger, "~/convert", self.on_convert)
+        self.get_logger().info(f"each episode's bag is appended to {out} (convert config: "
+                               f"{source}, {config.rate_hz:g} Hz, observations "
+                               f"{dict(config.observations)}, action {config.action.topic})")
+
+    def convert(self, bag: str) -> None:
+        """Queue a closed bag's conversion (append to the episodes file)."""
+        if self.converter is not None:
+            self.converter.submit({"kind": "append", "bag": bag, "config": self.convert_config,
+                                   "episodes_file": self.p["episodes_file"]})
+
+    def rebuild(self) -> str:
+        """``~/convert``: queue a rebuild of the episodes file from every closed bag in
+        output_dir (the one being recorded is appended when it closes)."""
+        folder = Path(self.p["output_dir"])
+        recording = self.bag.path.resolve() if self.bag is not None else None
+        bags = []
+        if folder.is_dir() and any(folder.iterdir()):
+            bags = [str(b) for b in find_bags([folder])
+                    if recording is None
+                    or (b.resolve() != recording and recording not in b.resolve().parents)]
+        if not bags:
+            raise ActJepaError(f"no closed bag in {folder}; nothing to rebuild "
+                               f"{self.p['episodes_file']} from")
+        job = self.converter.submit({"kind": "rebuild", "bags": bags,
+                                     "config": self.convert_config,
+                                     "episodes_file": self.p["episodes_file"]})
+        return (f"rebuild {job} queued: {self.p['episodes_file']} from {len(bags)} bag(s) in "
+                f"{folder}; the result follows on {self.pub_conversion.topic_name} and in the "
+                "log")
+
+    def on_conversion(self, result: dict[str, Any]) -> None:
+        """A conversion's outcome (from the worker's thread): log it, publish it."""
+        line = describe(result)
+        with self.results_lock:
+            if self.pub_conversion is None:  # shutting down: the log line is all that is left
+                print(f"[{NODE_NAME}] {line}", file=sys.stderr, flush=True)
+                return
+            logger = self.get_logger()
+            (logger.info if result["ok"] and not result.get("skipped") else logger.warning)(line)
+            self.pub_conversion.publish(String(data=json.dumps(result, default=str)))
+
+    def finish_conversions(self, signals: StopSignals | None) -> None:
+        """Shutdown: give queued conversions convert_shutdown_timeout_s, then stop them."""
+        if self.converter is None:
+            return
+        waiting = self.converter.pending()
+        timeout = self.p["convert_shutdown_timeout_s"]
+        if waiting:
+            self.get_logger().info(f"waiting up to {timeout:g} s for {waiting} conversion(s) "
+                                   "(send the signal again to stop them now)")
+        left = self.converter.close(timeout, signals.hurry if signals else None)
+        for job in left:
+            what = job.get("bag") or f"rebuild from {len(job.get('bags', []))} bag(s)"
+            self.get_logger().warning(
+                f"not converted: {what}: {job['why']}; `actjepa convert` or ~/convert adds it")
+        with self.results_lock:
+            self.pub_conversion = None
+        self.converter = None
 
     def topic_types(self) -> dict[str, str]:
         topics = [self.resolve_topic_name(t) for t in self.p["topics"]]
@@ -214,6 +350,7 @@ class RecorderNode(Node):
         listing = ", ".join(f"{t}: {n}" for t, n in sorted(counts.items())) or "no messages"
         self.get_logger().info(f"episode {self.episode}: wrote {bag.path} ({listing})")
         self.episode += 1
+        self.convert(str(bag.path))
         return str(bag.path)
 
     def next_path(self) -> Path:
@@ -234,6 +371,10 @@ class RecorderNode(Node):
     def on_stop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         return self.answer(self.stop, response)
 
+    def on_convert(self, request: Trigger.Request,
+                   response: Trigger.Response) -> Trigger.Response:
+        return self.answer(self.rebuild, response)
+
     def answer(self, action: Any, response: Trigger.Response) -> Trigger.Response:
         """Trigger response: success and the bag path, or failure and why."""
         try:
@@ -253,47 +394,25 @@ class RecorderNode(Node):
             self.get_logger().error(str(err))
 
 
-SPIN_STEP_S = 0.1  # how long a SIGINT/SIGTERM may wait for the executor to notice it
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
 def main(args: Sequence[str] | None = None) -> int:
     """``python -m actjepa_ros.recorder_node --ros-args --params-file config/recorder.yaml``.
 
-    SIGINT and SIGTERM do not shut ROS down under the node (rclpy's own handlers would, and the
-    last log lines, "episode N: wrote ...", would then fail to reach /rosout): they ask the spin
-    loop to stop, the episode is closed and logged while the context is valid, and only then is
-    the node destroyed and ROS shut down."""
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stopping = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stopping.set()) for sig in STOP_SIGNALS}
-    node = None
-    try:
-        node = RecorderNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        while rclpy.ok() and not stopping.is_set():
-            executor.spin_once(timeout_sec=SPIN_STEP_S)
-    except ActJepaError as err:
-        get_logger(NODE_NAME).error(f"cannot start: {err}")
-        return EXIT_BAD_START
-    finally:
-        if node is not None:
-            _close_episode(node)
-            node.destroy_node()
-        rclpy.try_shutdown()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 0
+    SIGINT/SIGTERM (``spin.spin_node``): the episode being recorded is closed and logged while
+    the node can still log, then queued conversions get convert_shutdown_timeout_s."""
+    signals = StopSignals()
+    argv = list(sys.argv if args is None else args)
+    return spin_node(lambda: RecorderNode(argv), NODE_NAME,
+                     lambda node: _shut_down(node, signals), args, signals)
 
 
-def _close_episode(node: RecorderNode) -> None:
-    """SIGINT/SIGTERM: close the episode being recorded with everything it received."""
+def _shut_down(node: RecorderNode, signals: StopSignals) -> None:
+    """Close the episode being recorded with everything it received, then the conversions."""
     if node.bag is not None:
         try:
             node.stop()
         except Exception as err:  # noqa: BLE001 - a full disk must not hide the shutdown
             node.get_logger().error(f"episode {node.episode}: closing the bag failed: {err}")
+    node.finish_conversions(signals)
 
 
 if __name__ == "__main__":

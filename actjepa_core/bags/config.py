@@ -16,8 +16,8 @@ from typing import Any
 import yaml
 
 from actjepa_core.config import from_dict
-from actjepa_core.errors import ActJepaError
 from actjepa_core.data.messages import JOINT_STATE_FIELDS
+from actjepa_core.errors import ActJepaError
 
 SECTION = "actjepa_convert"  # the params-file entry holding the convert config
 ROS_PARAMETERS = "ros__parameters"

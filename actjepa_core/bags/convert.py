@@ -21,14 +21,29 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from actjepa_core.data.episodes import MIN_STEPS, Episode, write_episodes
-from actjepa_core.errors import ActJepaError
-from actjepa_core.data.messages import ConversionError
 from actjepa_core.bags.config import ConvertConfig
 from actjepa_core.bags.decoders import BOOL, MARKER_TYPES, Decoders, check_marker, decoders_for
+from actjepa_core.bags.reader import (
+    NS_PER_S,
+    Bag,
+    BagError,
+    StreamTimes,
+    find_bags,
+    read_messages,
+    read_streams,
+)
 from actjepa_core.bags.recover import bag_of, is_unfinished, recovered_copy
-from actjepa_core.bags.reader import NS_PER_S, Bag, BagError, StreamTimes, find_bags, read_messages, read_streams
-from actjepa_core.bags.sync import NoTicks, TickPlan, TickRules, gap_windows, marker_windows, plan_ticks
+from actjepa_core.bags.sync import (
+    NoTicks,
+    TickPlan,
+    TickRules,
+    gap_windows,
+    marker_windows,
+    plan_ticks,
+)
+from actjepa_core.data.episodes import MIN_STEPS, Episode, write_episodes
+from actjepa_core.data.messages import ConversionError
+from actjepa_core.errors import ActJepaError
 
 SHORT_RUN = f"fewer than {MIN_STEPS} consecutive ticks (no transition)"
 OBS, ACTION = "obs", "action"

@@ -14,10 +14,17 @@ from typing import Any, Callable
 
 import numpy as np
 
-from actjepa_core.data.messages import (compressed_to_rgb, fit_image, image_to_rgb, joint_state_vector,
-                        multi_array_vector, trajectory_positions, twist_vector)
 from actjepa_core.bags.config import ConvertConfig
 from actjepa_core.bags.reader import BagError
+from actjepa_core.data.messages import (
+    compressed_to_rgb,
+    fit_image,
+    image_to_rgb,
+    joint_state_vector,
+    multi_array_vector,
+    trajectory_positions,
+    twist_vector,
+)
 
 Decoder = Callable[[Any], np.ndarray]
 JOINT_STATE = "sensor_msgs/msg/JointState"

@@ -21,8 +21,15 @@ from collections import defaultdict
 from io import BytesIO
 
 from rosbags.rosbag2 import StoragePlugin, Writer
-from rosbags.rosbag2.storage_mcap import (McapWriter, PendingChunk, write_record, write_string,
-                                          write_uint16, write_uint32, write_uint64)
+from rosbags.rosbag2.storage_mcap import (
+    McapWriter,
+    PendingChunk,
+    write_record,
+    write_string,
+    write_uint16,
+    write_uint32,
+    write_uint64,
+)
 from rosbags.rosbag2.storage_sqlite3 import Sqlite3Writer
 
 NO_TIME = 2**63 - 1  # rosbags' "no message yet" chunk start time

@@ -34,7 +34,7 @@ from rosbags.typesys import Stores, get_typestore
 
 from actjepa_core.bags.mcap import FlushingWriter
 from actjepa_core.bags.mcap_read import MAGIC, RawChannel, mcap_events
-from actjepa_core.bags.reader import BAG_METADATA, BagError, parse_definition, describe
+from actjepa_core.bags.reader import BAG_METADATA, BagError, describe, parse_definition
 
 UNKNOWN_HASH = "RIHS01_" + "0" * 64  # a definition that cannot be parsed has no computable hash
 SQLITE_SIDECARS = ("-wal", "-journal", "-shm")

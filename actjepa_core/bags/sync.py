@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
-from actjepa_core.units import NS_PER_S
 
+from actjepa_core.units import NS_PER_S
 
 
 # ---- windows ----------------------------------------------------------------------------------

@@ -2,10 +2,16 @@
 and SIGTERM (nothing lost, the log kept), SIGKILL (everything older than the flush period
 recovered, by sequence number), and the whole round trip: sim_node's expert drives the arm, the
 recorder writes one bag per episode, `actjepa convert` turns them into episodes that match what
-the simulator did."""
+the simulator did. With episodes_file: the same episodes appended as each bag closes (equal to
+`actjepa convert` on the bags, trainable while recording goes on), ~/convert, and SIGINT or
+SIGKILL in the middle of an append (the file always reads)."""
 from __future__ import annotations
 
+import json
+import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,12 +22,14 @@ from rcl_interfaces.msg import Log
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import Reader
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool, Float64MultiArray
+from std_msgs.msg import Bool, Float64MultiArray, String
 from std_srvs.srv import Trigger
 
 from actjepa_core import cli
-from actjepa_core.data.episodes import read_episodes
+from actjepa_core.bags.append import stale_temporaries
+from actjepa_core.data.episodes import Episode, read_episodes, write_episodes
 from actjepa_ros.recorder_node import RECORDER_PARAMS, message_class
+
 from ros_harness import NodeProcess, RosClient, domain_id
 
 DOMAIN = domain_id(module_offset=7)
@@ -126,7 +134,7 @@ def test_round_trip_sim_expert_recorder_convert(tester, start_node, tmp_path):
         if episode:
             assert trigger(tester, "/recorder_node/start").success
             assert trigger(tester, "/sim_node/reset").success
-        assert tester.spin_until(lambda: f"episode {episode} ended" in sim.log(),
+        assert tester.spin_until(lambda n=episode: f"episode {n} ended" in sim.log(),
                                  START_TIMEOUT_S), sim.log()
         tester.spin_for(SETTLE_S)
         stopped = trigger(tester, "/recorder_node/stop")
@@ -170,7 +178,8 @@ def check_against_replay(episode, steps: dict[str, list[np.ndarray]]) -> None:
     """Every row is a published state; its action is the expert's next command (a tick off, at
     most, when the timing jitters past the sync tolerance), and joints and image are of the same
     simulator step (or a neighbour)."""
-    assert MAX_STEPS * 3 // 4 <= episode.num_steps <= MAX_STEPS, episode.num_steps
+    # a sim slowed by a busy machine stretches an episode over more ticks at the nominal rate
+    assert MAX_STEPS * 3 // 4 <= episode.num_steps <= MAX_STEPS * 3 // 2, episode.num_steps
     assert episode.success is not None
     exact = 0
     for t in range(episode.num_steps):
@@ -270,3 +279,210 @@ def test_sigkill_mid_episode_loses_nothing_older_than_the_flush_period(tester, s
     assert got == list(range(len(got))), "recovered messages are a prefix, in order"
     must = [i for i, t in enumerate(sent) if t < killed_at - FLUSH_PERIOD_S - KILL_MARGIN_S]
     assert must and len(got) >= len(must), (len(got), len(must), len(sent))
+
+
+# ---- episodes_file: recording to training in one node -----------------------------------------
+SIM_TOPICS = "[joint_states,sim_node/state,sim_node/action,sim_node/success,camera/image_raw]"
+SIM_TYPES = ("[sensor_msgs/msg/JointState,std_msgs/msg/Float64MultiArray,"
+             "std_msgs/msg/Float64MultiArray,std_msgs/msg/Bool,sensor_msgs/msg/Image]")
+STATE_DIM = 39  # sim_node's ~/state
+
+
+def recorder_params(tmp_path: Path, **convert) -> Path:
+    """config/recorder.yaml with its actjepa_convert entry changed by ``convert``: one file for
+    the node and for `actjepa convert`."""
+    params = yaml.safe_load(Path("config/recorder.yaml").read_text())
+    params["/**/actjepa_convert"]["ros__parameters"].update(convert)
+    path = tmp_path / "recorder.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def conversion_results(tester: RosClient) -> list:
+    """Every JSON result the recorder publishes on ~/conversion (subscribed before it starts)."""
+    return tester.collect(String, "/recorder_node/conversion")
+
+
+def wait_results(tester: RosClient, results: list, count: int, node: NodeProcess) -> list[dict]:
+    assert tester.spin_until(lambda: len(results) >= count, START_TIMEOUT_S), node.log()[-3000:]
+    return [json.loads(m.data) for m in results]
+
+
+def assert_same_episodes(got: list[Episode], want: list[Episode]) -> None:
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        assert sorted(a.obs) == sorted(b.obs) and a.success == b.success
+        for key in a.obs:
+            np.testing.assert_array_equal(a.obs[key], b.obs[key])
+        np.testing.assert_array_equal(a.actions, b.actions)
+
+
+def test_episodes_file_grows_per_episode_equals_convert_and_trains(tester, start_node, tmp_path):
+    """sim_node's expert, recorder_node with episodes_file: after each ~/stop the bag's episode
+    is appended (the result logged and on ~/conversion); `actjepa train` reads the file while the
+    next episode records; the file equals `actjepa convert` on the bags with the same params
+    file; ~/convert rebuilds the same file from the folder."""
+    from actjepa_core.evaluation.sim import ARM_JOINTS
+
+    out, demos = tmp_path / "bags", tmp_path / "demos.hdf5"
+    params = recorder_params(
+        tmp_path, rate_hz=SIM_RATE_HZ, max_age_s=MAX_AGE_S, joint_names=list(ARM_JOINTS),
+        observations={"state": ["/sim_node/state"], "joints": ["/joint_states"],
+                      "image": ["/camera/image_raw"]},
+        image_size=IMAGE_SIZE, episodes={"split": "bag", "gap_s": 0.5, "marker_topic": ""})
+    results = conversion_results(tester)
+    recorder = start_node("actjepa_ros.recorder_node", "--params-file", str(params),
+                          "-p", f"topics:={SIM_TOPICS}", "-p", f"types:={SIM_TYPES}",
+                          "-p", f"output_dir:={out}", "-p", f"episodes_file:={demos}",
+                          "-p", "autostart:=true")
+    assert tester.spin_until(lambda: "episode 0: recording" in recorder.log(),
+                             START_TIMEOUT_S), recorder.log()
+    assert f"appended to {demos}" in recorder.log()
+    sim = start_node("actjepa_ros.sim_node", "--params-file", "config/sim.yaml",
+                     "-p", "expert:=true", "-p", f"max_steps:={MAX_STEPS}",
+                     "-p", f"rate_hz:={SIM_RATE_HZ}", "-p", f"image_size:={IMAGE_SIZE}")
+    bags, training = [], None
+    try:
+        for episode in range(EPISODES):
+            if episode:
+                assert trigger(tester, "/recorder_node/start").success
+                assert trigger(tester, "/sim_node/reset").success
+            if episode == EPISODES - 1:  # train on the file while this episode records
+                wait_results(tester, results, episode, recorder)
+                training = subprocess.Popen(
+                    [sys.executable, "-m", "actjepa_core.cli", "train", "--data", str(demos),
+                     "--out", str(tmp_path / "run"), "--steps", "3", "--batch-size", "16",
+                     "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            assert tester.spin_until(lambda n=episode: f"episode {n} ended" in sim.log(),
+                                     START_TIMEOUT_S), sim.log()
+            tester.spin_for(SETTLE_S)
+            stopped = trigger(tester, "/recorder_node/stop")
+            assert stopped.success, stopped.message
+            bags.append(stopped.message)
+        got = wait_results(tester, results, EPISODES, recorder)
+    finally:
+        if training is not None:
+            train_log = training.communicate(timeout=300)[0]
+    assert training.returncode == 0, train_log
+    assert (tmp_path / "run" / "last.pt").is_file()
+
+    assert [r["bag"] for r in got] == bags
+    for result in got:
+        assert result["ok"] and result["added"] == 1 and not result["skipped"], result
+        assert result["ticks"] >= MAX_STEPS * 3 // 4 and isinstance(result["dropped"], dict)
+    assert [r["episodes"] for r in got] == list(range(1, EPISODES + 1))
+    log = recorder.log()
+    assert all(f"{Path(b).name}: demos.hdf5 += 1 episode(s)" in log for b in bags), log
+
+    reference = tmp_path / "reference.hdf5"
+    assert cli.main(["convert", *bags, "--config", str(params), "--out", str(reference)]) == 0
+    recorded = read_episodes(demos)
+    assert_same_episodes(recorded.episodes, read_episodes(reference).episodes)
+    assert sorted(recorded.obs_keys) == ["image", "joints", "state"]
+
+    reply = trigger(tester, "/recorder_node/convert")
+    assert reply.success and f"from {EPISODES} bag(s)" in reply.message, reply.message
+    (rebuilt,) = wait_results(tester, results, EPISODES + 1, recorder)[EPISODES:]
+    assert rebuilt["kind"] == "rebuild" and rebuilt["ok"] and rebuilt["episodes"] == EPISODES
+    assert_same_episodes(read_episodes(demos).episodes, recorded.episodes)
+
+
+def big_demos(path: Path, rows: int) -> list[Episode]:
+    """An episodes file of the fake arm's shapes, big enough that an append (a copy of the file)
+    takes a while."""
+    rng = np.random.default_rng(0)
+    episodes = [Episode(obs={"state": rng.standard_normal((rows, STATE_DIM), np.float32)},
+                        actions=rng.standard_normal((rows, 4), np.float32)) for _ in range(2)]
+    write_episodes(path, episodes, source="test", obs_keys=["state"])
+    return episodes
+
+
+def record_fake_episode(tester: RosClient, recorder: NodeProcess, steps: int = 30) -> str:
+    """One episode of a fake arm (state, then action, at 20 Hz) between ~/start and ~/stop."""
+    state = tester.publisher(Float64MultiArray, "/sim_node/state")
+    action = tester.publisher(Float64MultiArray, "/sim_node/action")
+    for pub in (state, action):
+        assert tester.wait_for_subscribers(pub, START_TIMEOUT_S), recorder.log()
+    assert trigger(tester, "/recorder_node/start").success
+    for k in range(steps):
+        state.publish(Float64MultiArray(data=[float(k)] * STATE_DIM))
+        action.publish(Float64MultiArray(data=[0.1 * k] * 4))
+        tester.spin_for(1.0 / SIM_RATE_HZ)
+    tester.spin_for(SETTLE_S)
+    stopped = trigger(tester, "/recorder_node/stop")
+    assert stopped.success, stopped.message
+    return stopped.message
+
+
+def fake_arm_recorder(start_node, tmp_path: Path, demos: Path, *extra: str) -> NodeProcess:
+    params = recorder_params(tmp_path, rate_hz=SIM_RATE_HZ, max_age_s=MAX_AGE_S,
+                             episodes={"split": "bag", "gap_s": 0.5, "marker_topic": ""})
+    return start_node("actjepa_ros.recorder_node", "--params-file", str(params),
+                      "-p", "topics:=[/sim_node/state,/sim_node/action]", "-p",
+                      "types:=[std_msgs/msg/Float64MultiArray,std_msgs/msg/Float64MultiArray]",
+                      "-p", f"output_dir:={tmp_path / 'bags'}", "-p", f"episodes_file:={demos}",
+                      *extra)
+
+
+def wait_for_append(demos: Path, recorder: NodeProcess) -> None:
+    """Until the recorder's conversion process has its temporary copy of the file open."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not stale_temporaries(demos):
+        assert time.monotonic() < deadline and "demos.hdf5 +=" not in recorder.log(), \
+            "no append seen in progress: " + recorder.log()[-2000:]
+        time.sleep(0.002)
+
+
+@pytest.mark.parametrize("timeout_s", [10.0, 0.0], ids=["finishes", "abandons"])
+def test_sigint_during_an_append_leaves_a_readable_file(tester, start_node, tmp_path, timeout_s):
+    """SIGINT while the episode's append is being written: with time left
+    (convert_shutdown_timeout_s) the append finishes before the node exits; without, it is
+    abandoned and logged. Either way the file reads and holds whole episodes only."""
+    demos = tmp_path / "demos.hdf5"
+    before = big_demos(demos, rows=600_000)
+    recorder = fake_arm_recorder(start_node, tmp_path, demos,
+                                 "-p", f"convert_shutdown_timeout_s:={timeout_s}")
+    bag = record_fake_episode(tester, recorder)
+    wait_for_append(demos, recorder)
+    recorder.proc.send_signal(signal.SIGINT)
+    assert recorder.proc.wait(START_TIMEOUT_S) == 0, recorder.log()
+    log = recorder.log()
+    after = read_episodes(demos).episodes
+    assert_same_episodes(after[:len(before)], before)
+    if timeout_s:
+        assert len(after) == len(before) + 1, log
+        assert f"{Path(bag).name}: demos.hdf5 += 1 episode(s)" in log
+    else:
+        assert len(after) in (len(before), len(before) + 1), log
+        if len(after) == len(before):
+            assert f"not converted: {bag}: abandoned part-way" in log, log
+    assert not stale_temporaries(demos), log
+    assert "Traceback" not in log, log
+
+
+def child_pids(pid: int) -> list[int]:
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        children += [int(c) for c in text]
+    return children
+
+
+def test_sigkill_during_an_append_leaves_the_file_whole_and_a_restart_cleans_up(
+        tester, start_node, tmp_path):
+    """kill -9 of the recorder and its conversion process in the middle of an append: the file
+    reads, unchanged; the next start removes the temporary the append left."""
+    demos = tmp_path / "demos.hdf5"
+    before = big_demos(demos, rows=600_000)
+    recorder = fake_arm_recorder(start_node, tmp_path, demos)
+    record_fake_episode(tester, recorder)
+    wait_for_append(demos, recorder)
+    for pid in [*child_pids(recorder.proc.pid), recorder.proc.pid]:
+        os.kill(pid, signal.SIGKILL)
+    assert recorder.proc.wait(REPLY_TIMEOUT_S) == -signal.SIGKILL
+    assert_same_episodes(read_episodes(demos).episodes, before)
+    (leftover,) = stale_temporaries(demos)
+
+    again = fake_arm_recorder(start_node, tmp_path, demos)
+    assert tester.spin_until(lambda: "appended to" in again.log(), START_TIMEOUT_S), again.log()
+    assert f"removed {leftover}" in again.log() and not stale_temporaries(demos)

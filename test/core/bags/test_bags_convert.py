@@ -13,8 +13,21 @@ from actjepa_core.bags.config import load_convert_config
 from actjepa_core.bags.writer import BagWriter
 from actjepa_core.data.episodes import read_episodes
 from actjepa_core.errors import ActJepaError
-from bag_factory import (ACTION, ACTION_DIM, REPO, STATE, Msgs, arm_records, as_humble,
-                         assert_state_action_pairs, config, config_file, run_convert, write_bag)
+
+from bag_factory import (
+    ACTION,
+    ACTION_DIM,
+    REPO,
+    STATE,
+    Msgs,
+    arm_records,
+    as_humble,
+    assert_state_action_pairs,
+    config,
+    config_file,
+    run_convert,
+    write_bag,
+)
 
 
 # ---- storages and distributions ---------------------------------------------------------------

@@ -7,8 +7,21 @@ import numpy as np
 import pytest
 
 from actjepa_core.bags import convert_bags
-from bag_factory import (ARRIVAL, JOINTS, PERIOD, PICTURE, STATE, STATE_DIM, T0, Msgs,
-                         arm_records, config, step_of_state, write_bag)
+
+from bag_factory import (
+    ARRIVAL,
+    JOINTS,
+    PERIOD,
+    PICTURE,
+    STATE,
+    STATE_DIM,
+    T0,
+    Msgs,
+    arm_records,
+    config,
+    step_of_state,
+    write_bag,
+)
 
 
 # ---- observations -----------------------------------------------------------------------------

@@ -14,9 +14,26 @@ from actjepa_core import cli
 from actjepa_core.bags import convert_bags
 from actjepa_core.bags.writer import BagWriter
 from actjepa_core.data.episodes import read_episodes
-from bag_factory import (ACTION, ARRIVAL, JOINTS, PERIOD, PICTURE, STATE, T0, Msgs, arm_records,
-                         as_humble, assert_state_action_pairs, config, config_file, run_convert,
-                         state_of, step_of_state, write_bag)
+
+from bag_factory import (
+    ACTION,
+    ARRIVAL,
+    JOINTS,
+    PERIOD,
+    PICTURE,
+    STATE,
+    T0,
+    Msgs,
+    arm_records,
+    as_humble,
+    assert_state_action_pairs,
+    config,
+    config_file,
+    run_convert,
+    state_of,
+    step_of_state,
+    write_bag,
+)
 
 
 # ---- bad input --------------------------------------------------------------------------------

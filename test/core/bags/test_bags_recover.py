@@ -21,8 +21,17 @@ from actjepa_core.bags import convert_bags
 from actjepa_core.bags.recover import is_unfinished, recover_bag, scan
 from actjepa_core.bags.writer import BagWriter
 from actjepa_core.data.episodes import read_episodes
-from bag_factory import (ACTION, STATE, Msgs, arm_records, assert_state_action_pairs, config,
-                         config_file, run_convert)
+
+from bag_factory import (
+    ACTION,
+    STATE,
+    Msgs,
+    arm_records,
+    assert_state_action_pairs,
+    config,
+    config_file,
+    run_convert,
+)
 
 STEPS, FLUSHED_STEPS = 40, 25
 TYPE = "std_msgs/msg/Float64MultiArray"

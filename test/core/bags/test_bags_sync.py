@@ -6,9 +6,25 @@ import numpy as np
 import pytest
 
 from actjepa_core.bags import convert_bags
-from bag_factory import (ACTION, ACTION_DIM, ARRIVAL, JOINTS, PERIOD, STATE, T0, Msgs, action_of,
-                         arm_records, assert_state_action_pairs, config, config_file, run_convert,
-                         step_of_state, write_bag)
+
+from bag_factory import (
+    ACTION,
+    ACTION_DIM,
+    ARRIVAL,
+    JOINTS,
+    PERIOD,
+    STATE,
+    T0,
+    Msgs,
+    action_of,
+    arm_records,
+    assert_state_action_pairs,
+    config,
+    config_file,
+    run_convert,
+    step_of_state,
+    write_bag,
+)
 
 
 # ---- pairing and timing ----------------------------------------------------------------------
