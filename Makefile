@@ -4,13 +4,13 @@
 #   make test     the whole pytest suite (runs setup first when needed), the lint test included
 #   make lint     ruff check with ruff.toml's rules (what test/test_lint.py runs)
 #   make demo     the shipped policy drives the simulated arm over ROS 2 (two node processes):
-#                 N episodes, success rate and control latency                 (DEMO_* below)
+#                 N episodes -> video (MP4), PNG summary, success rate, latency (DEMO_* below)
 #   make demo-train  collect sim demos -> train ACT-JEPA -> report           (TRAIN_DEMO_* below)
 #   make bench    benchmarks -> docs/BENCHMARKS.md
 #   make colcon   colcon build of this package in a throwaway workspace (build/colcon_ws)
 #   make clean    remove build outputs (keeps .venv and runs/); `make distclean` also removes .venv
 #
-# Every variable can be overridden: `make demo DEMO_TASK=reach-v3 DEMO_STEPS=300`,
+# Every variable can be overridden: `make demo DEMO_TASK=push-v3 DEMO_EPISODES=20`,
 # `make setup PYTHON=python3.11`, `make test PYTEST_ARGS='-k bags -x'`.
 
 SHELL := /bin/bash
@@ -41,10 +41,11 @@ APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --n
 
 PYTEST_ARGS ?=
 
-DEMO_POLICY   ?= models/reach_bc.pt
-DEMO_TASK     ?= reach-v3
+DEMO_TASK     ?= pick-place-v3
+DEMO_POLICY   ?= models/$(subst -v3,,$(DEMO_TASK))_bc.pt
 DEMO_EPISODES ?= 10
 DEMO_SEED     ?= 1
+DEMO_OUT      ?= runs/demo-video
 
 TRAIN_DEMO_TASK     ?= push-v3
 TRAIN_DEMO_EPISODES ?= 30
@@ -104,8 +105,8 @@ lint: $(STAMP)
 	$(PY) -m ruff check --config ruff.toml .
 
 demo: $(STAMP)
-	$(PY) -m actjepa_ros.tools.closed_loop --checkpoint $(DEMO_POLICY) --task $(DEMO_TASK) \
-	  --episodes $(DEMO_EPISODES) --seed $(DEMO_SEED)
+	$(PY) -m actjepa_ros.tools.demo --checkpoint $(DEMO_POLICY) --task $(DEMO_TASK) \
+	  --episodes $(DEMO_EPISODES) --seed $(DEMO_SEED) --out $(DEMO_OUT)
 
 demo-train: $(STAMP)
 	rm -rf $(TRAIN_DEMO_DIR)

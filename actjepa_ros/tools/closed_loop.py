@@ -17,10 +17,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Float64
 from std_srvs.srv import Trigger
 
+from actjepa_core.evaluation.demo_video import EpisodeRecord
 from actjepa_core.evaluation.evaluate import wilson_interval
+from actjepa_ros.conversions import image_to_rgb
 from actjepa_ros.share import config_file, share_dir
 from actjepa_ros.tools.processes import NodeProcess, RosClient, claim_domain
 
@@ -46,15 +49,20 @@ class ClosedLoopResult:
 
 def run_closed_loop(checkpoint: str | Path, task: str = "reach-v3", episodes: int = 10,
                     seed: int = 1, max_steps: int = 150, log_dir: str | Path | None = None,
-                    verbose: bool = True) -> ClosedLoopResult:
-    """Run ``episodes`` lock-step episodes (sim seed ``seed``) and measure success and latency."""
+                    verbose: bool = True, image_size: int = 0,
+                    capture: list[EpisodeRecord] | None = None) -> ClosedLoopResult:
+    """Run ``episodes`` lock-step episodes (sim seed ``seed``) and measure success and latency.
+
+    With ``image_size`` > 0 the sim node also renders its camera; each episode's camera frames
+    (as received over ROS), success flags and latencies are appended to ``capture``."""
     log_dir = Path(log_dir or tempfile.mkdtemp(prefix="closed-loop-"))
     log_dir.mkdir(parents=True, exist_ok=True)
     domain = claim_domain()
     checkpoint = Path(checkpoint).resolve()
     sim = NodeProcess("actjepa_ros.sim_node", [
         "--params-file", str(config_file("sim.yaml")), "-p", f"task:={task}",
-        "-p", f"seed:={seed}", "-p", f"max_steps:={max_steps}", "-p", "end_on_success:=true"],
+        "-p", f"seed:={seed}", "-p", f"max_steps:={max_steps}", "-p", "end_on_success:=true",
+        "-p", f"image_size:={image_size}"],
         log_dir / "sim.log", domain, cwd=share_dir())
     ros = RosClient(domain, name="closed_loop")
     policy = None
@@ -62,6 +70,9 @@ def run_closed_loop(checkpoint: str | Path, task: str = "reach-v3", episodes: in
     try:
         success = ros.collect(Bool, "/sim_node/success", depth=max_steps * 2)
         latency = ros.collect(Float64, "/policy_node/latency", depth=max_steps * 2)
+        images = (ros.collect(Image, "/camera/image_raw", depth=max_steps * 2)
+                  if capture is not None and image_size else [])
+        used_latencies = 0
         if not ros.spin_until(lambda: ros.node.count_publishers("/sim_node/success") > 0,
                               START_TIMEOUT_S):
             raise RuntimeError(f"sim node did not start; see {log_dir / 'sim.log'}")
@@ -81,6 +92,13 @@ def run_closed_loop(checkpoint: str | Path, task: str = "reach-v3", episodes: in
                 raise RuntimeError(f"episode {episode} stalled; see the logs in {log_dir}")
             solved.append(any(m.data for m in success))
             lengths.append(len(success))
+            if capture is not None:
+                ros.spin_for(DRAIN_S)  # the episode's last frame and latency
+                capture.append(EpisodeRecord([image_to_rgb(m) for m in images],
+                                             [m.data for m in success],
+                                             [m.data for m in latency[used_latencies:]]))
+                images.clear()
+                used_latencies = len(latency)
             if verbose:
                 print(f"episode {episode}: {'success' if solved[-1] else 'failure'} after "
                       f"{lengths[-1]} steps ({time.monotonic() - t0:.1f} s)", flush=True)

@@ -1,0 +1,53 @@
+"""`make demo`: the closed loop over ROS with the sim camera on, written as a video you can
+watch, a PNG summary and a still frame, their paths printed; and the shipped policies."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from actjepa_core.policies import load_policy
+
+REPO = Path(__file__).resolve().parents[3]
+SHIPPED = {"reach-v3": "reach_bc.pt", "push-v3": "push_bc.pt", "pick-place-v3": "pick-place_bc.pt"}
+
+
+@pytest.mark.parametrize("task", sorted(SHIPPED))
+def test_a_small_policy_file_is_shipped_for_each_demo_task(task):
+    path = REPO / "models" / SHIPPED[task]
+    assert path.is_file() and path.stat().st_size < 5_000_000
+    policy = load_policy(path, policy_type="bc")
+    assert policy.obs_spec == {"state": {"shape": [39], "dtype": "float32"}}
+    action = policy.act({"state": np.zeros(39, dtype=np.float32)})
+    assert action.shape == (4,) and np.isfinite(action).all()
+
+
+def test_demo_writes_video_summary_and_frame_and_prints_their_paths(tmp_path):
+    av = pytest.importorskip("av")
+    proc = subprocess.run(
+        [sys.executable, "-m", "actjepa_ros.tools.demo", "--task", "reach-v3", "--episodes", "2",
+         "--max-steps", "25", "--image-size", "32", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "models/reach_bc.pt drives sim_node over ROS 2 (2 episodes" in out
+    assert "closed loop over ROS 2 (reach-v3, 2 episodes, seed 1): success" in out
+    paths = {line.split(":", 1)[0].strip(): Path(line.split(":", 1)[1].strip())
+             for line in out.splitlines() if line.startswith(("video:", "summary:", "frame:"))}
+    assert paths == {"video": tmp_path / "reach-v3.mp4",
+                     "summary": tmp_path / "reach-v3-summary.png",
+                     "frame": tmp_path / "reach-v3-frame.png"}
+    with av.open(str(paths["video"])) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    assert frames >= 2 * 2  # every step of both episodes, plus the held last frames
+    for name in ("summary", "frame"):
+        assert paths[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_without_a_policy_file_is_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "actjepa_ros.tools.demo", "--checkpoint", str(tmp_path / "x.pt")],
+        capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"demo: error: {tmp_path / 'x.pt'}: policy file not found"
