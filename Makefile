@@ -1,7 +1,8 @@
 # actjepa: the README's commands.
 #
 #   make setup    system library + .venv with torch (CPU wheel first) and actjepa_ros[sim,ros,dev,data]
-#   make test     the whole pytest suite (runs setup first when needed), the lint test included
+#   make test     the pytest suite but the `slow` tests (runs setup first when needed), lint included
+#   make test-long   the `slow` tests: long fault/soak runs, closed-loop MPC on push-v3
 #   make lint     ruff check with ruff.toml's rules (what test/test_lint.py runs)
 #   make demo     the shipped policy drives the simulated arm over ROS 2 (two node processes):
 #                 N episodes -> video (MP4), PNG summary, success rate, latency (DEMO_* below)
@@ -60,7 +61,7 @@ COLCON_WS ?= build/colcon_ws
 COLCON_BIN = $(if $(findstring /,$(COLCON)),$(abspath $(COLCON)),$(COLCON))
 COLCON_SHARE = $(COLCON_WS)/install/actjepa_ros/share/actjepa_ros
 
-.PHONY: help setup osmesa test lint demo demo-train bench colcon clean distclean
+.PHONY: help setup osmesa test test-long lint demo demo-train bench colcon clean distclean
 
 help:
 	@sed -n 's/^#   make /  make /p' $(firstword $(MAKEFILE_LIST))
@@ -99,7 +100,10 @@ osmesa:
 # ---------------------------------------------------------------------------------------------
 
 test: $(STAMP)
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-long: $(STAMP)
+	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check --config ruff.toml .
