@@ -6,6 +6,7 @@ printed as one line naming what was wrong, with a non-zero exit code and no trac
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -111,7 +112,7 @@ def add_import_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from actjepa_core.config import apply_overrides, load_train_config
-    from actjepa_core.data.episodes import read_episodes
+    from actjepa_core.data.streaming import open_training_data
     from actjepa_core.training.trainer import train
 
     config_path = args.config
@@ -124,8 +125,13 @@ def cmd_train(args: argparse.Namespace) -> None:
         if getattr(args, flag) is not None:
             overrides.append(f"{key}={getattr(args, flag)}")
     config = apply_overrides(config, overrides)
-    data = read_episodes(args.data, config.data.obs_keys or None)
+    data, plan = open_training_data(args.data, config.data.obs_keys or None, config.data.loader,
+                                    config.data.memory_budget_gb)
+    if plan.loader == "stream" and os.environ.get("RANK", "0") == "0":
+        print(f"{args.data}: {plan.describe()}")
     result = train(data, config, args.out, resume=args.resume, progress=not args.quiet)
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun, rank 0 reports
     print(f"trained {result.steps} steps: loss {result.loss:.4g}, collapse "
           f"{result.collapse:.3g}, best val rel. loss {result.best_val_score:.4g} -> "
           f"{result.run_dir}")
@@ -280,10 +286,18 @@ def cmd_bench_mpc(args: argparse.Namespace) -> None:
 
 
 def cmd_bench_train(args: argparse.Namespace) -> None:
-    from actjepa_core.bench.train_speed import run_benchmark
+    from actjepa_core.bench import train_speed
 
-    run_benchmark(data_path=args.data, out=args.out, steps=args.steps, repeats=args.repeats,
-                  device=args.device, task=args.task, episodes=args.episodes)
+    if args.obs == "image":
+        train_speed.run_image_benchmark(
+            data_path=args.data, out=args.out, budget_mb=args.budget_mb,
+            steps=args.steps or train_speed.IMAGE_STEPS, workers=tuple(args.workers),
+            batch=args.batch_size, device=args.device,
+            task=args.task if args.task != "push-v3" else "reach-v3")
+        return
+    train_speed.run_benchmark(data_path=args.data, out=args.out, steps=args.steps or 300,
+                              repeats=args.repeats, device=args.device, task=args.task,
+                              episodes=args.episodes)
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -316,6 +330,7 @@ def cmd_train_policy(args: argparse.Namespace) -> None:
     build, save."""
     from actjepa_core.data.episodes import read_episodes
     from actjepa_core.policies import FrozenWorld, policy_class, policy_config
+    from actjepa_core.training import distributed
 
     cls = policy_class(args.policy)
     config = policy_config(args.policy, args.config)
@@ -323,12 +338,18 @@ def cmd_train_policy(args: argparse.Namespace) -> None:
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
     config.validate("command line")
-    world = FrozenWorld.from_checkpoint(args.encoder, args.device)
-    data = getattr(args, "data", None)
-    demos = read_episodes(data, world.processor.keys) if data else None
-    policy = cls.build(world, demos, config)
-    policy.save(args.out)
-    print(f"{policy.summary()} -> {args.out}")
+    # under torchrun (WORLD_SIZE > 1) a BC head trains data-parallel; rank 0 writes the file
+    ctx, device = distributed.init_from_env(args.device, distributed.DEFAULT_TIMEOUT_S)
+    try:
+        world = FrozenWorld.from_checkpoint(args.encoder, device)
+        data = getattr(args, "data", None)
+        demos = read_episodes(data, world.processor.keys) if data else None
+        policy = cls.build(world, demos, config)
+        if ctx.is_main:
+            policy.save(args.out)
+            print(f"{policy.summary()} -> {args.out}")
+    finally:
+        distributed.shutdown(ctx)
 
 
 class PolicyCommand(NamedTuple):
@@ -433,7 +454,8 @@ EXAMPLES: dict[str, str] = {
     "bench mpc": "actjepa bench mpc --config config/bench_mpc.yaml\n"
                  "actjepa bench mpc --config config/bench_mpc.yaml --report",
     "bench train": "actjepa bench train --out docs/BENCHMARKS.md\n"
-                   "actjepa bench train --steps 100 --repeats 2",
+                   "actjepa bench train --steps 100 --repeats 2\n"
+                   "actjepa bench train --obs image --budget-mb 64 --out docs/BENCHMARKS.md",
 }
 """Shown under "examples:" in each subcommand's --help (a parser's own epilog wins)."""
 
@@ -554,10 +576,19 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--data", default=None, help="episodes file (default: collect push-v3 demos)")
     b.add_argument("--task", default="push-v3")
     b.add_argument("--episodes", type=int, default=50)
-    b.add_argument("--steps", type=int, default=300, help="timed steps per repeat")
+    b.add_argument("--steps", type=int, default=None,
+                   help="timed steps per repeat (default 300; --obs image: 20)")
     b.add_argument("--repeats", type=int, default=5)
     b.add_argument("--device", default="cpu")
     b.add_argument("--out", default=None, help="markdown file to (re)write the results section in")
+    b.add_argument("--obs", choices=("state", "image"), default="state",
+                   help="image: 64x64 image training held in memory vs streamed from disk, on a "
+                        "dataset 4.5x --budget-mb (made from reach-v3 renders unless --data)")
+    b.add_argument("--budget-mb", type=float, default=64.0,
+                   help="--obs image: the memory budget (data.memory_budget_gb) of the run")
+    b.add_argument("--workers", type=int, nargs="+", default=[1],
+                   help="--obs image: streaming DataLoader workers, one run per value")
+    b.add_argument("--batch-size", type=int, default=64, help="--obs image: batch")
     b.set_defaults(func=cmd_bench_train)
     add_bench_paper_parser(bench)
     b = bench.add_parser("mpc", help="latent MPC success and planning time per planner and goal "

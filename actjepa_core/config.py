@@ -19,6 +19,8 @@ from actjepa_core.errors import ActJepaError
 ACTION_INJECTIONS = ("concat", "add", "film")
 ACTIVATIONS = ("relu", "gelu")
 PRECISIONS = ("fp32", "bf16")
+LOADERS = ("auto", "memory", "stream")
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 
 
 @dataclass
@@ -98,11 +100,23 @@ class OptimConfig:
 class DataConfig:
     val_fraction: float = 0.1  # share of whole demos held out for validation
     obs_keys: list[str] = field(default_factory=list)  # empty: every key in the file
+    # auto: hold every transition in memory when they fit memory_budget_gb (per process), else
+    # stream images from the HDF5 file in DataLoader workers; memory | stream force one of them
+    loader: str = "auto"
+    memory_budget_gb: float = 8.0
+    workers: int = 2  # streaming: DataLoader worker processes per rank
+    shuffle_window: int = 32  # streaming: blocks of 64 consecutive steps shuffled together
 
     def validate(self, where: str) -> None:
         if not 0.0 <= self.val_fraction < 1.0:
             raise ActJepaError(f"{where}: data.val_fraction must lie in [0, 1), got "
                                f"{self.val_fraction}")
+        if self.loader not in LOADERS:
+            raise ActJepaError(f"{where}: data.loader is {self.loader!r}; expected one of "
+                               f"{', '.join(LOADERS)}")
+        if self.memory_budget_gb <= 0 or self.workers < 0 or self.shuffle_window < 1:
+            raise ActJepaError(f"{where}: data.memory_budget_gb must be > 0, data.workers >= 0 "
+                               "and data.shuffle_window >= 1")
 
 
 @dataclass
@@ -146,6 +160,10 @@ class RunConfig:
     checkpoint_every: int = 1000  # steps between last.pt saves (for --resume)
     compile: bool = False  # torch.compile the training step (worth it on GPU)
     precision: str = "fp32"  # fp32 | bf16 (autocast: bf16 matmuls, fp32 weights and loss)
+    # image encoder conv layout: auto = channels_last on CUDA (NHWC tensor-core kernels), else
+    # contiguous
+    memory_format: str = "auto"
+    dist_timeout_s: float = 600.0  # torchrun/DDP: a collective waiting longer fails the run
 
 
 @dataclass
@@ -175,6 +193,12 @@ class TrainConfig:
         if self.run.precision not in PRECISIONS:
             raise ActJepaError(f"{where}: run.precision is {self.run.precision!r}; expected one of "
                                f"{', '.join(PRECISIONS)}")
+        if self.run.memory_format not in MEMORY_FORMATS:
+            raise ActJepaError(f"{where}: run.memory_format is {self.run.memory_format!r}; "
+                               f"expected one of {', '.join(MEMORY_FORMATS)}")
+        if self.run.dist_timeout_s <= 0:
+            raise ActJepaError(f"{where}: run.dist_timeout_s must be > 0, got "
+                               f"{self.run.dist_timeout_s}")
         if not self.loss.stop_gradient and self.ema.enabled:
             raise ActJepaError(f"{where}: loss.stop_gradient=false is an ablation of the no-EMA "
                                "model; set ema.enabled=false too")

@@ -1,4 +1,5 @@
-"""`actjepa bench train`: our trainer against the paper's reference code, side by side in one run.
+"""`actjepa bench train`: our trainer against the paper's reference code, side by side in one run;
+with ``--obs image``, image training held in memory against streamed from disk.
 
 Same data (push-v3 expert demos), same layer sizes, same batch, same machine; the two are timed
 in alternating repeats so machine noise hits both alike, and the medians are compared. Achieved
@@ -22,6 +23,7 @@ from actjepa_core.atomic import atomic_path
 from actjepa_core.bench import reference
 from actjepa_core.config import ModelConfig, TrainConfig
 from actjepa_core.data.episodes import read_episodes, write_episodes
+from actjepa_core.errors import ActJepaError
 from actjepa_core.evaluation.tables import markdown_table
 from actjepa_core.training.trainer import Trainer
 
@@ -171,7 +173,7 @@ def run_benchmark(data_path: str | None, out: str | None, steps: int = 300, repe
     return result
 
 
-def machine_line(device: torch.device) -> str:
+def machine_line(device: torch.device, threads: int | None = None) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
     cpu = platform.processor() or "cpu"
@@ -182,7 +184,8 @@ def machine_line(device: torch.device) -> str:
                 break
     except OSError:
         pass
-    return (f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
+    threads = torch.get_num_threads() if threads is None else threads
+    return (f"{cpu}, {os.cpu_count()} cores, {threads} torch thread{'s' if threads > 1 else ''}, "
             f"torch {torch.__version__}")
 
 
@@ -228,3 +231,205 @@ def write_section(path: Path, key: str, text: str) -> None:
         new = old.rstrip("\n") + "\n\n" + block + "\n"
     with atomic_path(path) as tmp:
         tmp.write_text(new)
+
+
+# ---- `actjepa bench train --obs image`: in memory vs streaming --------------------------------
+IMAGE_SIZE = 64
+IMAGE_BATCH = 64
+IMAGE_STEPS = 20
+IMAGE_WARMUP = 3
+BUDGET_MB = 64
+SIZE_FACTOR = 4.5  # the dataset is made this many times the memory budget
+SOURCE_EPISODES = 3  # real rendered episodes, tiled (pixel-rolled copies) up to the size
+PSS_PERIOD_S = 0.05
+MB = 1024 ** 2
+
+
+def image_dataset(path: Path, budget_mb: float, task: str = "reach-v3",
+                  image_size: int = IMAGE_SIZE) -> dict:
+    """An episodes file of real rendered frames (a few scripted-expert episodes of ``task``),
+    copied with a different pixel roll each time until it holds SIZE_FACTOR x the budget. Written
+    one episode at a time (chunked, compressed): making it never holds it in memory."""
+    import numpy as np
+
+    from actjepa_core.evaluation.sim import collect_episodes
+
+    source = list(collect_episodes(task, SOURCE_EPISODES, seed=0, image_size=image_size,
+                                   max_steps=100, progress=False))
+    frame = image_size * image_size * 3
+    target = SIZE_FACTOR * budget_mb * MB
+    per_copy = sum(ep.num_steps for ep in source) * frame
+    copies = int(np.ceil(target / per_copy))
+
+    def tiled():
+        for c in range(copies):
+            for ep in source:
+                obs = dict(ep.obs)
+                obs["image"] = np.roll(ep.obs["image"], (c % 7, (c // 7) % 7), axis=(1, 2))
+                yield type(ep)(obs, ep.actions, ep.success)
+
+    write_episodes(path, tiled(), source=f"metaworld:{task}:tiled x{copies}")
+    return {"episodes": copies * SOURCE_EPISODES, "steps": copies * per_copy // frame,
+            "image_bytes": copies * per_copy, "file_bytes": path.stat().st_size}
+
+
+class TreeMemory:
+    """Peak proportional set size (PSS) of this process and its descendants (DataLoader
+    workers), sampled in a thread: shared pages counted once, unlike summed RSS."""
+
+    def __init__(self, period: float = PSS_PERIOD_S):
+        import threading
+
+        self.peak, self.period = 0, period
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            self.peak = max(self.peak, tree_pss(os.getpid()))
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, tree_pss(os.getpid()))
+        return self.peak
+
+
+def tree_pss(pid: int) -> int:
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):  # the process ended meanwhile
+            continue
+    return total
+
+
+def image_run(data_path: str, loader: str, budget_mb: float, steps: int, workers: int,
+              batch: int, device: str) -> dict:
+    """One configuration, in this (fresh) process: time to the first step, training and
+    loader-only throughput, peak memory."""
+    import resource
+
+    from actjepa_core.data.streaming import open_training_data
+
+    torch.set_num_threads(1)
+    memory = TreeMemory()
+    t0 = time.perf_counter()
+    config = TrainConfig()
+    config.optim.batch_size = batch
+    config.data.val_fraction = 0.0
+    config.data.loader, config.data.memory_budget_gb = loader, budget_mb / 1024
+    config.data.workers = workers
+    config.augment.shift = 4
+    data, plan = open_training_data(data_path, ["image"], loader, budget_mb / 1024)
+    trainer = Trainer(data, config, tempfile.mkdtemp(prefix="bench-image-"), device)
+    dev = trainer.device
+    batches = trainer.batches()
+    for _ in range(IMAGE_WARMUP):
+        trainer.train_step(next(batches), 1e-3, 0.996)
+    _sync(dev)
+    ready = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    loss = torch.zeros((), device=dev)
+    for _ in range(steps):
+        loss += trainer.train_step(next(batches), 1e-3, 0.996).loss.detach()
+    loss.item()
+    train_s = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    for _ in range(steps * 4):  # the data path alone: what it could feed a faster device
+        b = next(batches)
+    _sync(dev)
+    load_s = time.perf_counter() - t2
+    batches.close()
+    images = 1 + config.loss.rollout_steps  # o_t and o_{t+1} per transition
+    return {"loader": plan.loader, "data_gb": plan.nbytes / 1024 ** 3, "budget_mb": budget_mb,
+            "workers": workers if plan.loader == "stream" else 0, "batch": batch,
+            "steps": steps, "ready_s": ready,
+            "transitions_per_s": steps * batch / train_s,
+            "images_per_s": steps * batch * images / train_s,
+            "loader_images_per_s": steps * 4 * b.actions.shape[0] * images / load_s,
+            "peak_pss_mb": memory.stop() / MB,
+            "peak_rss_main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "device": str(dev)}
+
+
+def run_image_benchmark(data_path: str | None, out: str | None, budget_mb: float = BUDGET_MB,
+                        steps: int = IMAGE_STEPS, workers: tuple[int, ...] = (1,),
+                        batch: int = IMAGE_BATCH, device: str = "cpu",
+                        task: str = "reach-v3") -> dict:
+    """In-memory vs streaming training on an image dataset >= 4x ``budget_mb``, each
+    configuration in its own process (so peak memory is its own)."""
+    import json
+    import subprocess
+    import sys
+
+    made = None
+    if data_path is None:
+        data_path = os.path.join(tempfile.mkdtemp(prefix="bench-image-data-"), "images.hdf5")
+        made = image_dataset(Path(data_path), budget_mb, task)
+    runs = []
+    for loader, n in [("memory", 0), *[("auto", w) for w in workers]]:
+        args = json.dumps({"data_path": data_path, "loader": loader, "budget_mb": budget_mb,
+                           "steps": steps, "workers": n, "batch": batch, "device": device})
+        child = subprocess.run([sys.executable, "-m", "actjepa_core.bench.train_speed", args],
+                               capture_output=True, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+        if child.returncode != 0:
+            raise ActJepaError(f"bench train --obs image ({loader}): "
+                               f"{child.stderr.strip().splitlines()[-1]}")
+        runs.append(json.loads(child.stdout.strip().splitlines()[-1]))
+    result = {"data": data_path, "made": made, "runs": runs, "device": runs[0]["device"],
+              "file_gb": Path(data_path).stat().st_size / 1024 ** 3, "budget_mb": budget_mb}
+    text = render_image_markdown(result)
+    print(text)
+    if out:
+        write_section(Path(out), f"train-image:{torch.device(device).type}", text)
+    return result
+
+
+def render_image_markdown(r: dict) -> str:
+    dev = torch.device(r["device"])
+    rows = []
+    for x in r["runs"]:
+        how = ("in memory (`data.loader: memory`)" if x["loader"] == "memory" else
+               f"streaming, {x['workers']} worker{'s' if x['workers'] != 1 else ''} "
+               "(`data.loader: auto` chose it)")
+        rows.append([how, f"{x['images_per_s']:,.0f}", f"{x['transitions_per_s']:,.0f}",
+                     f"{x['loader_images_per_s']:,.0f}", f"{x['ready_s']:.1f} s",
+                     f"{x['peak_pss_mb']:,.0f} MB"])
+    memory = r["runs"][0]
+    made = r.get("made")
+    data = (f"{made['steps']:,} 64x64 RGB frames ({made['image_bytes'] / MB:,.0f} MB raw, "
+            f"{r['file_gb'] * 1024:,.0f} MB gzip-chunked on disk): real reach-v3 renders, "
+            "tiled" if made else f"`{r['data']}` ({memory['data_gb']:.2f} GB in memory)")
+    workers = ",".join(str(x["workers"]) for x in r["runs"][1:])
+    return "\n".join([
+        f"### Image training in memory vs streaming on {r['device']}: {machine_line(dev, 1)}",
+        "",
+        f"`actjepa bench train --obs image --device {r['device']} --budget-mb "
+        f"{r['budget_mb']:g} --steps {memory['steps']} --workers {workers}` on {data}; memory "
+        f"budget {r['budget_mb']:g} MB, so the data are "
+        f"{memory['data_gb'] * 1024 / r['budget_mb']:.1f}x "
+        f"the budget. Default image encoder (D = 128, convs 32-64-128-256), batch "
+        f"{memory['batch']}, random shift 4 px, one torch thread, each configuration in its own "
+        f"process. Images/s counts o_t and o_t+1 of each transition.",
+        "",
+        markdown_table(["data path", "images/s (training)", "transitions/s", "images/s (loader "
+                        "alone)", "start to first step", "peak memory (PSS, with workers)"],
+                       rows),
+    ])
+
+
+if __name__ == "__main__":  # one configuration of run_image_benchmark, in a fresh process
+    import json
+    import sys
+
+    print(json.dumps(image_run(**json.loads(sys.argv[1]))))

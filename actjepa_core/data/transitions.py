@@ -76,15 +76,75 @@ class TransitionSet:
     def epoch_batches(self, batch_size: int, generator: torch.Generator):
         """Shuffled full batches covering the set once (the last partial batch is dropped when
         the set holds at least one full batch, so every step has the same shape)."""
-        perm = torch.randperm(len(self), generator=generator, device="cpu").to(self.device)
-        n_full = len(self) // batch_size
-        if n_full == 0:
-            yield perm
-            return
-        for i in range(n_full):
-            yield perm[i * batch_size:(i + 1) * batch_size]
+        sampler = EpochSampler(len(self), batch_size, generator, self.device)
+        for _ in range(sampler.batches_per_epoch):
+            yield next(sampler)
 
     def ordered_batches(self, batch_size: int):
         """Every transition once, in order (for validation)."""
         for i in range(0, len(self), batch_size):
             yield torch.arange(i, min(i + batch_size, len(self)), device=self.device)
+
+    def ordered(self, batch_size: int):
+        """Every transition once, in order, as batches (validation)."""
+        for positions in self.ordered_batches(batch_size):
+            yield self.batch(positions)
+
+
+class EpochSampler:
+    """Endless shuffled batches of positions, epoch after epoch, as Algorithm 1 draws them.
+
+    Each epoch is one ``torch.randperm`` from ``generator`` cut into full global batches (the last
+    partial one is dropped; a set smaller than one batch is a single short batch). Under DDP every
+    rank draws the same permutation and takes its contiguous slice ``rank`` of each global batch,
+    so the ranks' batches together are exactly the single-process batch (a
+    ``DistributedSampler`` whose global batches match the one-process run's).
+
+    The state (the generator's state when the current epoch was drawn, and the batches taken from
+    it) makes a resumed run draw the very batches an uninterrupted one would.
+    """
+
+    def __init__(self, size: int, batch_size: int, generator: torch.Generator,
+                 device: str | torch.device = "cpu", rank: int = 0, world_size: int = 1):
+        if batch_size % world_size:
+            raise ActJepaError(f"batch size {batch_size} does not split evenly over "
+                               f"{world_size} processes; choose a multiple of {world_size}")
+        if world_size > 1 and size < batch_size:
+            raise ActJepaError(f"{size} training transitions are fewer than one global batch of "
+                               f"{batch_size}; use a smaller batch or fewer processes")
+        self.size, self.batch_size, self.generator = size, batch_size, generator
+        self.device, self.rank, self.world_size = torch.device(device), rank, world_size
+        self.local = batch_size // world_size
+        self.batches_per_epoch = max(1, size // batch_size)
+        self.epoch_state: torch.Tensor | None = None
+        self.perm: torch.Tensor | None = None
+        self.taken = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> torch.Tensor:
+        if self.perm is None or self.taken == self.batches_per_epoch:
+            self.epoch_state = self.generator.get_state()
+            self._draw()
+        i, self.taken = self.taken, self.taken + 1
+        if self.size < self.batch_size:  # one short batch (single process only)
+            return self.perm
+        start = i * self.batch_size + self.rank * self.local
+        return self.perm[start:start + self.local]
+
+    def _draw(self) -> None:
+        self.perm = torch.randperm(self.size, generator=self.generator,
+                                   device="cpu").to(self.device)
+        self.taken = 0
+
+    def state_dict(self) -> dict:
+        return {"epoch_generator": (self.epoch_state if self.epoch_state is not None
+                                    else self.generator.get_state()), "taken": self.taken}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue where ``state`` stopped: redraw its epoch, skip the batches it had taken."""
+        self.generator.set_state(state["epoch_generator"].cpu())
+        self.epoch_state = self.generator.get_state()
+        self._draw()
+        self.taken = int(state["taken"])

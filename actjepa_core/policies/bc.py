@@ -21,10 +21,12 @@ from torch import nn
 
 from actjepa_core.data.episodes import Episode, EpisodeSet
 from actjepa_core.data.transitions import split_episodes
+from actjepa_core.errors import ActJepaError
 from actjepa_core.models import mlp
 from actjepa_core.policies.base import Policy, episode_list, require_finite_latent
 from actjepa_core.policies.configs import BCConfig
 from actjepa_core.policies.world import FrozenWorld
+from actjepa_core.training import distributed
 from actjepa_core.training.optimizer import decay_groups
 from actjepa_core.training.schedules import lr_at
 
@@ -167,17 +169,29 @@ def mse(head: BCHead, latents: torch.Tensor, targets: torch.Tensor) -> float:
 
 
 def fit_head(head: BCHead, latents: torch.Tensor, targets: torch.Tensor, config: BCConfig) -> None:
-    """Algorithm 2, lines 4-10: AdamW on the head alone, mini-batches drawn from the cached R."""
+    """Algorithm 2, lines 4-10: AdamW on the head alone, mini-batches drawn from the cached R.
+
+    Under torchrun (a process group joined) the head is DistributedDataParallel: every rank draws
+    the same global batch and trains on its slice of it, so the ranks together take the steps one
+    process would."""
     optimizer = torch.optim.AdamW(decay_groups(list(head.parameters()), config.weight_decay),
                                   lr=config.lr)
     generator = torch.Generator(device=latents.device).manual_seed(config.seed)
     batch = min(config.batch_size, len(latents))
+    ctx = distributed.current()
+    if batch % ctx.world_size:
+        raise ActJepaError(f"BC batch of {batch} does not split over {ctx.world_size} processes; "
+                           f"choose a multiple of {ctx.world_size}")
+    local = batch // ctx.world_size
+    model = distributed.wrap(head, ctx, latents.device)
     head.train()
     for step in range(config.steps):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, config.steps, config.lr, 0.0)
         idx = torch.randint(len(latents), (batch,), generator=generator, device=latents.device)
-        loss = (head(latents[idx]) - targets[idx]).pow(2).mean()  # (B, chunk, A) -> scalar
+        if ctx.enabled:
+            idx = idx[ctx.rank * local:(ctx.rank + 1) * local]
+        loss = (model(latents[idx]) - targets[idx]).pow(2).mean()  # (B, chunk, A) -> scalar
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -3,6 +3,12 @@
 The hot loop is kept free of host synchronisation: batches are gathered from device tensors, the
 loss is accumulated as a tensor and read back only every `log_every` steps, the optimizer is the
 fused AdamW and the EMA update is one fused lerp over all target parameters.
+
+Data that do not fit memory (``data.loader``, ``data.memory_budget_gb``) are streamed from the
+episodes file by DataLoader workers (data/streaming.py). Under torchrun the model is wrapped in
+DistributedDataParallel (training/distributed.py): each rank takes its slice of every global batch,
+rank 0 alone validates, logs and writes checkpoints. ``last.pt`` holds the sampler position and
+the random generators' states, so ``--resume`` continues exactly where the run stopped.
 """
 from __future__ import annotations
 
@@ -13,20 +19,24 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from torch import nn
 
-from actjepa_core.training import checkpoint as ckpt
 from actjepa_core.config import TrainConfig, save_yaml, to_dict
-from actjepa_core.data.episodes import EpisodeSet
-from actjepa_core.errors import ActJepaError
-from actjepa_core.training.metrics import MetricsLog
-from actjepa_core.models.world_model import collapse_metric
-from actjepa_core.data.normalise import Normaliser
 from actjepa_core.data.augment import random_shift
+from actjepa_core.data.episodes import EpisodeSet
+from actjepa_core.data.normalise import Normaliser
+from actjepa_core.data.streaming import SEED_STRIDE, StreamingTransitions, is_streamed
+from actjepa_core.data.transitions import Batch, EpochSampler, TransitionSet, split_episodes
+from actjepa_core.errors import ActJepaError
+from actjepa_core.models.world_model import collapse_metric
 from actjepa_core.objectives import build_objective
 from actjepa_core.progress import progress_bar
+from actjepa_core.training import checkpoint as ckpt
+from actjepa_core.training import distributed
+from actjepa_core.training.distributed import SINGLE, DistContext
+from actjepa_core.training.metrics import MetricsLog
 from actjepa_core.training.optimizer import make_optimizer
 from actjepa_core.training.schedules import lr_at, tau_at
-from actjepa_core.data.transitions import Batch, TransitionSet, split_episodes
 
 VAL_BATCH = 1024
 
@@ -49,34 +59,68 @@ def resolve_device(name: str | torch.device) -> torch.device:
     return torch.device(name)
 
 
+class LossModule(nn.Module):
+    """An objective's ``loss`` as ``forward``: DistributedDataParallel's gradient hooks are armed
+    by calling the wrapped module."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, obs, actions, next_obs):
+        return self.model.loss(obs, actions, next_obs)
+
+
 class Trainer:
     """Holds the model, optimizer, data and state of one run directory."""
 
     def __init__(self, data: EpisodeSet, config: TrainConfig, run_dir: str | Path,
-                 device: str | torch.device | None = None):
-        self.config, self.data = config, data
+                 device: str | torch.device | None = None, dist: DistContext = SINGLE):
+        self.config, self.data, self.dist = config, data, dist
         self.run_dir = Path(run_dir)
         self.device = resolve_device(device or config.run.device)
         torch.manual_seed(config.run.seed)
-        train_eps, val_eps = split_episodes(data.episodes, config.data.val_fraction, config.run.seed)
+        train_eps, val_eps = split_episodes(data.episodes, config.data.val_fraction,
+                                            config.run.seed)
         self.normaliser = Normaliser.fit(train_eps, data.obs_keys)
         k = config.loss.rollout_steps
-        self.train_set = TransitionSet(train_eps, data.obs_keys, self.normaliser, k, self.device)
-        self.val_set = (TransitionSet(val_eps, data.obs_keys, self.normaliser, 1, self.device)
+        self.streamed = is_streamed(data)
+        transitions = StreamingTransitions if self.streamed else TransitionSet
+        self.train_set = transitions(train_eps, data.obs_keys, self.normaliser, k, self.device)
+        self.val_set = (transitions(val_eps, data.obs_keys, self.normaliser, 1, self.device)
                         if val_eps else None)
         self.n_demos = (len(train_eps), len(val_eps))
         self.obs_spec = {k: {"shape": list(s), "dtype": d} for k, (s, d) in data.obs_spec().items()}
         self.model = build_objective(config, {k: v["shape"] for k, v in self.obs_spec.items()},
                                      data.action_dim).to(self.device)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)  # conv kernels; inputs are NHWC
         self.trainable = self.model.trainable_parameters()
         self.optimizer = make_optimizer(self.trainable, config)
         self.generator = torch.Generator().manual_seed(config.run.seed)
+        if dist.enabled:  # augmentation draws differ between ranks (the weights do not)
+            torch.manual_seed(config.run.seed * SEED_STRIDE + dist.rank)
+        self.local_batch = config.optim.batch_size // dist.world_size
+        self.sampler = (None if self.streamed else EpochSampler(
+            len(self.train_set), config.optim.batch_size, self.generator, self.device,
+            dist.rank, dist.world_size))
         self.step = 0
+        self.saved_step = 0
         self.best_val = math.inf
         self.loss_fn: Callable = self.model.loss
+        if dist.enabled:
+            self.loss_fn = distributed.wrap(LossModule(self.model), dist, self.device)
         if config.run.compile:
-            mode = "reduce-overhead" if self.device.type == "cuda" else None
-            self.loss_fn = torch.compile(self.model.loss, mode=mode)
+            mode = ("reduce-overhead" if self.device.type == "cuda" and not dist.enabled
+                    else None)  # CUDA graphs cannot hold DDP's all-reduces
+            self.loss_fn = torch.compile(self.loss_fn, mode=mode)
+
+    @property
+    def channels_last(self) -> bool:
+        fmt = self.config.run.memory_format
+        has_images = any(len(s) == 3 for s, _ in self.data.obs_spec().values())
+        return fmt == "channels_last" or (fmt == "auto" and self.device.type == "cuda"
+                                          and has_images)
 
     # ---- checkpoints -------------------------------------------------------------------------
     def payload(self) -> dict:
@@ -88,30 +132,65 @@ class Trainer:
                 "data": {"path": self.data.path, "source": self.data.source,
                          "train_demos": self.n_demos[0], "val_demos": self.n_demos[1]}}
 
-    def save(self, name: str) -> Path:
+    def save(self, name: str, resumable: bool = False) -> Path:
+        """Rank 0 writes ``name``; ``resumable`` (last.pt, a collective: every rank calls it) adds
+        the sampler position and every rank's random generator states."""
         path = self.run_dir / name
-        ckpt.save_checkpoint(path, ckpt.WORLD_MODEL, self.payload())
+        extra = {}
+        if resumable:
+            distributed.check_in_sync(self.trainable, self.dist, f"step {self.step}")
+            extra["rng"] = distributed.gather(self._rng_state(), self.dist)
+            if self.sampler is not None:
+                extra["sampler"] = self.sampler.state_dict()
+            self.saved_step = self.step
+        if self.dist.is_main:
+            ckpt.save_checkpoint(path, ckpt.WORLD_MODEL, {**self.payload(), **extra})
         return path
 
+    def _rng_state(self) -> dict[str, torch.Tensor]:
+        state = {"cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
     def restore(self, path: Path) -> None:
-        content = ckpt.load_checkpoint(path, kind=ckpt.WORLD_MODEL, map_location=self.device)
+        """Continue from ``path`` (rank 0 reads it and hands it to the others)."""
+        content = None
+        if self.dist.is_main:
+            try:
+                content = ckpt.load_checkpoint(path, kind=ckpt.WORLD_MODEL, map_location="cpu")
+            except ActJepaError as err:
+                content = err
+        content = distributed.broadcast(content, self.dist)
+        if isinstance(content, ActJepaError):
+            raise content
         if content["obs_spec"] != self.obs_spec or content["action_dim"] != self.data.action_dim:
             raise ActJepaError(f"{path}: checkpoint was trained on observations "
                                f"{content['obs_spec']} / action_dim {content['action_dim']}; "
                                f"the data has {self.obs_spec} / {self.data.action_dim}")
+        content = _to_device(content, self.device)
         self.model.load_state_dict(content["model"])
         self.optimizer.load_state_dict(content["optimizer"])
         self.normaliser = Normaliser.from_state_dict(content["stats"])
         self.step, self.best_val = int(content["step"]), float(content["best_val"])
+        self.saved_step = self.step
         self.generator.set_state(content["generator"].cpu())
+        if self.sampler is not None and "sampler" in content:
+            self.sampler.load_state_dict(content["sampler"])
+        rng = content.get("rng")
+        if rng is not None and len(rng) == self.dist.world_size:
+            torch.set_rng_state(rng[self.dist.rank]["cpu"].cpu())
+            if "cuda" in rng[self.dist.rank] and self.device.type == "cuda":
+                torch.cuda.set_rng_state(rng[self.dist.rank]["cuda"].cpu(), self.device)
 
     # ---- the loop ----------------------------------------------------------------------------
-    def train_step(self, positions: torch.Tensor, lr: float, tau: float):
+    def train_step(self, batch: Batch, lr: float, tau: float):
+        """One optimizer step on a model-input batch (this rank's share of the global batch)."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with torch.autocast(self.device.type, dtype=torch.bfloat16,
                             enabled=self.config.run.precision == "bf16"):
-            out = self.loss_fn(*self.augmented(self.train_set.batch(positions)))
+            out = self.loss_fn(*batch)
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         if self.config.optim.grad_clip > 0:
@@ -139,9 +218,17 @@ class Trainer:
         return Batch(shift(batch.obs), batch.actions, shift(batch.next_obs))
 
     def batches(self):
-        """Endless shuffled batches, epoch after epoch (Algorithm 1's two loops)."""
-        while True:
-            yield from self.train_set.epoch_batches(self.config.optim.batch_size, self.generator)
+        """Endless shuffled model-input batches, epoch after epoch (Algorithm 1's two loops):
+        gathered from device tensors and shifted here, or read and shifted by the streaming
+        loader's workers (which pass over the batches of the steps already taken)."""
+        if self.streamed:
+            data = self.config.data
+            yield from self.train_set.loader(
+                self.local_batch, self.config.run.seed, self.dist.rank, self.dist.world_size,
+                data.shuffle_window, data.workers, self.config.augment.shift, skip=self.step)
+            return
+        for positions in self.sampler:
+            yield self.augmented(self.train_set.batch(positions))
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -154,10 +241,11 @@ class Trainer:
         if self.val_set is None:
             return {}
         total, latents, targets = 0.0, [], []
-        for positions in self.val_set.ordered_batches(VAL_BATCH):
-            batch = self.val_set.batch(positions)
+        batches = (self.val_set.ordered(VAL_BATCH, self.config.data.workers) if self.streamed
+                   else self.val_set.ordered(VAL_BATCH))
+        for batch in batches:
             out = self.model.loss(*batch)
-            total += out.loss.item() * len(positions)
+            total += out.loss.item() * batch.actions.shape[0]
             latents.append(out.latent)
             if self.model.scale_free:
                 targets.append(self.model.encode_target(
@@ -172,43 +260,61 @@ class Trainer:
     def run(self, progress: bool = True) -> TrainResult:
         cfg = self.config
         total = cfg.optim.steps
-        log = MetricsLog(self.run_dir, resume_step=self.step if self.step else None)
+        main = self.dist.is_main
+        log = (MetricsLog(self.run_dir, resume_step=self.step if self.step else None) if main
+               else None)
         loss_sum = torch.zeros((), device=self.device)
-        window, last = 0, {"loss": math.nan, "collapse": math.nan}
+        window, steps, last = 0, 0, {"loss": math.nan, "collapse": math.nan}
         t0 = time.perf_counter()
-        bar = progress_bar(total=total, initial=self.step, disable=not progress, desc="train",
-                   dynamic_ncols=True)
+        bar = progress_bar(total=total, initial=self.step, disable=not (progress and main),
+                           desc="train", dynamic_ncols=True)
         batches = self.batches()
         try:
             while self.step < total:
                 lr = lr_at(self.step, total, cfg.optim.lr, cfg.optim.warmup_fraction)
                 tau = tau_at(self.step, total, cfg.ema.tau_start, cfg.ema.tau_end)
-                positions = next(batches)
-                out = self.train_step(positions, lr, tau)
+                batch = next(batches)
+                out = self.train_step(batch, lr, tau)
                 loss_sum += out.loss.detach()
-                window += len(positions)
+                window += batch.actions.shape[0]
+                steps += 1
                 self.step += 1
                 bar.update(1)
                 if self.step % cfg.run.log_every == 0 or self.step == total:
-                    last = self._log_window(log, loss_sum, collapse_metric(out.latent), window,
-                                            t0, lr, tau)
+                    latent = distributed.cat(out.latent, self.dist)  # the global batch's
+                    last = self._log_window(log, loss_sum, collapse_metric(latent), window,
+                                            steps, t0, lr, tau)
                     bar.set_postfix(loss=f"{last['loss']:.4g}", collapse=f"{last['collapse']:.3g}")
                     loss_sum.zero_()
-                    window, t0 = 0, time.perf_counter()
+                    window, steps, t0 = 0, 0, time.perf_counter()
                 if self.step % cfg.run.checkpoint_every == 0 or self.step == total:
-                    self.save("last.pt")
+                    self.save("last.pt", resumable=True)
+        except RuntimeError as err:
+            if not (self.dist.enabled and distributed.is_collective_failure(err)):
+                raise
+            raise ActJepaError(
+                f"{self.dist.tag()}: stopped at step {self.step}: another training process "
+                f"failed or stopped answering ({distributed.first_line(err)}); "
+                f"{self.run_dir / 'last.pt'} holds step {self.saved_step}: rerun with "
+                "--resume to continue") from None
         finally:
+            batches.close()  # stops streaming workers
             bar.close()
-            log.close()
+            if log is not None:
+                log.close()
         return TrainResult(self.run_dir, self.step, last["loss"], last["collapse"], self.best_val)
 
-    def _log_window(self, log: MetricsLog, loss_sum: torch.Tensor, collapse: torch.Tensor,
-                    window: int, t0: float, lr: float, tau: float) -> dict:
-        """Metrics row: mean loss over the window's steps; collapse of the window's last batch."""
-        steps = math.ceil(window / self.config.optim.batch_size) or 1
-        values = {"loss": loss_sum.item() / steps, "collapse": collapse.item(),
+    def _log_window(self, log: MetricsLog | None, loss_sum: torch.Tensor, collapse: torch.Tensor,
+                    window: int, steps: int, t0: float, lr: float, tau: float) -> dict:
+        """Metrics row: mean loss over the window's steps (and ranks); collapse of the window's
+        last (global) batch. Rank 0 validates and writes; the others only average."""
+        loss_sum = distributed.mean(loss_sum, self.dist)
+        values = {"loss": loss_sum.item() / max(steps, 1), "collapse": collapse.item(),
                   "lr": lr, "tau": tau,
-                  "transitions_per_s": window / max(time.perf_counter() - t0, 1e-9)}
+                  "transitions_per_s": window * self.dist.world_size
+                  / max(time.perf_counter() - t0, 1e-9)}
+        if log is None:
+            return values
         if self.step % self.config.run.val_every == 0 or self.step == self.config.optim.steps:
             values.update(self.validate())
             score = values.get("val_rel_loss", values["loss"])
@@ -219,19 +325,48 @@ class Trainer:
         return values
 
 
-def train(data: EpisodeSet, config: TrainConfig, run_dir: str | Path, resume: bool = False,
-          progress: bool = True) -> TrainResult:
-    """Train (or resume) a run in ``run_dir``; writes config.yaml, metrics, last.pt and best.pt."""
-    run_dir = Path(run_dir)
+def _to_device(value, device: torch.device):
+    """Checkpoint tensors onto ``device``, except random generator states (CPU byte tensors)."""
+    if isinstance(value, dict):
+        return {k: v if k in ("generator", "rng", "sampler") else _to_device(v, device)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_device(v, device) for v in value]
+    return value.to(device) if isinstance(value, torch.Tensor) else value
+
+
+def _run_dir_problem(run_dir: Path, resume: bool) -> str | None:
     last = run_dir / "last.pt"
     if not resume and last.exists():
-        raise ActJepaError(f"{run_dir}: already holds a run (last.pt); pass --resume to continue "
-                           "it or choose another --out")
+        return (f"{run_dir}: already holds a run (last.pt); pass --resume to continue it or "
+                "choose another --out")
     if resume and not last.exists():
-        raise ActJepaError(f"{run_dir}: --resume given but there is no last.pt to resume from")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(data, config, run_dir)
-    if resume:
-        trainer.restore(last)
-    save_yaml(config, run_dir / "config.yaml")
-    return trainer.run(progress=progress)
+        return f"{run_dir}: --resume given but there is no last.pt to resume from"
+    return None
+
+
+def train(data: EpisodeSet, config: TrainConfig, run_dir: str | Path, resume: bool = False,
+          progress: bool = True) -> TrainResult:
+    """Train (or resume) a run in ``run_dir``; writes config.yaml, metrics, last.pt and best.pt.
+
+    Under torchrun (WORLD_SIZE > 1 in the environment) every process calls this; they join one
+    process group and train one model data-parallel (rank 0 writes)."""
+    run_dir = Path(run_dir)
+    joined = not distributed.dist.is_initialized()
+    ctx, device = distributed.init_from_env(config.run.device, config.run.dist_timeout_s)
+    try:
+        problem = _run_dir_problem(run_dir, resume) if ctx.is_main else None
+        problem = distributed.broadcast(problem, ctx)
+        if problem:
+            raise ActJepaError(problem)
+        if ctx.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        trainer = Trainer(data, config, run_dir, device, ctx)
+        if resume:
+            trainer.restore(run_dir / "last.pt")
+        if ctx.is_main:
+            save_yaml(config, run_dir / "config.yaml")
+        return trainer.run(progress=progress)
+    finally:
+        if joined:
+            distributed.shutdown(ctx)

@@ -26,3 +26,28 @@ def test_write_section_appends_then_replaces(tmp_path):
     write_section(doc, "x", "second")
     text = doc.read_text()
     assert "second" in text and "first" not in text and "other" in text
+
+
+def test_image_benchmark_compares_memory_and_streaming_past_the_budget(tmp_path):
+    import numpy as np
+
+    from actjepa_core.bench.train_speed import run_image_benchmark
+    from actjepa_core.data.episodes import Episode, write_episodes
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "images.hdf5"
+    write_episodes(data, (Episode({"image": rng.integers(0, 255, (80, 16, 16, 3), np.uint8)},
+                                  rng.uniform(-1, 1, (80, 2)).astype(np.float32))
+                          for _ in range(8)), source="unit")
+    raw_mb = 8 * 80 * 16 * 16 * 3 / 1024 ** 2
+    doc = tmp_path / "BENCHMARKS.md"
+    result = run_image_benchmark(str(data), str(doc), budget_mb=raw_mb / 4, steps=2,
+                                 workers=(1,), batch=16)
+    memory, stream = result["runs"]
+    assert memory["loader"] == "memory" and stream["loader"] == "stream"  # auto chose streaming
+    assert stream["workers"] == 1 and memory["data_gb"] * 1024 > 4 * result["budget_mb"] * 0.99
+    for run in (memory, stream):
+        assert run["images_per_s"] == 2 * run["transitions_per_s"] > 0
+        assert run["loader_images_per_s"] > 0 and run["peak_pss_mb"] > 0
+    text = doc.read_text()
+    assert "<!-- bench:train-image:cpu:start -->" in text and "| streaming, 1 worker" in text
