@@ -577,7 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--task", default="push-v3")
     b.add_argument("--episodes", type=int, default=50)
     b.add_argument("--steps", type=int, default=None,
-                   help="timed steps per repeat (default 300; --obs image: 20)")
+                   help="timed steps per repeat (default 300; --obs image: 30)")
     b.add_argument("--repeats", type=int, default=5)
     b.add_argument("--device", default="cpu")
     b.add_argument("--out", default=None, help="markdown file to (re)write the results section in")
