@@ -48,8 +48,23 @@ NODE_NAME = "policy_node"
 OUTPUT_DEPTH = 1  # a command that could not be delivered is not worth delivering late
 LATENCY_WINDOW = 1000  # latencies kept for the diagnostics' percentiles
 DIAGNOSTICS_TOPIC = "/diagnostics"
+MAX_JOINTS = 1_000  # a JointState with more entries than this is refused before it is read
+MAX_IMAGE_BYTES = 64 * 2**20  # image_resize: bigger frames are refused before decoding
+MAX_PIXEL_BYTES = 16  # image_resize false: a frame of the model's size has at most this per pixel
+RENEW_AFTER_S = 1.0  # an input quiet of oversized messages this long gets a fresh subscription
+RENEW_MIN_BYTES = 2**20  # ... if one of them was at least this big (DDS kept a buffer that big)
+RENEW_CHECK_S = 0.25
 STAMP_HINT = ("(if the publisher runs on simulated time, set use_sim_time:=true here; if clocks "
               "are not synchronised, check_header_stamps:=false)")
+
+
+class Oversized(safety.SafetyError):
+    """A message refused by its length alone, before any conversion; ``nbytes``: about how
+    big it was."""
+
+    def __init__(self, message: str, nbytes: int) -> None:
+        super().__init__(message)
+        self.nbytes = nbytes
 
 
 def describe(err: Exception) -> str:
@@ -73,6 +88,8 @@ class PolicyNode(LifecycleNode):
         self.goal_parts: dict[str, np.ndarray] = {}
         self.owned_subscriptions: list[Any] = []  # made at configure, destroyed at cleanup
         self.owned_timers: list[Any] = []
+        self.input_subscriptions: dict[str, tuple[Any, tuple]] = {}  # topic -> (sub, its args)
+        self.renew_due: dict[str, float] = {}  # topic -> when to renew its subscription
         self.pub_action = self.pub_latency = self.pub_plan = None
         self.active = False
         self.enabled = bool(self.p["start_enabled"])
@@ -168,6 +185,7 @@ class PolicyNode(LifecycleNode):
         self.subscribe(spec)
         if p["mode"] == "realtime":
             self.owned_timers.append(self.create_timer(1.0 / p["control_rate_hz"], self.control))
+        self.owned_timers.append(self.create_timer(RENEW_CHECK_S, self.renew_subscriptions))
         self.get_logger().info(
             f"loaded {self.policy.policy_type} policy {str(path)!r} on {p['device']} in "
             f"{time.monotonic() - started:.1f} s (warm-up act {warm_ms:.1f} ms); inputs "
@@ -210,15 +228,16 @@ class PolicyNode(LifecycleNode):
             names, fields = list(p["joint_names"]), list(p["joint_state_fields"])
             subs.append((JointState, p["joint_states_topic"], lambda m: self.receive(
                 "joint_states", lambda: conversions.joint_state_vector(m, names, fields),
-                m.header.stamp)))
+                m.header.stamp, max(len(m.name), len(m.position), len(m.velocity),
+                                    len(m.effort)))))
         if "state" in self.inputs:
             subs.append((Float64MultiArray, p["state_topic"], lambda m: self.receive(
-                "state", lambda: conversions.multi_array_vector(m))))
+                "state", lambda: conversions.multi_array_vector(m), length=len(m.data))))
         if "image" in self.inputs:
             shape = spec[self.inputs["image"].key]["shape"]
             image_type = CompressedImage if p["image_transport"] == "compressed" else Image
             subs.append((image_type, self.inputs["image"].topic, lambda m: self.receive(
-                "image", lambda: self.decode_image(m, shape), m.header.stamp)))
+                "image", lambda: self.decode_image(m, shape), m.header.stamp, len(m.data))))
         if self.policy.needs_goal:
             if p["goal_topic"] and p["state_key"] in spec:
                 subs.append((Float64MultiArray, p["goal_topic"], lambda m: self.on_goal(
@@ -230,8 +249,9 @@ class PolicyNode(LifecycleNode):
                 subs.append((Image, p["goal_image_topic"], lambda m: self.on_goal(
                     p["image_key"], lambda: self.decode_image(m, shape))))
         for msg_type, topic, callback in subs:
-            self.owned_subscriptions.append(self.create_subscription(msg_type, topic, callback,
-                                                                     qos))
+            subscription = self.create_subscription(msg_type, topic, callback, qos)
+            self.owned_subscriptions.append(subscription)
+            self.input_subscriptions[topic] = (subscription, (msg_type, topic, callback, qos))
 
     def decode_image(self, msg: Image | CompressedImage, shape: Sequence[int]) -> np.ndarray:
         rgb = (conversions.compressed_to_rgb(msg) if isinstance(msg, CompressedImage)
@@ -247,24 +267,31 @@ class PolicyNode(LifecycleNode):
             if publisher is not None:
                 self.destroy_lifecycle_publisher(publisher)
         self.owned_timers, self.owned_subscriptions = [], []
+        self.input_subscriptions, self.renew_due = {}, {}
         self.pub_action = self.pub_latency = self.pub_plan = None
         self.policy = self.filter = self.freshness = self.build_output = None
         self.ramp_positions = None
         self.inputs, self.goal_parts = {}, {}
 
     # ---- inputs -------------------------------------------------------------------------------
-    def receive(self, name: str, convert: Callable[[], np.ndarray], stamp: Any = None) -> None:
-        """Keep a message's value if it is usable; otherwise record and report why not."""
+    def receive(self, name: str, convert: Callable[[], np.ndarray], stamp: Any = None,
+                length: int | None = None) -> None:
+        """Keep a message's value if it is usable; otherwise record and report why not. A
+        message whose ``length`` (values, entries or bytes) cannot fit the input is refused
+        before any conversion work."""
         if name not in self.inputs:  # a callback racing a cleanup
             return
         inp = self.inputs[name]
         arrived = time.monotonic()
         try:
+            if length is not None:
+                self.check_length(inp, length)
             value = convert()
             if inp.size is not None and value.size != inp.size:
                 raise safety.SafetyError(f"{value.size} values; expected {inp.size} for "
                                          f"observation '{inp.key}'")
             safety.check_finite({inp.key: value})
+            stamp_s = None
             if stamp is not None and self.p["check_header_stamps"]:
                 stamp_s = stamp.sec + stamp.nanosec / NS_PER_S
                 now_s = self.get_clock().now().nanoseconds / NS_PER_S
@@ -274,12 +301,50 @@ class PolicyNode(LifecycleNode):
         except Exception as err:  # noqa: BLE001 - a bad message must never stop the node
             inp.value, inp.problem = None, describe(err)
             self.complain(name, f"not acting on {name} from {inp.topic}: {inp.problem}")
+            if isinstance(err, Oversized) and err.nbytes >= RENEW_MIN_BYTES:
+                self.renew_due[inp.topic] = time.monotonic() + RENEW_AFTER_S
             return
         inp.value, inp.problem, inp.received_s = value, None, arrived
         inp.count += 1
-        self.freshness.mark(name, arrived)
+        self.freshness.mark(name, arrived, stamp_s)
         if self.p["mode"] == "lockstep":
             self.control()
+
+    def check_length(self, inp: observations.Input, length: int) -> None:
+        """Refuse, unread, a message too long for ``inp`` (an 8 MB array where 39 values are
+        expected costs a length check, not a conversion)."""
+        if inp.name == "state" and length != inp.size:
+            raise Oversized(f"{length} values; expected {inp.size} for observation "
+                            f"'{inp.key}'", 8 * length)
+        if inp.name == "joint_states" and length > MAX_JOINTS:
+            raise Oversized(f"JointState with {length} entries; expected at most {MAX_JOINTS} "
+                            "(refused unread)", 32 * length)
+        if inp.name == "image":
+            height, width = self.policy.obs_spec[inp.key]["shape"][:2]
+            limit = (MAX_IMAGE_BYTES if self.p["image_resize"]
+                     else max(height * width * MAX_PIXEL_BYTES, 4096))
+            if length > limit:
+                raise Oversized(f"image message of {length} bytes; expected at most {limit} "
+                                f"for the model's {width}x{height} input (refused unread)",
+                                length)
+
+    def renew_subscriptions(self) -> None:
+        """Timer: an input that received an oversized message gets a new subscription once
+        such messages stop (RENEW_AFTER_S): DDS keeps the buffers of the largest sample a
+        subscription took, so this gives that memory back."""
+        now = time.monotonic()
+        for topic, due in list(self.renew_due.items()):
+            if now < due or topic not in self.input_subscriptions:
+                continue
+            del self.renew_due[topic]
+            old, args = self.input_subscriptions[topic]
+            self.owned_subscriptions.remove(old)
+            self.destroy_subscription(old)
+            new = self.create_subscription(*args)
+            self.owned_subscriptions.append(new)
+            self.input_subscriptions[topic] = (new, args)
+            self.get_logger().info(f"{topic}: subscription renewed after an oversized message "
+                                   "(its buffers released)")
 
     def on_goal(self, key: str, convert: Callable[[], np.ndarray]) -> None:
         """MPC goal parts; the goal is set once every observation key has one."""
@@ -324,7 +389,9 @@ class PolicyNode(LifecycleNode):
             return  # wait until every input has a new message
         if any(i.problem for i in self.inputs.values()):
             return  # already reported when the message arrived
-        stale = self.freshness.problems(time.monotonic())
+        stamp_now = (self.get_clock().now().nanoseconds / NS_PER_S
+                     if self.p["check_header_stamps"] else None)
+        stale = self.freshness.problems(time.monotonic(), stamp_now)
         if stale:
             for line in stale:  # a stream going quiet is its own kind of problem
                 self.complain(line.split(":", 1)[0] + ".stale", f"not acting: {line}")

@@ -124,8 +124,10 @@ class Freshness:
     """When each input last arrived (receipt time, and its header stamp where it has one).
 
     An input is stale when it has not arrived for ``timeout_s`` (the stream stopped), or when its
-    header stamp is older than ``timeout_s`` at arrival (a delayed or replayed message). Stamps of
-    zero mean "not stamped" and are not judged. Times are seconds on whichever clocks the caller
+    header stamp is older than ``timeout_s``: at arrival (a delayed or replayed message) and at
+    every later use, so a picture that arrived already 0.2 s old is not used past 0.3 s of age
+    with a 0.3 s timeout, however fresh the joint states beside it are. Stamps of zero mean "not
+    stamped" and are judged by arrival only. Times are seconds on whichever clocks the caller
     uses: receipt on a monotonic clock, stamps on the ROS clock the publishers stamp with.
     """
 
@@ -134,30 +136,47 @@ class Freshness:
             raise SafetyError(f"stale_timeout_s is {timeout_s}; expected > 0")
         self.timeout_s = float(timeout_s)
         self.received: dict[str, float | None] = {n: None for n in names}
+        self.stamps: dict[str, float | None] = {n: None for n in names}
 
     def stamp_problem(self, name: str, stamp_s: float, now_s: float) -> str | None:
-        """Why a message stamped ``stamp_s`` (ROS time) is too old at ``now_s``, or None."""
+        """Why a message stamped ``stamp_s`` (ROS time) is too old at ``now_s`` (or so far in
+        the future that the clocks cannot agree), or None."""
         if stamp_s <= 0.0:
             return None
         age = now_s - stamp_s
         if age > self.timeout_s:
             return (f"{name}: message stamped {age:.3f} s ago; expected newer than "
                     f"stale_timeout_s={self.timeout_s:g}")
+        if -age > self.timeout_s:  # its true age is unknown: the clocks disagree
+            return (f"{name}: message stamped {-age:.3f} s in the future; expected at most "
+                    f"stale_timeout_s={self.timeout_s:g} ahead")
         return None
 
-    def mark(self, name: str, received_s: float) -> None:
+    def mark(self, name: str, received_s: float, stamp_s: float | None = None) -> None:
+        """``name``'s newest valid message arrived at ``received_s``, stamped ``stamp_s`` (ROS
+        time; None or 0 = not stamped, or stamps not checked)."""
         self.received[name] = received_s
+        self.stamps[name] = stamp_s if stamp_s is not None and stamp_s > 0.0 else None
 
     def forget(self, name: str) -> None:
         self.received[name] = None
+        self.stamps[name] = None
 
-    def problems(self, now_s: float) -> list[str]:
-        """One line per input that never arrived or has gone quiet for longer than the timeout."""
+    def problems(self, now_s: float, stamp_now_s: float | None = None) -> list[str]:
+        """One line per input that never arrived, has gone quiet for longer than the timeout,
+        or (given ``stamp_now_s``, ROS time now) whose newest message's stamp is now older than
+        the timeout."""
         found = []
         for name, when in self.received.items():
+            stamp = self.stamps.get(name)
             if when is None:
                 found.append(f"{name}: no valid message yet")
             elif now_s - when > self.timeout_s:
                 found.append(f"{name}: last valid message {now_s - when:.3f} s ago; expected one "
                              f"within stale_timeout_s={self.timeout_s:g}")
+            elif stamp_now_s is not None and stamp is not None \
+                    and stamp_now_s - stamp > self.timeout_s:
+                found.append(f"{name}: newest valid message stamped {stamp_now_s - stamp:.3f} s "
+                             f"ago; expected newer than stale_timeout_s={self.timeout_s:g} (it "
+                             "would be paired with fresher inputs)")
         return found
