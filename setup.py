@@ -54,8 +54,8 @@ EXTRAS_REQUIRE = {
         'ros-fastdds',
     ],
     # `actjepa import`: LeRobot datasets (parquet via pyarrow, mp4 decoded with PyAV; PyAV also
-    # writes `make demo`'s video)
-    'data': ['pyarrow', 'av'],
+    # writes `make demo`'s MP4, Pillow its GIF)
+    'data': ['pyarrow', 'av', 'pillow'],
     # colcon: `make colcon` and test/test_package.py build the package as a ROS install would
     # ruff: test/test_lint.py (`make lint`)
     'dev': ['pytest', 'hypothesis', 'pytest-timeout', 'ruff', 'colcon-common-extensions',
