@@ -165,6 +165,7 @@ class PolicyNode(LifecycleNode):
         if p["torch_threads"]:
             torch.set_num_threads(p["torch_threads"])
         started = time.monotonic()
+        safety.check_archive(path)
         self.policy = load_policy(path, device=p["device"], policy_type=p["policy_type"] or None)
         spec = self.policy.obs_spec
         self.inputs = observations.plan_inputs(p, spec, self.get_logger().info)

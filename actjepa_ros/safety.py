@@ -6,7 +6,9 @@ refuse is never published.
 """
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -180,3 +182,21 @@ class Freshness:
                              f"ago; expected newer than stale_timeout_s={self.timeout_s:g} (it "
                              "would be paired with fresher inputs)")
         return found
+
+
+def check_archive(path: str | Path) -> None:
+    """Raise ``SafetyError`` if ``path`` is a zip archive (torch.save's format) with a member
+    that fails its CRC-32: torch.load does not check them, so a flipped bit in the weights would
+    load silently as a different policy."""
+    path = Path(path)
+    if not zipfile.is_zipfile(path):
+        return  # not an archive: the loader says what it is
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as err:
+        raise SafetyError(f"{path}: damaged checkpoint archive ({type(err).__name__}: {err}); "
+                          "expected a file from `actjepa train-policy`") from None
+    if bad is not None:
+        raise SafetyError(f"{path}: damaged checkpoint: {bad} fails its CRC check (the file "
+                          "changed after it was written); expected an intact copy")

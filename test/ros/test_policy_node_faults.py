@@ -751,15 +751,32 @@ def hostile_checkpoint(data, folder: Path, marker: Path, valid: bytes) -> tuple[
     if kind == "truncated":
         return kind, valid[:data.draw(st.integers(0, len(valid) - 1))]
     flipped = bytearray(valid)
-    at = data.draw(st.integers(0, 200))  # the archive's header and the pickle's start
+    at = data.draw(st.integers(0, len(valid) - 1))
     flipped[at] ^= data.draw(st.integers(1, 255))
     return kind, bytes(flipped)
 
 
+def same_content(a: Path, b: Path) -> bool:
+    """Whether two checkpoint files hold equal tensors and values (a flip in zip padding)."""
+    def equal(x, y) -> bool:
+        if isinstance(x, torch.Tensor):
+            return isinstance(y, torch.Tensor) and torch.equal(x, y)
+        if isinstance(x, dict):
+            return isinstance(y, dict) and x.keys() == y.keys() and all(
+                equal(x[k], y[k]) for k in x)
+        if isinstance(x, (list, tuple)):
+            return type(x) is type(y) and len(x) == len(y) and all(map(equal, x, y))
+        return x == y
+
+    return equal(torch.load(a, weights_only=True), torch.load(b, weights_only=True))
+
+
 def test_fuzz_hostile_checkpoints_never_run_code_and_fail_in_one_line(tmp_path, policy_files):
     """Random bytes, pickles that run code (raw, any protocol, or inside a torch.save zip),
-    truncated and damaged policy files: refused with one line, never a traceback, never the
-    code run."""
+    truncated policy files and ones with a flipped byte, loaded as the node loads them
+    (``safety.check_archive``, then ``load_policy``): refused with one line, never a traceback,
+    never the code run, never a changed policy loaded (was: a flipped byte in the weights
+    loaded silently; torch.load does not check the archive's CRCs)."""
     valid = policy_files["flip"].read_bytes()
     marker = tmp_path / "code-ran"
     kinds: dict = {}
@@ -773,11 +790,14 @@ def test_fuzz_hostile_checkpoints_never_run_code_and_fail_in_one_line(tmp_path, 
         path = tmp_path / "policy.pt"
         path.write_bytes(content)
         try:
+            safety.check_archive(path)
             load_policy(path)
         except ActJepaError as err:
             assert "\n" not in str(err) and str(path) in str(err), str(err)
         else:
             assert kind == "flipped", f"a {kind} checkpoint loaded"
+            assert same_content(path, policy_files["flip"]), "a damaged checkpoint loaded"
+            kinds["flipped, harmless"] = kinds.get("flipped, harmless", 0) + 1
         assert not marker.exists(), f"a {kind} checkpoint ran code"
 
     case()
