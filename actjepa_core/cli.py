@@ -348,8 +348,9 @@ def cmd_train_policy(args: argparse.Namespace) -> None:
         if ctx.is_main:
             policy.save(args.out)
             print(f"{policy.summary()} -> {args.out}")
+        distributed.shutdown(ctx, clean=True)
     finally:
-        distributed.shutdown(ctx)
+        distributed.shutdown(ctx)  # after an error (a no-op once left cleanly)
 
 
 class PolicyCommand(NamedTuple):

@@ -92,9 +92,14 @@ def init_from_env(device: str, timeout_s: float) -> tuple[DistContext, str]:
     return ctx, device
 
 
-def shutdown(ctx: DistContext) -> None:
+def shutdown(ctx: DistContext, clean: bool = False) -> None:
+    """Leave the process group. After a normal finish (``clean``) every rank first waits for the
+    others: a rank tearing its connections down while a peer still writes its checkpoint can
+    abort that peer."""
     if ctx.enabled and dist.is_initialized():
         try:
+            if clean:
+                dist.barrier()
             dist.destroy_process_group()
         except Exception:  # noqa: BLE001 - after a failed collective there is nothing to save
             pass

@@ -100,6 +100,9 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.run.seed)
         if dist.enabled:  # augmentation draws differ between ranks (the weights do not)
             torch.manual_seed(config.run.seed * SEED_STRIDE + dist.rank)
+        if config.optim.batch_size % dist.world_size:
+            raise ActJepaError(f"optim.batch_size {config.optim.batch_size} is the global batch "
+                               f"and must split evenly over the {dist.world_size} processes")
         self.local_batch = config.optim.batch_size // dist.world_size
         self.sampler = (None if self.streamed else EpochSampler(
             len(self.train_set), config.optim.batch_size, self.generator, self.device,
@@ -366,7 +369,10 @@ def train(data: EpisodeSet, config: TrainConfig, run_dir: str | Path, resume: bo
             trainer.restore(run_dir / "last.pt")
         if ctx.is_main:
             save_yaml(config, run_dir / "config.yaml")
-        return trainer.run(progress=progress)
+        result = trainer.run(progress=progress)
+        if joined:
+            distributed.shutdown(ctx, clean=True)
+        return result
     finally:
         if joined:
-            distributed.shutdown(ctx)
+            distributed.shutdown(ctx)  # after an error (a no-op once left cleanly)
