@@ -255,6 +255,8 @@ class PolicyNode(LifecycleNode):
             self.input_subscriptions[topic] = (subscription, (msg_type, topic, callback, qos))
 
     def decode_image(self, msg: Image | CompressedImage, shape: Sequence[int]) -> np.ndarray:
+        if isinstance(msg, CompressedImage):
+            self.check_declared_size(bytes(msg.data), shape)
         rgb = (conversions.compressed_to_rgb(msg) if isinstance(msg, CompressedImage)
                else conversions.image_to_rgb(msg))
         return conversions.fit_image(rgb, shape, self.p["image_resize"])
@@ -328,6 +330,22 @@ class PolicyNode(LifecycleNode):
                 raise Oversized(f"image message of {length} bytes; expected at most {limit} "
                                 f"for the model's {width}x{height} input (refused unread)",
                                 length)
+
+    def check_declared_size(self, data: bytes, shape: Sequence[int]) -> None:
+        """Refuse, before decoding, a jpeg/png whose header declares more pixels than it may
+        have (a small file can inflate to gigabytes)."""
+        size = safety.declared_size(data)
+        if size is None:
+            return  # not jpeg/png, or cut short: the decoder refuses it
+        width, height = size
+        if self.p["image_resize"]:
+            if width * height * 3 > MAX_IMAGE_BYTES:
+                raise Oversized(f"compressed image declares {width}x{height} pixels; expected at "
+                                f"most {MAX_IMAGE_BYTES // 2**20} MB decoded (refused undecoded)",
+                                len(data))
+        elif (height, width) != (int(shape[0]), int(shape[1])):
+            raise safety.SafetyError(f"compressed image declares {width}x{height} pixels; "
+                                     f"expected {shape[1]}x{shape[0]} (or enable image_resize)")
 
     def renew_subscriptions(self) -> None:
         """Timer: an input that received an oversized message gets a new subscription once
