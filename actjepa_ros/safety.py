@@ -7,7 +7,6 @@ refuse is never published.
 from __future__ import annotations
 
 import struct
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -15,6 +14,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from actjepa_core.errors import ActJepaError
+from actjepa_core.training.checkpoint import verify_archive
 
 
 class SafetyError(ActJepaError):
@@ -186,21 +186,12 @@ class Freshness:
 
 
 def check_archive(path: str | Path) -> None:
-    """Raise ``SafetyError`` if ``path`` is a zip archive (torch.save's format) with a member
-    that fails its CRC-32: torch.load does not check them, so a flipped bit in the weights would
-    load silently as a different policy."""
-    path = Path(path)
-    if not zipfile.is_zipfile(path):
-        return  # not an archive: the loader says what it is
+    """Raise ``SafetyError`` if ``path`` is a checkpoint archive with a member that fails its
+    CRC-32 (the core's check, before anything is unpickled)."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as err:
-        raise SafetyError(f"{path}: damaged checkpoint archive ({type(err).__name__}: {err}); "
-                          "expected a file from `actjepa train-policy`") from None
-    if bad is not None:
-        raise SafetyError(f"{path}: damaged checkpoint: {bad} fails its CRC check (the file "
-                          "changed after it was written); expected an intact copy")
+        verify_archive(path)
+    except ActJepaError as err:
+        raise SafetyError(str(err)) from None
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ def load_checkpoint(path: str | Path, kind: str | None = None,
     path = Path(path)
     if not path.is_file():
         raise ActJepaError(f"{path}: checkpoint not found")
+    verify_archive(path)
     try:
         content = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many types for foreign/corrupt files
@@ -56,6 +58,24 @@ def load_checkpoint(path: str | Path, kind: str | None = None,
     if kind is not None and content.get("kind") != kind:
         raise ActJepaError(f"{path}: checkpoint holds a {content.get('kind')!r}; expected {kind!r}")
     return content
+
+
+def verify_archive(path: str | Path) -> None:
+    """Refuse a checkpoint archive (torch.save's zip format) with a member that fails its
+    CRC-32: torch.load does not check them, so a flipped bit in the weights would otherwise load
+    silently as a different model."""
+    path = Path(path)
+    if not zipfile.is_zipfile(path):
+        return  # not an archive: torch.load's failure says what it is
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as err:
+        raise ActJepaError(f"{path}: damaged checkpoint archive ({type(err).__name__}: {err}); "
+                           "expected an intact file from actjepa") from None
+    if bad is not None:
+        raise ActJepaError(f"{path}: damaged checkpoint: {bad} fails its CRC check (the file "
+                           "changed after it was written); expected an intact copy")
 
 
 def _load_failure(path: Path, err: Exception) -> str:

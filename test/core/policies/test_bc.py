@@ -25,7 +25,9 @@ from demo_data import REACH_EVAL_EPISODES, REACH_EVAL_STEPS
 BC_STEPS = 500  # enough for the head to fit ~2,000 reach samples
 STATE_DIM = 39
 CONFIG_FILE = Path(__file__).resolve().parents[3] / "config" / "policy_bc.yaml"
-SHIPPED_POLICY = Path(__file__).resolve().parents[3] / "models" / "reach_bc.pt"
+# the reach policy shipped before the layout and processor refactors (models/reach_bc.pt of
+# commit 8fa7b8c, kept as test data): files written then must load and act exactly as they did
+SHIPPED_POLICY = Path(__file__).resolve().parents[2] / "data" / "reach_bc_v1.pt"
 SHIPPED_ACTIONS = [[0.281191, 0.986348, 0.163148, -0.007026],  # its first three actions on
                    [0.314189, 0.997426, 0.171773, -0.003771],  # reach-v3 episode 0, seed 1,
                    [0.298937, 0.987791, 0.191578, 0.002545]]  # when it was written

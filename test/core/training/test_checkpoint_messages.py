@@ -79,3 +79,19 @@ def test_the_cli_prints_the_refusal_as_its_one_error_line(tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "refused" in lines[0], proc.stderr
     assert "weights_only" not in proc.stderr
+
+
+def test_a_flipped_byte_in_the_weights_is_refused_not_loaded(tmp_path):
+    """torch.load ignores the archive's CRCs: the loader checks them first."""
+    import zipfile
+
+    path = tmp_path / "ck.pt"
+    ckpt.save_checkpoint(path, ckpt.WORLD_MODEL, {"weights": torch.arange(1000.0)})
+    with zipfile.ZipFile(path) as archive:
+        member = next(i for i in archive.infolist() if "/data/" in i.filename)
+    data = bytearray(path.read_bytes())
+    position = member.header_offset + 30 + len(member.filename) + len(member.extra) + 400
+    data[position] ^= 0x01  # one bit inside the stored tensor bytes
+    path.write_bytes(bytes(data))
+    message = refused_message(path)
+    assert "fails its CRC check" in message and "\n" not in message
