@@ -77,17 +77,27 @@ def warm_start(mean: torch.Tensor, fill: str = "zeros") -> torch.Tensor:
     return torch.cat([mean[1:], tail], dim=0)  # (H, A)
 
 
-def plan(cost: CostFn, horizon: int, action_dim: int, config: CEMConfig,
-         generator: torch.Generator, init_mean: torch.Tensor | None = None) -> Plan:
-    """Minimise ``cost`` over (H, A) sequences in [-1, 1]; ``init_mean`` (H, A) warm-starts."""
+def search_start(horizon: int, action_dim: int, init_std: float, generator: torch.Generator,
+                 init_mean: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every sampling planner's starting point: mean (H, A) (zeros, or the warm start clipped to
+    the box), std (H, A), the best sequence so far (the mean) and its cost (inf, on the device:
+    no host sync in the loop)."""
     device = generator.device
     shape = (horizon, action_dim)
     mean = (torch.zeros(shape, device=device) if init_mean is None
             else init_mean.to(device).clamp(ACTION_LOW, ACTION_HIGH))
     if tuple(mean.shape) != shape:
-        raise ActJepaError(f"CEM init_mean has shape {tuple(mean.shape)}; expected {shape}")
-    std = torch.full(shape, config.init_std, device=device)
-    best, best_cost = mean.clone(), torch.full((), float("inf"), device=device)
+        raise ActJepaError(f"planner init_mean has shape {tuple(mean.shape)}; expected {shape}")
+    std = torch.full(shape, init_std, device=device)
+    return mean, std, mean.clone(), torch.full((), float("inf"), device=device)
+
+
+def plan(cost: CostFn, horizon: int, action_dim: int, config: CEMConfig,
+         generator: torch.Generator, init_mean: torch.Tensor | None = None) -> Plan:
+    """Minimise ``cost`` over (H, A) sequences in [-1, 1]; ``init_mean`` (H, A) warm-starts."""
+    mean, std, best, best_cost = search_start(horizon, action_dim, config.init_std, generator,
+                                              init_mean)
     for _ in range(config.iterations):
         actions = sample(mean, std, config.samples, generator)  # (N, H, A)
         costs = cost(actions)

@@ -15,7 +15,15 @@ from dataclasses import dataclass
 import torch
 
 from actjepa_core.errors import ActJepaError, check_choice
-from actjepa_core.planning.cem import ACTION_HIGH, ACTION_LOW, WARM_FILLS, CostFn, Plan, refit
+from actjepa_core.planning.cem import (
+    ACTION_HIGH,
+    ACTION_LOW,
+    WARM_FILLS,
+    CostFn,
+    Plan,
+    refit,
+    search_start,
+)
 
 
 @dataclass
@@ -76,12 +84,8 @@ def plan(cost: CostFn, horizon: int, action_dim: int, config: ICEMConfig,
          generator: torch.Generator, init_mean: torch.Tensor | None = None,
          init_elites: torch.Tensor | None = None) -> Plan:
     """``init_elites`` (E, H, A): the previous plan's elites, already shifted (warm start)."""
-    device = generator.device
-    shape = (horizon, action_dim)
-    mean = (torch.zeros(shape, device=device) if init_mean is None
-            else init_mean.to(device).clamp(ACTION_LOW, ACTION_HIGH))
-    std = torch.full(shape, config.init_std, device=device)
-    best, best_cost = mean.clone(), torch.full((), float("inf"), device=device)
+    mean, std, best, best_cost = search_start(horizon, action_dim, config.init_std, generator,
+                                              init_mean)
     carried = init_elites
     elites = None
     for i in range(config.iterations):

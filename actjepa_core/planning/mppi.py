@@ -13,7 +13,13 @@ from dataclasses import dataclass
 import torch
 
 from actjepa_core.errors import ActJepaError, check_choice
-from actjepa_core.planning.cem import ACTION_HIGH, ACTION_LOW, WARM_FILLS, CostFn, Plan, sample
+from actjepa_core.planning.cem import (
+    WARM_FILLS,
+    CostFn,
+    Plan,
+    sample,
+    search_start,
+)
 
 COST_SPREAD_FLOOR = 1e-8
 
@@ -40,12 +46,8 @@ class MPPIConfig:
 
 def plan(cost: CostFn, horizon: int, action_dim: int, config: MPPIConfig,
          generator: torch.Generator, init_mean: torch.Tensor | None = None) -> Plan:
-    device = generator.device
-    shape = (horizon, action_dim)
-    mean = (torch.zeros(shape, device=device) if init_mean is None
-            else init_mean.to(device).clamp(ACTION_LOW, ACTION_HIGH))
-    std = torch.full(shape, config.init_std, device=device)
-    best, best_cost = mean.clone(), torch.full((), float("inf"), device=device)
+    mean, std, best, best_cost = search_start(horizon, action_dim, config.init_std, generator,
+                                              init_mean)
     for _ in range(config.iterations):
         actions = sample(mean, std, config.samples, generator)  # (N, H, A)
         actions[0] = mean  # the current plan competes too

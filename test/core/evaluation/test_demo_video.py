@@ -39,7 +39,7 @@ def test_episode_frames_align_steps_success_and_latency(monkeypatch):
 
 
 def test_video_holds_each_last_frame_and_writes_mp4_and_gif(tmp_path):
-    av = pytest.importorskip("av")
+    import av  # the data extra: make setup installs it
     records = [record(5, solved_at=4), record(3)]
     frames = dv.video_frames(records, "reach-v3")
     hold = int(dv.HOLD_S * dv.FPS)

@@ -24,7 +24,7 @@ def test_a_small_policy_file_is_shipped_for_each_demo_task(task):
 
 
 def test_demo_writes_video_summary_and_frame_and_prints_their_paths(tmp_path):
-    av = pytest.importorskip("av")
+    import av  # the data extra: make setup installs it
     proc = subprocess.run(
         [sys.executable, "-m", "actjepa_ros.tools.demo", "--task", "reach-v3", "--episodes", "2",
          "--max-steps", "25", "--image-size", "32", "--out", str(tmp_path)],
