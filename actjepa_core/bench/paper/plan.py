@@ -52,6 +52,10 @@ EXTRA_METHODS = (  # beyond the paper's recipe: named rows, the faithful rows st
     Method("act-jepa+state", "act-jepa", (), with_state=True),
     Method("act-jepa+state+shift+chunk", "act-jepa", ("augment.shift=4",), bc_chunk=10,
            with_state=True),
+    # the paper's own remedy for collapse (its training notes): L2-normalised latents in the loss
+    Method("act-jepa+norm", "act-jepa", ("loss.normalise=true",)),
+    Method("act-jepa+norm+shift", "act-jepa", ("loss.normalise=true", "augment.shift=4")),
+    Method("act-jepa+norm+rollout3", "act-jepa", ("loss.normalise=true", "loss.rollout_steps=3")),
 )
 METHODS = {m.name: m for m in (*MAIN_METHODS, *ABLATION_METHODS, *EXTRA_METHODS)}
 # the order units run in: the paper's central comparison (ACT-JEPA vs raw BC) first, so a partial
@@ -80,16 +84,22 @@ class PaperConfig:
     train_overrides: list[str] = field(default_factory=list)  # any `actjepa train --set`
     bc_steps: int = 2000
     extra_methods: list[str] = field(default_factory=lambda: [m.name for m in EXTRA_METHODS])
+    # extras that run right after the central comparison's first seed (e.g. a recipe that avoids
+    # a collapse seen there), instead of after everything else
+    priority_methods: list[str] = field(default_factory=list)
 
     def validate(self, where: str = "paper config") -> "PaperConfig":
         check_choice(where, "obs", self.obs, OBS_KINDS)
         for table in self.tables:
             check_choice(where, "tables[]", table, TABLES)
-        for name in [*self.seeded_methods, *self.extra_methods]:
+        for name in [*self.seeded_methods, *self.extra_methods, *self.priority_methods]:
             check_choice(where, "method", name, tuple(METHODS))
         if not self.seeds or not self.tasks or self.demos < 1 or self.eval_episodes < 1:
             raise ActJepaError(f"{where}: tasks and seeds must be non-empty, demos and "
                                "eval_episodes >= 1")
+        if not set(self.priority_methods) <= set(self.extra_methods):
+            raise ActJepaError(f"{where}: priority_methods must be among extra_methods, got "
+                               f"{self.priority_methods}")
         if any(d < 1 or d > self.demos for d in self.data_demos):
             raise ActJepaError(f"{where}: data_demos must lie in [1, demos={self.demos}], got "
                                f"{self.data_demos}")
@@ -131,8 +141,9 @@ def seeds_for(config: PaperConfig, method: str) -> list[int]:
 
 
 def plan_units(config: PaperConfig) -> list[Unit]:
-    """Every unit the configured tables need, most informative first (seed 0 of the main rows,
-    then ablations, the data sweep, extra seeds, extras), duplicates merged."""
+    """Every unit the configured tables need, most informative first (seed 0 of act-jepa and
+    raw, the priority extras, the other main rows, then ablations, the data sweep, extra seeds,
+    extras), duplicates merged."""
     wanted: dict[tuple, set[float]] = {}
     order: list[tuple] = []
 
@@ -152,6 +163,9 @@ def plan_units(config: PaperConfig) -> list[Unit]:
                 continue
             sigmas = config.sigmas if "noise" in tables else clean
             want(method.name, config.demos, seeds[seed_rank], sigmas)
+            if seed_rank == 0 and method.name == RUN_ORDER[1] and "extras" in tables:
+                for name in config.priority_methods:
+                    want(name, config.demos, config.seeds[0], sigmas)
         if seed_rank == 0 or not config.seeded_methods:
             for method in ABLATION_METHODS if "ablations" in tables else ():
                 seeds = seeds_for(config, method.name)

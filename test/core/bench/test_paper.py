@@ -36,6 +36,16 @@ def test_the_plan_trains_each_shared_cell_once_and_covers_every_table():
     assert [(u.method.name, u.seed) for u in units[:2]] == [("act-jepa", 0), ("raw", 0)]
 
 
+def test_priority_extras_run_right_after_the_central_comparisons_first_seed():
+    config = PaperConfig(tasks=["reach-v3"], seeds=[0, 1], seeded_methods=["act-jepa"],
+                         priority_methods=["act-jepa+norm"]).validate()
+    names = [u.method.name for u in plan_units(config)]
+    assert names[:3] == ["act-jepa", "raw", "act-jepa+norm"]  # before the other rows
+    assert names.count("act-jepa+norm") == 1
+    with pytest.raises(ActJepaError, match="priority_methods must be among extra_methods"):
+        PaperConfig(extra_methods=[], priority_methods=["act-jepa+norm"]).validate()
+
+
 def test_the_shipped_paper_configs_load():
     state = load_paper_config(REPO / "config" / "paper_state.yaml")
     image = load_paper_config(REPO / "config" / "paper_image.yaml")
