@@ -1,4 +1,4 @@
-"""Typed configuration: dataclasses with the seed's defaults (§5), loaded from and saved to YAML.
+"""Typed configuration: dataclasses with the paper's defaults (§5), loaded from and saved to YAML.
 
 Unknown keys and wrongly typed values are errors that name the file and the dotted key, so a typo in
 a config never silently falls back to a default.
@@ -25,7 +25,7 @@ MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 
 @dataclass
 class ModelConfig:
-    """Architecture (seed §4-5). Hidden lists give the widths between input and output."""
+    """Architecture (the paper §4-5). Hidden lists give the widths between input and output."""
 
     latent_dim: int = 128  # D
     state_hidden: list[int] = field(default_factory=lambda: [256, 256])  # 3-layer MLP
@@ -53,7 +53,7 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    normalise: bool = False  # L2-normalise both latents before the squared distance (seed §4.6)
+    normalise: bool = False  # L2-normalise both latents before the squared distance (the paper §4.6)
     rollout_steps: int = 1  # k > 1: also predict k steps ahead by applying the predictor k times
     # False (ablation only, with ema.enabled=false): gradients reach the target
     stop_gradient: bool = True
@@ -66,7 +66,7 @@ class LossConfig:
 
 @dataclass
 class EMAConfig:
-    enabled: bool = True  # False: target = online encoder (the seed's 'No EMA' ablation)
+    enabled: bool = True  # False: target = online encoder (the paper's 'No EMA' ablation)
     tau_start: float = 0.996
     tau_end: float = 1.0  # cosine schedule from tau_start to tau_end over training
 

@@ -31,7 +31,7 @@ def mlp(in_dim: int, hidden: Sequence[int], out_dim: int,
 
 
 class StateEncoder(nn.Module):
-    """MLP over a flat proprioceptive/state vector (seed §5: 3 layers, hidden 256)."""
+    """MLP over a flat proprioceptive/state vector (the paper §5: 3 layers, hidden 256)."""
 
     def __init__(self, state_dim: int, config: ModelConfig):
         super().__init__()
@@ -93,7 +93,7 @@ class ObservationEncoder(nn.Module):
 
 
 class ActionEncoder(nn.Module):
-    """h_psi: a shallow MLP lifting the A-dim action into the latent space (seed §4.4)."""
+    """h_psi: a shallow MLP lifting the A-dim action into the latent space (the paper §4.4)."""
 
     def __init__(self, action_dim: int, config: ModelConfig):
         super().__init__()

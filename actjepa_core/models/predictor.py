@@ -1,4 +1,4 @@
-"""The action-conditioned predictor g_phi(s_t, e_a) -> s_hat_{t+1} (seed §4.3).
+"""The action-conditioned predictor g_phi(s_t, e_a) -> s_hat_{t+1} (the paper §4.3).
 
 Three ways to inject the action: ``concat`` ([s; e_a], input 2D), ``add`` (s + e_a, input D) and
 ``film`` (e_a produces a per-layer scale and shift of the hidden features). The hidden widths are

@@ -43,7 +43,7 @@ class ACTJEPA(nn.Module):
         if not stop_gradient and ema:
             raise ValueError("stop_gradient=False is an ablation of the no-EMA model only")
         self.stop_gradient = stop_gradient
-        # ema=False is the seed's 'No EMA' ablation: the target is the online encoder itself
+        # ema=False is the paper's 'No EMA' ablation: the target is the online encoder itself
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False) if ema else None
         # (target, online) parameter lists for the per-step EMA, built once: Module.to() and
         # load_state_dict() update parameters in place, so these stay the live tensors
@@ -84,7 +84,7 @@ class ACTJEPA(nn.Module):
         """Latent L2 loss over K predicted steps.
 
         obs: key -> (B, ...); actions: (B, K, A); next_obs: key -> (B, K, ...), the K observations
-        after ``obs``. K = 1 is the seed's Algorithm 1; K > 1 adds multi-step rollout terms.
+        after ``obs``. K = 1 is the paper's Algorithm 1; K > 1 adds multi-step rollout terms.
         """
         batch, steps = actions.shape[:2]
         s = self.encode(obs)  # (B, D)
@@ -104,7 +104,7 @@ class ACTJEPA(nn.Module):
 
 
 def latent_distance(a: torch.Tensor, b: torch.Tensor, normalise: bool = False) -> torch.Tensor:
-    """Squared L2 distance over the last dim (seed §4.6); optionally on the unit hypersphere."""
+    """Squared L2 distance over the last dim (the paper §4.6); optionally on the unit hypersphere."""
     if normalise:
         a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
     return (a - b).pow(2).sum(-1)
