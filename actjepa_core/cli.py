@@ -18,7 +18,7 @@ EXIT_INTERRUPTED = 130
 EXIT_SKIPPED = 3  # convert: written, but some bag or episode was skipped (see the summary)
 # evaluation.goals.GOAL_SOURCES, default first (importing it here would load MuJoCo for every
 # command; test_cli checks the two agree)
-GOAL_SOURCES = ("demo", "state", "demo-subgoals")
+GOAL_SOURCES = ("demo", "state", "demo-subgoals", "demo-waypoints")
 
 
 def cmd_collect(args: argparse.Namespace) -> None:
@@ -555,8 +555,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--goal", choices=GOAL_SOURCES, default=GOAL_SOURCES[0],
                    help="policies that plan toward a goal (MPC): how each episode's goal "
                         "observation is built, the expert's end state (demo) or the start "
-                        "state moved onto the goal position (state), or expert subgoals then "
-                        "its end state (demo-subgoals); default %(default)s")
+                        "state moved onto the goal position (state), expert subgoals then "
+                        "its end state (demo-subgoals), or the expert's path as waypoints every "
+                        "few ticks (demo-waypoints); default %(default)s")
     p.add_argument("--out", default="runs/eval.jsonl", help="results file to append a line to")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_eval)

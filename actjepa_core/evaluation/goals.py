@@ -17,6 +17,9 @@ the evaluation's choice, not the policy's):
   ``SUBGOAL_FRACTIONS`` of the way to its first success, then the ``demo`` goal (V-JEPA 2-AC plans
   pick-and-place toward two image subgoals and the final goal). A policy with ``set_subgoals``
   visits them in order.
+- ``demo-waypoints``: the same expert run as dense subgoals, one every ``WAYPOINT_STRIDE`` ticks,
+  then the goal: what a user who gives the node a waypoint path (the ROS subgoals topic) gets, and
+  the upper bound of what planning with the world model does when the task's structure is given.
 
 All read privileged information (the goal position) from the simulator, as Meta-World's goal
 conditioned state does anyway. The default is ``demo``: with one reach-v3 world model and the
@@ -33,8 +36,9 @@ import numpy as np
 from actjepa_core.errors import ActJepaError, check_choice
 from actjepa_core.evaluation.sim import EXTRA_STEPS_AFTER_SUCCESS, SimArm, SuccessStop
 
-GOAL_SOURCES = ("demo", "state", "demo-subgoals")  # `actjepa eval --goal`
+GOAL_SOURCES = ("demo", "state", "demo-subgoals", "demo-waypoints")  # `actjepa eval --goal`
 SUBGOAL_FRACTIONS = (1 / 3, 2 / 3)  # where along the expert's way to success subgoals are taken
+WAYPOINT_STRIDE = 5  # ticks between waypoints: one planning horizon of the default MPC
 DEFAULT_GOAL_SOURCE = "demo"
 
 # Meta-World's 39-D state layout (v3): current frame 0:18, previous frame 18:36, goal 36:39.
@@ -82,12 +86,14 @@ class GoalMaker:
         return self.goals(episode, start)[-1]
 
     def goals(self, episode: int, start: Mapping[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
-        """Subgoals then the goal (just the goal unless the source is ``demo-subgoals``)."""
+        """Subgoals then the goal (just the goal for ``demo`` and ``state``)."""
         if self._arm is None:
             return [state_goal(self.task, start)]
         path = demo_path(self._arm, episode)
         if self.source == "demo":
             return [path.goal]
+        if self.source == "demo-waypoints":
+            return [*path.waypoints(WAYPOINT_STRIDE), path.goal]
         return [*path.subgoals(SUBGOAL_FRACTIONS), path.goal]
 
     def close(self) -> None:
@@ -109,6 +115,10 @@ class DemoPath:
     def subgoals(self, fractions: tuple[float, ...]) -> list[dict[str, np.ndarray]]:
         reached = self.success_step or len(self.observations) - 1
         return [self.observations[max(1, round(f * reached))] for f in fractions]
+
+    def waypoints(self, stride: int) -> list[dict[str, np.ndarray]]:
+        """Every ``stride``-th observation after the start, before the goal."""
+        return self.observations[stride:-1:stride]
 
 
 def demo_path(arm: SimArm, episode: int) -> DemoPath:

@@ -8,7 +8,9 @@ latent should each of the H predicted steps approach, and with what weight? Thre
 - ``Subgoals``: a list of goal latents visited in order (V-JEPA 2-AC's image subgoals); the active
   one advances on progress: when s_t is nearer the next subgoal than the active one, or the
   squared latent distance to the active one fell below ``switch_ratio`` of what it was when it
-  became active;
+  became active; or, with ``switch_after`` > 0, after that many ticks on it whatever the progress
+  (V-JEPA 2-AC switches at fixed times), so a subgoal the planner cannot quite reach does not hold
+  the arm there;
 - ``Tracking``: a moving target from demonstrations: the demo step whose latent is nearest s_t
   (optionally among the demos that end nearest a goal latent), and that demo's next H latents as
   per-step targets, i.e. trajectory tracking in latent space.
@@ -66,27 +68,33 @@ class FinalGoal:
 
 
 class Subgoals:
-    def __init__(self, goals: torch.Tensor, switch_ratio: float = 0.3, terminal: bool = False):
+    def __init__(self, goals: torch.Tensor, switch_ratio: float = 0.3, terminal: bool = False,
+                 switch_after: int = 0):
         if goals.ndim != 2 or len(goals) < 1:
             raise ActJepaError(f"subgoals must be (M, D) with M >= 1, got {tuple(goals.shape)}")
         self.goals, self.switch_ratio, self.terminal = goals, switch_ratio, terminal
+        self.switch_after = switch_after
         self.reset()
 
     def reset(self) -> None:
         self.index = 0
+        self.ticks = 0  # update() calls on the active subgoal, this one included
         self.start_distance: float | None = None
 
     def update(self, latent: torch.Tensor) -> int:
-        """Advance past every subgoal already reached; returns the active index."""
+        """Advance past every subgoal already reached (or held for ``switch_after`` ticks);
+        returns the active index. Called once per control tick."""
+        self.ticks += 1
         while self.index < len(self.goals) - 1:
             here = float(latent_distance(latent[0], self.goals[self.index]))
             if self.start_distance is None:
                 self.start_distance = here
             nearer_next = float(latent_distance(latent[0], self.goals[self.index + 1])) < here
-            if not (nearer_next or here < self.switch_ratio * self.start_distance):
+            timed_out = 0 < self.switch_after < self.ticks
+            if not (nearer_next or timed_out or here < self.switch_ratio * self.start_distance):
                 break
             self.index += 1
-            self.start_distance = None
+            self.ticks, self.start_distance = 1, None
         return self.index
 
     def targets(self, latent: torch.Tensor, horizon: int) -> Targets:

@@ -71,6 +71,7 @@ class MPCConfig:
     goal: str = "final"  # final | subgoals | tracking (moving target from the demos)
     binary_dims: list[int] = field(default_factory=list)  # planned as -1/+1 (gripper: [3])
     switch_ratio: float = 0.3  # subgoals: advance below this share of the start sq. distance
+    switch_after: int = 0  # subgoals: advance after this many ticks on one anyway; 0: never
     cem: cem.CEMConfig = field(default_factory=cem.CEMConfig)
     mppi: mppi.MPPIConfig = field(default_factory=mppi.MPPIConfig)
     icem: icem.ICEMConfig = field(default_factory=icem.ICEMConfig)
@@ -84,6 +85,8 @@ class MPCConfig:
         check_choice(where, "cost", self.cost, COSTS)
         check_choice(where, "planner", self.planner, PLANNERS)
         check_choice(where, "goal", self.goal, GOALS)
+        if self.switch_after < 0:
+            raise ActJepaError(f"{where}: switch_after must be >= 0, got {self.switch_after}")
         if not 0 < self.switch_ratio < 1:
             raise ActJepaError(f"{where}: switch_ratio must lie in (0, 1), got "
                                f"{self.switch_ratio}")
@@ -197,7 +200,8 @@ class MPCPolicy(Policy):
                 raise ActJepaError("MPC policy has no goal; expected set_goal(obs) or "
                                    "set_goal_latent(latent) before act()")
             elif c.goal == "subgoals" and self.subgoals is not None:
-                self.scheme = Subgoals(self.subgoals, c.switch_ratio, c.cost == "terminal")
+                self.scheme = Subgoals(self.subgoals, c.switch_ratio, c.cost == "terminal",
+                                       c.switch_after)
             else:
                 self.scheme = FinalGoal(self.goal, c.cost == "terminal")
         return self.scheme

@@ -91,6 +91,18 @@ def test_subgoals_advance_on_progress_and_not_before():
     assert scheme.index == 0
 
 
+def test_subgoals_with_switch_after_advance_on_time_when_progress_stalls():
+    goals = torch.tensor([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0]])
+    stuck = torch.tensor([[0.0, 5.0]])  # no progress toward any subgoal
+    scheme = Subgoals(goals, switch_ratio=0.2, switch_after=3)
+    assert [scheme.update(stuck) for _ in range(8)] == [0, 0, 0, 1, 1, 1, 2, 2]
+    assert [Subgoals(goals, switch_ratio=0.2).update(stuck) for _ in range(8)] == [0] * 8
+    scheme.reset()
+    assert scheme.update(torch.tensor([[0.0, 0.0]])) == 0
+    assert scheme.update(torch.tensor([[0.95, 0.0]])) == 1  # progress advances, restarting the clock
+    assert [scheme.update(stuck) for _ in range(4)] == [1, 1, 2, 2]
+
+
 def test_tracking_targets_the_nearest_demos_next_latents_within_that_demo():
     demo_a = torch.arange(10.0)[:, None].repeat(1, 2)  # latents (t, t)
     demo_b = 100 + torch.arange(5.0)[:, None].repeat(1, 2)

@@ -165,6 +165,20 @@ def test_demo_goal_is_where_the_expert_ends(episode):
     assert np.linalg.norm(hand - target) < 0.05  # reach-v3's success radius
 
 
+def test_demo_waypoints_follow_the_experts_path_every_stride_ticks(episode):
+    start, goal = episode
+    waypoints = GoalMaker("reach-v3", seed=1, source="demo-waypoints")
+    path = waypoints.goals(0, start)
+    waypoints.close()
+    hands = np.stack([p["state"][0:3] for p in [start, *path]])  # (M + 2, 3)
+    np.testing.assert_array_equal(path[-1]["state"], goal["state"])  # ends where the expert ends
+    assert len(path) >= 3
+    gaps = np.linalg.norm(np.diff(hands, axis=0), axis=1)
+    assert gaps[:-1].max() < 0.5 * np.linalg.norm(hands[-1] - hands[0])  # dense: many small legs
+    to_target = np.linalg.norm(hands - start["state"][36:39], axis=1)
+    assert to_target[-1] < to_target[len(to_target) // 2] < to_target[0]  # along the way
+
+
 def test_shipped_yaml_holds_the_built_in_defaults():
     assert load_yaml(MPCConfig, SHIPPED_CONFIG) == MPCConfig()
 
