@@ -53,7 +53,7 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    normalise: bool = False  # L2-normalise both latents before the squared distance (the paper §4.6)
+    normalise: bool = False  # L2-normalise both latents before the squared distance (paper §4.6)
     rollout_steps: int = 1  # k > 1: also predict k steps ahead by applying the predictor k times
     # False (ablation only, with ema.enabled=false): gradients reach the target
     stop_gradient: bool = True

@@ -104,7 +104,7 @@ class ACTJEPA(nn.Module):
 
 
 def latent_distance(a: torch.Tensor, b: torch.Tensor, normalise: bool = False) -> torch.Tensor:
-    """Squared L2 distance over the last dim (the paper §4.6); optionally on the unit hypersphere."""
+    """Squared L2 distance over the last dim (paper §4.6); optionally on the unit hypersphere."""
     if normalise:
         a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
     return (a - b).pow(2).sum(-1)

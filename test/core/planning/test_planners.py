@@ -99,7 +99,7 @@ def test_subgoals_with_switch_after_advance_on_time_when_progress_stalls():
     assert [Subgoals(goals, switch_ratio=0.2).update(stuck) for _ in range(8)] == [0] * 8
     scheme.reset()
     assert scheme.update(torch.tensor([[0.0, 0.0]])) == 0
-    assert scheme.update(torch.tensor([[0.95, 0.0]])) == 1  # progress advances, restarting the clock
+    assert scheme.update(torch.tensor([[0.95, 0.0]])) == 1  # progress: advance, new clock
     assert [scheme.update(stuck) for _ in range(4)] == [1, 1, 2, 2]
 
 
