@@ -252,16 +252,23 @@ def _coerce(hint: Any, value: Any, where: str, key: str) -> Any:
     raise ActJepaError(f"{where}: {key} must be {getattr(hint, '__name__', hint)}, got {value!r}")
 
 
-def load_yaml(cls: type[T], path: str | Path) -> T:
-    """Load a dataclass config from YAML; a missing or malformed file is an ActJepaError."""
+def read_yaml(path: str | Path) -> Any:
+    """The parsed document; a missing file or bad YAML is one line naming the file and where."""
     path = Path(path)
     if not path.is_file():
         raise ActJepaError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise ActJepaError(f"{path}: not valid YAML ({err})") from None
-    config = from_dict(cls, data, str(path))
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or type(err).__name__
+        raise ActJepaError(f"{path}: not valid YAML{where}: {problem}") from None
+
+
+def load_yaml(cls: type[T], path: str | Path) -> T:
+    """Load a dataclass config from YAML; a missing or malformed file is an ActJepaError."""
+    config = from_dict(cls, read_yaml(path), str(path))
     if hasattr(config, "validate"):
         config.validate(str(path))
     return config

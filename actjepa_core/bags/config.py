@@ -13,11 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from actjepa_core.config import from_dict
+from actjepa_core.config import from_dict, read_yaml
 from actjepa_core.data.messages import JOINT_STATE_FIELDS
-from actjepa_core.errors import ActJepaError
+from actjepa_core.errors import ActJepaError, check_choice
 
 SECTION = "actjepa_convert"  # the params-file entry holding the convert config
 ROS_PARAMETERS = "ros__parameters"
@@ -84,11 +82,11 @@ class ConvertConfig:
 
     def validate(self, where: str) -> "ConvertConfig":
         """Raise ActJepaError naming ``where`` and the key for the first bad value."""
-        _choice(where, "time_source", self.time_source, TIME_SOURCES)
-        _choice(where, "action.source", self.action.source, ACTION_SOURCES)
-        _choice(where, "action.at", self.action.at, ACTION_TIMINGS)
-        _choice(where, "episodes.split", self.episodes.split, SPLITS)
-        _choice(where, "typestore", self.typestore, TYPESTORES)
+        check_choice(where, "time_source", self.time_source, TIME_SOURCES)
+        check_choice(where, "action.source", self.action.source, ACTION_SOURCES)
+        check_choice(where, "action.at", self.action.at, ACTION_TIMINGS)
+        check_choice(where, "episodes.split", self.episodes.split, SPLITS)
+        check_choice(where, "typestore", self.typestore, TYPESTORES)
         for name, value in (("rate_hz", self.rate_hz), ("max_age_s", self.max_age_s),
                             ("episodes.gap_s", self.episodes.gap_s)):
             if value <= 0:
@@ -118,11 +116,6 @@ class ConvertConfig:
         topics += [self.action.topic, self.episodes.marker_topic if
                    self.episodes.split == "marker" else ""]
         return list(dict.fromkeys(t for t in topics if t))
-
-
-def _choice(where: str, key: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ActJepaError(f"{where}: {key} is {value!r}; expected one of {', '.join(choices)}")
 
 
 def convert_config_from_dict(data: Any, where: str) -> ConvertConfig:
@@ -161,16 +154,7 @@ def load_convert_config(path: str | Path | None) -> ConvertConfig:
     if path is None:
         return ConvertConfig().validate("built-in convert config")
     path = Path(path)
-    if not path.is_file():
-        raise ActJepaError(f"{path}: config file not found")
-    try:
-        content = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or type(err).__name__
-        raise ActJepaError(f"{path}: not valid YAML{where}: {problem}") from None
-    return convert_config_from_dict(_section(content, path), str(path))
+    return convert_config_from_dict(_section(read_yaml(path), path), str(path))
 
 
 def _section(content: Any, path: Path) -> Any:
