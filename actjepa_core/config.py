@@ -57,11 +57,18 @@ class LossConfig:
     rollout_steps: int = 1  # k > 1: also predict k steps ahead by applying the predictor k times
     # False (ablation only, with ema.enabled=false): gradients reach the target
     stop_gradient: bool = True
+    # beyond the paper: VICReg's variance and covariance terms on s_t (models/regularisers.py);
+    # 0 = off, the paper's recipe
+    variance_weight: float = 0.0
+    covariance_weight: float = 0.0
 
     def validate(self, where: str) -> None:
         if self.rollout_steps < 1:
             raise ActJepaError(f"{where}: loss.rollout_steps must be >= 1, got "
                                f"{self.rollout_steps}")
+        if self.variance_weight < 0 or self.covariance_weight < 0:
+            raise ActJepaError(f"{where}: loss.variance_weight and loss.covariance_weight must be "
+                               f">= 0, got {self.variance_weight}, {self.covariance_weight}")
 
 
 @dataclass

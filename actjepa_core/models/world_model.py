@@ -16,6 +16,7 @@ from torch import nn
 from actjepa_core.config import ModelConfig
 from actjepa_core.models.encoders import ActionEncoder, ObservationEncoder
 from actjepa_core.models.predictor import Predictor
+from actjepa_core.models.regularisers import covariance_penalty, variance_penalty
 
 Obs = Mapping[str, torch.Tensor]
 
@@ -33,8 +34,10 @@ class ACTJEPA(nn.Module):
 
     def __init__(self, obs_shapes: Mapping[str, Sequence[int]], action_dim: int,
                  config: ModelConfig, ema: bool = True, normalise_latents: bool = False,
-                 stop_gradient: bool = True, action_conditioned: bool = True):
+                 stop_gradient: bool = True, action_conditioned: bool = True,
+                 variance_weight: float = 0.0, covariance_weight: float = 0.0):
         super().__init__()
+        self.variance_weight, self.covariance_weight = variance_weight, covariance_weight
         self.encoder = ObservationEncoder(obs_shapes, config)
         self.action_conditioned = action_conditioned
         self.action_encoder = ActionEncoder(action_dim, config) if action_conditioned else None
@@ -94,7 +97,16 @@ class ACTJEPA(nn.Module):
                   else self.encode(flat_next)).view(batch, steps, -1)  # (B, K, D)
         # the distance in fp32 even under bf16 autocast: a sum of D squares needs the mantissa
         distance = latent_distance(s_hat.float(), target.float(), self.normalise_latents)
-        return StepLoss(distance.mean(), s.detach())
+        return StepLoss(distance.mean() + self.regulariser(s.float()), s.detach())
+
+    def regulariser(self, s: torch.Tensor) -> torch.Tensor:
+        """VICReg's anti-collapse terms on the online latents (0 with the paper's weights)."""
+        total = s.new_zeros(())
+        if self.variance_weight:
+            total = total + self.variance_weight * variance_penalty(s)
+        if self.covariance_weight:
+            total = total + self.covariance_weight * covariance_penalty(s)
+        return total
 
     @torch.no_grad()
     def update_target(self, tau: float) -> None:

@@ -17,4 +17,6 @@ def build(obs_shapes: Mapping[str, Sequence[int]], action_dim: int, config: Trai
     return ACTJEPA(obs_shapes, action_dim, config.model, ema=config.ema.enabled,
                    normalise_latents=config.loss.normalise,
                    stop_gradient=config.loss.stop_gradient,
-                   action_conditioned=action_conditioned)
+                   action_conditioned=action_conditioned,
+                   variance_weight=config.loss.variance_weight,
+                   covariance_weight=config.loss.covariance_weight)
