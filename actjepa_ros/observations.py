@@ -132,12 +132,42 @@ def assemble(inputs: Mapping[str, Input], spec: Mapping[str, dict]) -> dict[str,
     return obs
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_float32(values: np.ndarray, what: str) -> None:
+    """Finite, and still finite once cast to the models' float32 (1e300 is not)."""
+    if not np.isfinite(values).all():
+        raise ActJepaError(f"{what} contains NaN or Inf; expected finite values")
+    if values.size and float(np.abs(values).max()) > FLOAT32_MAX:
+        raise ActJepaError(f"{what} has a value of magnitude {float(np.abs(values).max()):.3g}, "
+                           f"beyond float32 (at most {FLOAT32_MAX:.3g}); expected finite values")
+
+
+def goal_vector(values: np.ndarray, size: int) -> np.ndarray:
+    """A goal message's values -> float32 (``size``,), or ``ActJepaError`` saying why not."""
+    if values.size != size:
+        raise ActJepaError(f"goal message has {values.size} values; expected {size}")
+    _check_float32(values, "goal message")
+    return values.astype(np.float32)
+
+
+def check_subgoal_layout(dims: list[int], length: int, size: int) -> None:
+    """A subgoals message's layout, when it gives one in two dimensions, must be (M, K) with K
+    the state size: rows of another width would be cut into wrong subgoals unnoticed."""
+    if len(dims) > 2:
+        raise ActJepaError(f"subgoals message has a {len(dims)}-d layout {dims}; expected "
+                           f"(M, {size}) or a flat array")
+    if len(dims) == 2 and (dims[1] != size or dims[0] * dims[1] != length):
+        raise ActJepaError(f"subgoals message layout is ({dims[0]}, {dims[1]}) for {length} "
+                           f"values; expected (M, {size}) with M x {size} = {length}")
+
+
 def subgoal_rows(values: np.ndarray, size: int) -> list[np.ndarray]:
     """A flat (M * K,) subgoal message -> M rows of K values (K = the state size)."""
     if values.size == 0 or values.size % size:
         raise ActJepaError(f"subgoals message has {values.size} values; expected a positive "
                            f"multiple of the state size {size} (M subgoals x {size})")
     rows = values.reshape(-1, size)
-    if not np.isfinite(rows).all():
-        raise ActJepaError("subgoals message contains NaN or Inf; expected finite values")
+    _check_float32(rows, "subgoals message")
     return list(rows.astype(np.float32))

@@ -10,7 +10,17 @@ Inputs map ROS topics onto the checkpoint's observation keys (``*_key`` paramete
 newest message of each input is kept (depth-1 queues); an input that is malformed, non-finite,
 of the wrong size or stale blocks commanding (one throttled log line per input says why) until
 good data returns. Every action passes ``safety.ActionFilter`` (limits, per-tick change, finite),
-so nothing non-finite or out of limits is ever published.
+so nothing non-finite or out of limits is ever published. In realtime mode, commanding that
+resumes after an input went stale (a driver or simulator restarted, a camera that stalled) starts
+again as from activation: the policy's per-episode state (action chunks, warm starts) and the
+ramp belong to observations that are gone, so both are reset and the first command ramps from
+rest. (In lockstep mode the simulator paces the loop and a pause is no fault: a new episode is
+started with ``~/reset``, as the closed-loop runner does.)
+
+MPC goals (``goal_topic``, ``goal_image_topic``, ``subgoals_topic``) are checked like the
+observations: a message of the wrong size is refused by its length before conversion (at most
+MAX_SUBGOALS subgoals), values must be finite in float32, and a refused goal leaves the previous
+one in force (or, before the first, no goal and no action).
 
 ``mode: lockstep`` answers each new observation (all inputs updated) with one action as soon as
 it arrives (deterministic rollouts against sim_node); ``mode: realtime`` acts at
@@ -20,6 +30,7 @@ output, ``~/reset`` (Trigger) resets the policy's per-episode state; ``~/latency
 """
 from __future__ import annotations
 
+import ctypes
 import sys
 import time
 from collections import deque
@@ -51,6 +62,7 @@ DIAGNOSTICS_TOPIC = "/diagnostics"
 MAX_JOINTS = 1_000  # a JointState with more entries than this is refused before it is read
 MAX_IMAGE_BYTES = 64 * 2**20  # image_resize: bigger frames are refused before decoding
 MAX_PIXEL_BYTES = 16  # image_resize false: a frame of the model's size has at most this per pixel
+MAX_SUBGOALS = 256  # subgoals are waypoints; each is encoded while the node waits (~0.1-1 ms)
 RENEW_AFTER_S = 1.0  # an input quiet of oversized messages this long gets a fresh subscription
 RENEW_MIN_BYTES = 2**20  # ... if one of them was at least this big (DDS kept a buffer that big)
 RENEW_CHECK_S = 0.25
@@ -67,9 +79,20 @@ class Oversized(safety.SafetyError):
         self.nbytes = nbytes
 
 
+def release_free_memory() -> None:
+    """Give memory already freed back to the system: glibc keeps large freed blocks (such as
+    the buffers of a dropped subscription) for reuse, so without this RSS stays at its peak."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
+
+
 def describe(err: Exception) -> str:
-    """An error as one log line: our own errors say what was wrong; others also say their type."""
-    return str(err) if isinstance(err, ActJepaError) else f"{type(err).__name__}: {err}"
+    """An error as one log line: our own errors say what was wrong; others also say their type
+    (a library's multi-line text is joined onto one line)."""
+    text = str(err) if isinstance(err, ActJepaError) else f"{type(err).__name__}: {err}"
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 class PolicyNode(LifecycleNode):
@@ -96,6 +119,7 @@ class PolicyNode(LifecycleNode):
         self.lifecycle_label = "unconfigured"
         self.failure: str | None = None  # why the last configure failed
         self.blocked: str | None = None  # why the last control attempt published nothing
+        self.interrupted: str | None = None  # why the next command starts again from rest
         self.published = 0
         self.latencies_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self.complaint_loggers: dict[str, Any] = {}
@@ -240,19 +264,33 @@ class PolicyNode(LifecycleNode):
             subs.append((image_type, self.inputs["image"].topic, lambda m: self.receive(
                 "image", lambda: self.decode_image(m, shape), m.header.stamp, len(m.data))))
         if self.policy.needs_goal:
-            if p["goal_topic"] and p["state_key"] in spec:
-                subs.append((Float64MultiArray, p["goal_topic"], lambda m: self.on_goal(
-                    p["state_key"], lambda: conversions.multi_array_vector(m))))
-            if p["subgoals_topic"] and set(spec) == {p["state_key"]}:
-                subs.append((Float64MultiArray, p["subgoals_topic"], self.on_subgoals))
-            if p["goal_image_topic"] and p["image_key"] in spec:
-                shape = spec[p["image_key"]]["shape"]
-                subs.append((Image, p["goal_image_topic"], lambda m: self.on_goal(
-                    p["image_key"], lambda: self.decode_image(m, shape))))
+            subs += self.goal_subscriptions(spec)
         for msg_type, topic, callback in subs:
             subscription = self.create_subscription(msg_type, topic, callback, qos)
             self.owned_subscriptions.append(subscription)
             self.input_subscriptions[topic] = (subscription, (msg_type, topic, callback, qos))
+
+    def goal_subscriptions(self, spec: dict[str, dict]) -> list[tuple[type, str, Callable]]:
+        """MPC goal inputs; each message is checked by its length before any conversion."""
+        p, subs = self.p, []
+        state_key, image_key = p["state_key"], p["image_key"]
+        if p["goal_topic"] and state_key in spec:
+            state_shape = tuple(spec[state_key]["shape"])
+            size = int(np.prod(state_shape))
+            subs.append((Float64MultiArray, p["goal_topic"], lambda m: self.on_goal(
+                p["goal_topic"], state_key, lambda: self.check_vector_length(
+                    len(m.data), size, f"goal '{state_key}'"),
+                lambda: observations.goal_vector(conversions.multi_array_vector(m),
+                                                 size).reshape(state_shape))))
+        if p["subgoals_topic"] and set(spec) == {state_key}:
+            subs.append((Float64MultiArray, p["subgoals_topic"], self.on_subgoals))
+        if p["goal_image_topic"] and image_key in spec:
+            image_shape = spec[image_key]["shape"]
+            subs.append((Image, p["goal_image_topic"], lambda m: self.on_goal(
+                p["goal_image_topic"], image_key,
+                lambda: self.check_image_length(len(m.data), image_shape, "goal image"),
+                lambda: self.decode_image(m, image_shape))))
+        return subs
 
     def decode_image(self, msg: Image | CompressedImage, shape: Sequence[int]) -> np.ndarray:
         if isinstance(msg, CompressedImage):
@@ -307,6 +345,11 @@ class PolicyNode(LifecycleNode):
             if isinstance(err, Oversized) and err.nbytes >= RENEW_MIN_BYTES:
                 self.renew_due[inp.topic] = time.monotonic() + RENEW_AFTER_S
             return
+        previous = self.freshness.received.get(name)
+        if (self.p["mode"] == "realtime" and previous is not None
+                and arrived - previous > self.freshness.timeout_s):  # it went stale meanwhile
+            self.interrupted = self.interrupted or (f"{name} silent for {arrived - previous:.2f} "
+                                                    "s")
         inp.value, inp.problem, inp.received_s = value, None, arrived
         inp.count += 1
         self.freshness.mark(name, arrived, stamp_s)
@@ -316,20 +359,27 @@ class PolicyNode(LifecycleNode):
     def check_length(self, inp: observations.Input, length: int) -> None:
         """Refuse, unread, a message too long for ``inp`` (an 8 MB array where 39 values are
         expected costs a length check, not a conversion)."""
-        if inp.name == "state" and length != inp.size:
-            raise Oversized(f"{length} values; expected {inp.size} for observation "
-                            f"'{inp.key}'", 8 * length)
+        if inp.name == "state":
+            self.check_vector_length(length, inp.size, f"observation '{inp.key}'")
         if inp.name == "joint_states" and length > MAX_JOINTS:
             raise Oversized(f"JointState with {length} entries; expected at most {MAX_JOINTS} "
                             "(refused unread)", 32 * length)
         if inp.name == "image":
-            height, width = self.policy.obs_spec[inp.key]["shape"][:2]
-            limit = (MAX_IMAGE_BYTES if self.p["image_resize"]
-                     else max(height * width * MAX_PIXEL_BYTES, 4096))
-            if length > limit:
-                raise Oversized(f"image message of {length} bytes; expected at most {limit} "
-                                f"for the model's {width}x{height} input (refused unread)",
-                                length)
+            self.check_image_length(length, self.policy.obs_spec[inp.key]["shape"], "image")
+
+    @staticmethod
+    def check_vector_length(length: int, size: int, what: str) -> None:
+        if length != size:
+            raise Oversized(f"{length} values; expected {size} for {what}"
+                            + (" (refused unread)" if length > size else ""), 8 * length)
+
+    def check_image_length(self, length: int, shape: Sequence[int], what: str) -> None:
+        height, width = shape[:2]
+        limit = (MAX_IMAGE_BYTES if self.p["image_resize"]
+                 else max(height * width * MAX_PIXEL_BYTES, 4096))
+        if length > limit:
+            raise Oversized(f"{what} message of {length} bytes; expected at most {limit} for "
+                            f"the model's {width}x{height} input (refused unread)", length)
 
     def check_declared_size(self, data: bytes, shape: Sequence[int]) -> None:
         """Refuse, before decoding, a jpeg/png whose header declares more pixels than it may
@@ -364,34 +414,60 @@ class PolicyNode(LifecycleNode):
             self.input_subscriptions[topic] = (new, args)
             self.get_logger().info(f"{topic}: subscription renewed after an oversized message "
                                    "(its buffers released)")
+            release_free_memory()
 
-    def on_goal(self, key: str, convert: Callable[[], np.ndarray]) -> None:
-        """MPC goal parts; the goal is set once every observation key has one."""
+    def on_goal(self, topic: str, key: str, check: Callable[[], None],
+                convert: Callable[[], np.ndarray]) -> None:
+        """MPC goal parts; the goal is set once every observation key has a valid one. A part
+        is kept only once it has passed ``check`` (its length, before conversion) and
+        ``convert`` (its shape and values)."""
         if self.policy is None:
             return
         try:
-            self.goal_parts[key] = convert()
-            if not set(self.goal_parts) >= set(self.policy.obs_spec):
-                return
-            self.policy.set_goal(dict(self.goal_parts))
+            check()
+            parts = {**self.goal_parts, key: convert()}
+            complete = set(parts) >= set(self.policy.obs_spec)
+            if complete:
+                self.policy.set_goal(dict(parts))
+            self.goal_parts = parts
         except Exception as err:  # noqa: BLE001 - keep the previous goal, keep running
-            self.complain("goal", f"goal refused: {describe(err)}")
+            self.refuse_goal(topic, "goal refused", err)
             return
-        self.get_logger().info(f"new goal set ({', '.join(sorted(self.goal_parts))})")
+        if complete:
+            self.get_logger().info(f"new goal set ({', '.join(sorted(parts))})")
 
     def on_subgoals(self, msg: Float64MultiArray) -> None:
         """MPC subgoals for a state-only model: rows of an (M, K) array, visited in order."""
         if self.policy is None:
             return
-        key = self.p["state_key"]
+        key, topic = self.p["state_key"], self.p["subgoals_topic"]
+        size = int(self.policy.obs_spec[key]["shape"][0])
         try:
-            rows = observations.subgoal_rows(conversions.multi_array_vector(msg),
-                                             self.policy.obs_spec[key]["shape"][0])
+            self.check_subgoals_length(len(msg.data), size)
+            observations.check_subgoal_layout([d.size for d in msg.layout.dim], len(msg.data),
+                                              size)
+            rows = observations.subgoal_rows(conversions.multi_array_vector(msg), size)
             self.policy.set_subgoals([{key: row} for row in rows])
         except Exception as err:  # noqa: BLE001 - keep the previous goal, keep running
-            self.complain("goal", f"subgoals refused: {describe(err)}")
+            self.refuse_goal(topic, "subgoals refused", err)
             return
         self.get_logger().info(f"{len(rows)} subgoals set")
+
+    @staticmethod
+    def check_subgoals_length(length: int, size: int) -> None:
+        """Refuse, unread, a subgoals message that cannot be 1..MAX_SUBGOALS rows of ``size``."""
+        if length > MAX_SUBGOALS * size:
+            raise Oversized(f"{length} values ({length / size:.0f} subgoals of {size}); "
+                            f"expected at most {MAX_SUBGOALS} subgoals (refused unread)",
+                            8 * length)
+
+    def refuse_goal(self, topic: str, what: str, err: Exception) -> None:
+        """One line saying why a goal message was refused and what the node does instead."""
+        keeps = ("keeping the previous goal" if getattr(self.policy, "goal", None) is not None
+                 else "no goal yet: not commanding")
+        self.complain("goal", f"{what} on {topic}: {describe(err)}; {keeps}", blocks=False)
+        if isinstance(err, Oversized) and err.nbytes >= RENEW_MIN_BYTES:
+            self.renew_due[topic] = time.monotonic() + RENEW_AFTER_S
 
     def publish_plan(self) -> None:
         """The MPC's active subgoal and the cost of the plan it just executed the start of."""
@@ -414,8 +490,13 @@ class PolicyNode(LifecycleNode):
         if stale:
             for line in stale:  # a stream going quiet is its own kind of problem
                 self.complain(line.split(":", 1)[0] + ".stale", f"not acting: {line}")
+            if self.published:
+                self.interrupted = self.interrupted or stale[0].split(";", 1)[0]
             return
+        interrupted = self.interrupted
         try:
+            if interrupted:  # what the policy and the ramp remember is from before the gap
+                self.restart()
             if self.ramp_positions is not None and self.filter.previous is None:
                 self.filter.reset(self.inputs["joint_states"].value[self.ramp_positions])
             obs = observations.assemble(self.inputs, self.policy.obs_spec)
@@ -433,20 +514,26 @@ class PolicyNode(LifecycleNode):
         self.published += 1
         for inp in self.inputs.values():
             inp.used = inp.count
-        if self.blocked:
+        if interrupted:
+            self.get_logger().info(f"commanding again after an interruption ({interrupted}): "
+                                   "policy state reset, the first command ramped from rest")
+        elif self.blocked:
             self.get_logger().info(f"commanding again (was blocked: {self.blocked})")
-            self.blocked = None
+        self.blocked = None
 
     def restart(self) -> None:
         """Fresh start of commanding: policy state, rate limiter, stale actions forgotten."""
+        self.interrupted = None
         if self.policy is not None:
             self.policy.reset()
             self.filter.reset()
 
-    def complain(self, source: str, text: str) -> None:
+    def complain(self, source: str, text: str, blocks: bool = True) -> None:
         """Log ``text`` at most once per warn_throttle_s per source (rclpy's throttle is per
-        logger and call site, so each source gets its own child logger)."""
-        self.blocked = text
+        logger and call site, so each source gets its own child logger); ``blocks``: it is why
+        nothing is being published (diagnostics say so until commanding resumes)."""
+        if blocks:
+            self.blocked = text
         logger = self.complaint_loggers.get(source)
         if logger is None:
             logger = self.complaint_loggers[source] = self.get_logger().get_child(source)

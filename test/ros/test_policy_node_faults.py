@@ -1,8 +1,10 @@
 """policy_node under faults, as a separate process over real DDS (issue 12): input streams that
 stop and resume, a camera whose pictures fall behind the joint states, the node killed and
 restarted, a 1,000 msg/s burst (RSS and latency sampled; the long soak is ``slow``), an oversized
-input, hypothesis fuzz of malformed messages of every input type, checkpoints that are random
-bytes or pickles that run code; and every node keeping its last log lines on SIGINT/SIGTERM.
+input, hypothesis fuzz of malformed messages of every input type and of malformed MPC goals and
+subgoals (and oversized ones), checkpoints that are random bytes or pickles that run code; and
+every node keeping its last log lines on SIGINT/SIGTERM. (The simulator restarted under the
+policy: test_sim_node_faults.py.)
 
 One node serves most tests (a process start costs tens of seconds on a busy machine); each test
 reconfigures it through its lifecycle as it needs and leaves it active, enabled, in lock-step with
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import signal
 import time
 from pathlib import Path
@@ -30,16 +33,24 @@ from rcl_interfaces.srv import SetParameters
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, JointState
-from std_msgs.msg import Float64, Float64MultiArray
+from std_msgs.msg import Float64, Float64MultiArray, MultiArrayDimension
+from std_srvs.srv import Trigger
 
 from actjepa_core.config import TrainConfig, to_dict
 from actjepa_core.data.normalise import Normaliser
 from actjepa_core.errors import ActJepaError
 from actjepa_core.models import ACTJEPA
-from actjepa_core.policies import FrozenWorld, NearestNeighbourPolicy, load_policy
+from actjepa_core.planning.cem import CEMConfig
+from actjepa_core.policies import (
+    FrozenWorld,
+    MPCConfig,
+    MPCPolicy,
+    NearestNeighbourPolicy,
+    load_policy,
+)
 from actjepa_core.policies.configs import NNConfig
 from actjepa_ros import safety
-from actjepa_ros.policy_node import MAX_JOINTS
+from actjepa_ros.policy_node import MAX_JOINTS, MAX_SUBGOALS
 
 from ros_harness import NodeProcess, RosClient, domain_id
 
@@ -66,6 +77,20 @@ MARGIN_S = 0.15  # delivery and scheduling on a loaded 2-core machine
 # ---- policy files ---------------------------------------------------------------------------
 def nn_policy(path: Path, spec: dict[str, tuple[int, ...]], observations: list[dict]) -> None:
     """A real nearest-neighbour policy file: observations[i] maps to action (+1, -1, ...)[i]."""
+    world = small_world(spec)
+    memory = torch.cat([world.model.encode(world.processor.to_model(o)) for o in observations])
+    actions = torch.tensor([[(-1.0) ** i] * ACTION_DIM for i in range(len(observations))])
+    NearestNeighbourPolicy(world, NNConfig(), memory, actions).save(path)
+
+
+def mpc_policy(path: Path, spec: dict[str, tuple[int, ...]]) -> None:
+    """A real MPC policy file, small and fast: horizon 2, CEM 16 samples x 2 iterations."""
+    MPCPolicy(small_world(spec), MPCConfig(horizon=2, cem=CEMConfig(samples=16, elites=4,
+                                                                     iterations=2))).save(path)
+
+
+def small_world(spec: dict[str, tuple[int, ...]]) -> FrozenWorld:
+    """A small (untrained) world model over ``spec``: these tests are about the node."""
     torch.manual_seed(0)
     config = TrainConfig()
     config.model.latent_dim, config.model.state_hidden = 32, [32]
@@ -80,9 +105,7 @@ def nn_policy(path: Path, spec: dict[str, tuple[int, ...]], observations: list[d
         "obs_spec": {k: {"shape": list(s), "dtype": "uint8" if len(s) == 3 else "float32"}
                      for k, s in spec.items()},
         "action_dim": ACTION_DIM, "stats": stats.state_dict(), "model": model.state_dict()})
-    memory = torch.cat([world.model.encode(world.processor.to_model(o)) for o in observations])
-    actions = torch.tensor([[(-1.0) ** i] * ACTION_DIM for i in range(len(observations))])
-    NearestNeighbourPolicy(world, NNConfig(), memory, actions).save(path)
+    return world
 
 
 def observation(level: float) -> dict[str, np.ndarray]:
@@ -102,7 +125,10 @@ def policy_files(tmp_path_factory):
               [{"state": observation(level)["state"][:len(JOINTS)]} for level in (LOW, HIGH)])
     nn_policy(folder / "image.pt", {"image": IMAGE},
               [{"image": observation(level)["image"]} for level in (LOW, HIGH)])
-    return {name: folder / f"{name}.pt" for name in ("flip", "wide", "joints", "image")}
+    mpc_policy(folder / "mpc.pt", {"state": (WIDE_STATE,)})
+    mpc_policy(folder / "mpc_image.pt", {"image": IMAGE})
+    return {name: folder / f"{name}.pt"
+            for name in ("flip", "wide", "joints", "image", "mpc", "mpc_image")}
 
 
 # ---- the node -------------------------------------------------------------------------------
@@ -245,7 +271,8 @@ def reconfigure(feed: Feed, **values) -> None:
 
 DEFAULTS = {"mode": "lockstep", "stale_timeout_s": 1.0, "image_transport": "raw",
             "joint_states_key": "state", "state_key": "state", "image_key": "image",
-            "input_qos": "reliable", "image_resize": False}
+            "input_qos": "reliable", "image_resize": False, "goal_topic": "",
+            "goal_image_topic": "", "subgoals_topic": "", "warn_throttle_s": 1.0}
 
 
 @pytest.fixture
@@ -646,10 +673,12 @@ def bad_vectors(draw):
     return kind, Quiet(Float64MultiArray(data=[0.0] * draw(st.integers(10_000, 100_000))))
 
 
+IMAGE_FAULTS = ("encoding", "bytes", "step", "empty", "size", "oversized", "stale", "future")
+
+
 @st.composite
-def bad_images(draw, feed: Feed):
-    kind = draw(st.sampled_from(["encoding", "bytes", "step", "empty", "size", "oversized",
-                                 "stale", "future"]))
+def bad_images(draw, feed: Feed, kinds: tuple[str, ...] = IMAGE_FAULTS):
+    kind = draw(st.sampled_from(kinds))
     h, w = IMAGE[:2]
     msg = Image(height=h, width=w, encoding="rgb8", step=w * 3, data=bytes(h * w * 3))
     if kind == "encoding":
@@ -773,6 +802,221 @@ def test_fuzz_malformed_messages_of_every_input_type_never_act(feed, policy_file
 
     case()
     no_traceback(feed, kinds)
+
+
+# ---- MPC goals: malformed and oversized goal messages ------------------------------------------
+GOAL_TOPICS = {"goal": "/fault/goal", "subgoals": "/fault/subgoals",
+               "goal_image": "/fault/goal_image"}
+PLAN_TOPIC = f"{NODE}/plan"
+GOAL_THROTTLE_S = 0.01  # the smallest warn_throttle_s: every refused goal message logs its line
+REFUSAL = re.compile(r"(goal|subgoals) refused on ")
+
+
+class Goals:
+    """The node with a small MPC policy in lock-step and one kind of goal input. After ~/reset
+    the MPC is deterministic, so ``probe`` (reset, one observation -> the action and the planned
+    cost) tells which goal is in force: a bad goal message must leave it unchanged."""
+
+    def __init__(self, feed: Feed, policy_files: dict, which: str) -> None:
+        self.feed, ros = feed, feed.ros
+        if which == "goal_image":
+            reconfigure(feed, checkpoint=str(policy_files["mpc_image"]), joint_states_key="",
+                        state_key="", image_key="image", goal_image_topic=GOAL_TOPICS[which],
+                        warn_throttle_s=GOAL_THROTTLE_S)
+            self.observe = lambda: feed.image.publish(feed.image_msg(LOW))
+        else:
+            reconfigure(feed, checkpoint=str(policy_files["mpc"]), joint_states_key="",
+                        image_key="", goal_topic=GOAL_TOPICS["goal"],
+                        subgoals_topic=GOAL_TOPICS["subgoals"], warn_throttle_s=GOAL_THROTTLE_S)
+            self.observe = lambda: feed.state.publish(wide_state(0.0))
+        self.publisher = ros.publisher(Image if which == "goal_image" else Float64MultiArray,
+                                       GOAL_TOPICS[which])
+        self.plans = ros.collect(Float64MultiArray, PLAN_TOPIC)
+
+    def set(self, msg, line: str, publisher=None) -> None:
+        """Publish a good goal message until the node logs ``line`` (a renewed or new
+        subscription must be discovered first)."""
+        log, publisher = self.feed.node.log, publisher or self.publisher
+        count = log().count(line)
+        deadline = time.monotonic() + REPLY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            publisher.publish(msg)
+            if self.feed.ros.spin_until(lambda: log().count(line) > count, 0.25):
+                return
+        raise AssertionError(f"no '{line}': {log()[-2000:]}")
+
+    def probe(self) -> tuple[list[float], list[float]]:
+        """~/reset, then one observation: (the action, [subgoal index, planned cost])."""
+        ros, feed = self.feed.ros, self.feed
+        assert ros.call(Trigger, f"{NODE}/reset", Trigger.Request()).success
+        actions, plans = len(feed.actions), len(self.plans)
+        assert answered(feed, self.observe), feed.node.log()[-2000:]
+        assert ros.spin_until(lambda: len(self.plans) > plans, REPLY_TIMEOUT_S)
+        ros.spin_for(0.2)  # a second observation sent before the answer: its action lands now
+        return feed.actions[actions][1].tolist(), list(self.plans[plans].data)
+
+    def refused(self, msg, kind: str, publisher=None) -> str:
+        """Publish a bad goal message: exactly one log line says why, no action, no traceback;
+        returns that line."""
+        log, feed = self.feed.node.log, self.feed
+        start, actions = len(log()), len(feed.actions)
+        (publisher or self.publisher).publish(msg)
+        assert feed.ros.spin_until(lambda: REFUSAL.search(log()[start:]), REPLY_TIMEOUT_S), \
+            (kind, log()[-2000:])
+        feed.ros.spin_for(0.05)
+        lines = log()[start:].splitlines()
+        refusals = [line for line in lines if REFUSAL.search(line)]
+        assert len(refusals) == 1, (kind, lines)  # one line per message
+        assert all(line.startswith("[") for line in lines), (kind, lines)  # one-line records
+        assert len(feed.actions) == actions, f"an action from a bad {kind} goal"
+        return refusals[0]
+
+
+def vector(values, dims: list[tuple[int, int]] = ()) -> Float64MultiArray:
+    msg = Float64MultiArray(data=[float(v) for v in values])
+    msg.layout.dim = [MultiArrayDimension(label=f"d{i}", size=size, stride=stride)
+                      for i, (size, stride) in enumerate(dims)]
+    return msg
+
+
+GOOD_GOAL = [1.0] * WIDE_STATE
+huge = st.floats(1e39, 1e308) | st.floats(-1e308, -1e39)  # finite, but not in float32
+
+
+@st.composite
+def bad_goals(draw):
+    kind = draw(st.sampled_from(["length", "empty", "nonfinite", "float32", "oversized"]))
+    if kind in ("length", "empty"):
+        size = 0 if kind == "empty" else draw(st.integers(1, 80).filter(
+            lambda n: n != WIDE_STATE))
+        return kind, Quiet(vector(draw(st.lists(finite, min_size=size, max_size=size))))
+    if kind == "oversized":  # under 1 MiB (a bigger one renews the subscription: the size test)
+        return kind, Quiet(vector([0.0] * draw(st.integers(10_000, 100_000))))
+    data = draw(st.lists(finite, min_size=WIDE_STATE, max_size=WIDE_STATE))
+    data[draw(st.integers(0, WIDE_STATE - 1))] = draw(bad_float if kind == "nonfinite" else huge)
+    return kind, Quiet(vector(data))
+
+
+@st.composite
+def bad_subgoals(draw):
+    kind = draw(st.sampled_from(["empty", "ragged", "nonfinite", "float32", "rows", "layout"]))
+    k = WIDE_STATE
+    if kind == "empty":
+        return kind, Quiet(vector([]))
+    if kind == "ragged":  # not a whole number of rows
+        size = draw(st.integers(1, 6 * k).filter(lambda n: n % k))
+        return kind, Quiet(vector(draw(st.lists(finite, min_size=size, max_size=size))))
+    if kind == "rows":  # whole rows, too many of them
+        return kind, Quiet(vector([0.0] * k * draw(st.integers(MAX_SUBGOALS + 1, 2000))))
+    rows = draw(st.integers(1, 4))
+    data = draw(st.lists(finite, min_size=rows * k, max_size=rows * k))
+    if kind == "layout":  # M x K' (K' not the state size) though the count is whole rows
+        width = draw(st.sampled_from([d for d in range(1, rows * k + 1)
+                                      if (rows * k) % d == 0 and d != k]))
+        height = draw(st.sampled_from([rows * k // width, rows * k // width + 1]))
+        return kind, Quiet(vector(data, [(height, height * width), (width, width)]))
+    data[draw(st.integers(0, rows * k - 1))] = draw(bad_float if kind == "nonfinite" else huge)
+    return kind, Quiet(vector(data))
+
+
+@st.composite
+def bad_goal_images(draw, feed: Feed):
+    # stamps do not matter for a goal (a target, not a measurement): not among the faults
+    return draw(bad_images(feed, ("encoding", "bytes", "step", "empty", "size", "oversized")))
+
+
+GOAL_INPUTS = {  # which: (bad message strategy, a good message, the line it logs)
+    "goal": (lambda feed: bad_goals(), lambda: vector(GOOD_GOAL), "new goal set"),
+    "subgoals": (lambda feed: bad_subgoals(),
+                 lambda: vector([0.5] * WIDE_STATE + GOOD_GOAL), "2 subgoals set"),
+    "goal_image": (lambda feed: bad_goal_images(feed), lambda: Image(
+        height=IMAGE[0], width=IMAGE[1], encoding="rgb8", step=IMAGE[1] * 3,
+        data=observation(HIGH)["image"].tobytes()), "new goal set"),
+}
+
+
+@pytest.mark.parametrize("which", list(GOAL_INPUTS))
+def test_fuzz_malformed_goals_never_act_and_never_change_the_goal(feed, policy_files, restore,
+                                                                  which):
+    """MPC goal (wrong length, empty, NaN/Inf, beyond float32, 10k-100k values), subgoals
+    (empty, not whole rows, NaN/Inf, beyond float32, more than MAX_SUBGOALS rows, a layout whose
+    rows are not the state size) and goal image (unknown encoding, sizes that disagree with the
+    data, empty, another size, too big): each refused with exactly one log line, never an
+    action from it, never a traceback, and the goal in force unchanged (after ~/reset the same
+    observation gives the very same action and planned cost)."""
+    goals = Goals(feed, policy_files, which)
+    strategy, good, line = GOAL_INPUTS[which]
+    goals.set(good(), line)
+    reference = goals.probe()
+    kinds: dict = {}
+
+    @FUZZ
+    @given(st.data())
+    def case(data):
+        kind, msg = data.draw(strategy(feed), label="message kind")
+        kinds[f"{which}:{kind}"] = kinds.get(f"{which}:{kind}", 0) + 1
+        refusal = goals.refused(msg.msg, kind)
+        assert "keeping the previous goal" in refusal, refusal
+        assert goals.probe() == reference, f"a bad {kind} message changed the goal"
+
+    case()
+    no_traceback(feed, kinds)
+
+
+def test_an_oversized_goal_or_subgoals_is_refused_unread_and_the_goal_kept(feed, policy_files,
+                                                                          restore):
+    """8 MB goals (1,000,000 values where 39 are expected) and 8 MB subgoals (25,641 whole rows,
+    more than MAX_SUBGOALS): refused by their length before any conversion, one line each; no
+    action (before any good goal: none at all); the goal in force unchanged, the node answering
+    at once (was: the subgoals converted and encoded one by one for seconds, then taken as the
+    goal), and its memory back to the baseline once the goal subscription is renewed."""
+    goals = Goals(feed, policy_files, "goal")
+    subgoals = feed.ros.publisher(Float64MultiArray, GOAL_TOPICS["subgoals"])
+    big = vector([0.0] * OVERSIZED)
+    line = goals.refused(big, "oversized, before any goal")
+    assert f"{OVERSIZED} values; expected {WIDE_STATE} for goal 'state' (refused unread); " \
+           "no goal yet: not commanding" in line, line
+    count = len(feed.actions)
+    for _ in range(3):
+        goals.observe()
+        feed.ros.spin_for(0.2)
+    assert len(feed.actions) == count and "MPC policy has no goal" in feed.node.log()
+
+    goals.set(vector(GOOD_GOAL), "new goal set")
+    reference = goals.probe()
+    goals.set(vector([-1.0] * WIDE_STATE), "new goal set")  # another goal: the probe sees it
+    assert goals.probe() != reference, "the probe cannot tell goals apart"
+    goals.set(vector(GOOD_GOAL), "new goal set")
+    assert goals.probe() == reference
+
+    pid = feed.node.proc.proc.pid
+    feed.ros.spin_for(1.0)
+    baseline = peak = rss_mb(pid)
+    renewed = feed.node.log().count("subscription renewed")
+    for _ in range(3):
+        goals.refused(big, "oversized goal")
+        peak = max(peak, rss_mb(pid))
+    rows = OVERSIZED // WIDE_STATE
+    sent = time.monotonic()
+    line = goals.refused(vector([0.0] * rows * WIDE_STATE), "oversized subgoals", subgoals)
+    assert f"({rows} subgoals of {WIDE_STATE}); expected at most {MAX_SUBGOALS} subgoals " \
+           "(refused unread)" in line, line
+    assert goals.probe() == reference, "an oversized message changed the goal"
+    answer_s = time.monotonic() - sent
+    # both subscriptions (goal, subgoals) renewed: the buffers DDS kept for 8 MB samples freed
+    assert feed.ros.spin_until(
+        lambda: feed.node.log().count("subscription renewed") >= renewed + 2,
+        REPLY_TIMEOUT_S), feed.node.log()[-2000:]
+    feed.ros.spin_for(1.0)
+    after = rss_mb(pid)
+    # the largest number of subgoals is still taken
+    goals.set(vector([0.5] * WIDE_STATE * (MAX_SUBGOALS - 1) + GOOD_GOAL),
+              f"{MAX_SUBGOALS} subgoals set", subgoals)
+    print(f"oversized goals: refused unread; after 8 MB of subgoals the goal was unchanged and "
+          f"the next observation answered within {answer_s * 1000:.0f} ms; RSS baseline "
+          f"{baseline:.1f} MB, peak {peak:.1f} MB, after {after:.1f} MB")
+    assert after - baseline < 4.0, (baseline, peak, after)
+    assert answer_s < 2.0, answer_s
 
 
 # ---- checkpoints that are not checkpoints ------------------------------------------------------
