@@ -144,9 +144,18 @@ class MPCPolicy(Policy):
     def summary(self) -> str:
         c = self.config
         s = getattr(c, c.planner)
-        demos = f", tracking {len(self.demos[2])} demos" if self.demos is not None else ""
+        extras = []
+        if self.demos is not None:
+            near = c.tracking.demos_near_goal
+            extras.append(f"tracking {len(self.demos[2])} demos"
+                          + (f" ({near} nearest the goal)" if near else ""))
+        if c.goal == "subgoals" and c.switch_after:
+            extras.append(f"switch after {c.switch_after} ticks")
+        if c.binary_dims:
+            extras.append(f"binary dims {list(c.binary_dims)}")
         return (f"mpc policy: {c.planner}, horizon {c.horizon}, {s.samples} samples x "
-                f"{s.iterations} iterations, {c.goal} goal, {c.cost} cost{demos}")
+                f"{s.iterations} iterations, {c.goal} goal, {c.cost} cost"
+                + "".join(f", {e}" for e in extras))
 
     def parts(self) -> dict[str, Any]:
         if self.demos is None:
