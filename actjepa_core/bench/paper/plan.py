@@ -43,6 +43,7 @@ ABLATION_METHODS = (
     Method("act-jepa/add", "act-jepa", ("model.action_injection=add",)),
     Method("act-jepa/film", "act-jepa", ("model.action_injection=film",)),
 )
+VICREG = ("loss.variance_weight=1.0", "loss.covariance_weight=0.04")  # VICReg's 25:1 ratio
 EXTRA_METHODS = (  # beyond the paper's recipe: named rows, the faithful rows stay as measured
     Method("act-jepa+shift", "act-jepa", ("augment.shift=4",)),
     Method("act-jepa+chunk", "act-jepa", (), bc_chunk=10),
@@ -56,6 +57,10 @@ EXTRA_METHODS = (  # beyond the paper's recipe: named rows, the faithful rows st
     Method("act-jepa+norm", "act-jepa", ("loss.normalise=true",)),
     Method("act-jepa+norm+shift", "act-jepa", ("loss.normalise=true", "augment.shift=4")),
     Method("act-jepa+norm+rollout3", "act-jepa", ("loss.normalise=true", "loss.rollout_steps=3")),
+    # VICReg's variance and covariance terms on s_t (models/regularisers.py): explicit anti-collapse
+    Method("act-jepa+vicreg", "act-jepa", VICREG),
+    Method("act-jepa+vicreg+shift", "act-jepa", (*VICREG, "augment.shift=4")),
+    Method("passive-jepa+vicreg", "passive-jepa", VICREG),
 )
 METHODS = {m.name: m for m in (*MAIN_METHODS, *ABLATION_METHODS, *EXTRA_METHODS)}
 # the order units run in: the paper's central comparison (ACT-JEPA vs raw BC) first, so a partial
