@@ -26,41 +26,61 @@ class Method:
     overrides: tuple[str, ...] = ()
     bc_chunk: int = 1
     with_state: bool = False  # image runs: also feed the proprioceptive state vector
+    label: str = ""  # the row's name in the tables; "" = name
 
     def train_overrides(self) -> list[str]:
         return [f"objective={self.objective}", *self.overrides]
 
 
-MAIN_METHODS = (Method("raw", "raw"), Method("autoencoder", "autoencoder"),
-                Method("contrastive", "contrastive"), Method("passive-jepa", "passive-jepa"),
-                Method("act-jepa", "act-jepa"))
-ABLATION_METHODS = (
-    Method("act-jepa/no-ema", "act-jepa", ("ema.enabled=false",)),
-    Method("act-jepa/tau-0.99", "act-jepa", ("ema.tau_start=0.99", "ema.tau_end=0.99")),
-    Method("act-jepa/tau-0.9999", "act-jepa", ("ema.tau_start=0.9999", "ema.tau_end=0.9999")),
-    Method("action-reconstruction", "action-reconstruction"),
-    Method("act-jepa/no-bottleneck", "act-jepa", ("model.predictor_hidden=[512, 512]",)),
-    Method("act-jepa/add", "act-jepa", ("model.action_injection=add",)),
-    Method("act-jepa/film", "act-jepa", ("model.action_injection=film",)),
+MAIN_METHODS = (
+    Method("raw", "raw", label="Raw BC (end to end)"),
+    Method("autoencoder", "autoencoder", label="Autoencoder + BC"),
+    Method("contrastive", "contrastive", label="Contrastive + BC"),
+    Method("passive-jepa", "passive-jepa", label="Passive JEPA + BC"),
+    Method("act-jepa", "act-jepa", label="ACT-JEPA + BC"),
 )
+ABLATION_METHODS = (
+    Method("act-jepa/no-ema", "act-jepa", ("ema.enabled=false",),
+           label="No EMA (target = online)"),
+    Method("act-jepa/tau-0.99", "act-jepa", ("ema.tau_start=0.99", "ema.tau_end=0.99"),
+           label="EMA tau = 0.99"),
+    Method("act-jepa/tau-0.9999", "act-jepa", ("ema.tau_start=0.9999", "ema.tau_end=0.9999"),
+           label="EMA tau = 0.9999"),
+    Method("action-reconstruction", "action-reconstruction",
+           label="Pixel/state reconstruction instead of latent L2"),
+    Method("act-jepa/no-bottleneck", "act-jepa", ("model.predictor_hidden=[512, 512]",),
+           label="No predictor bottleneck (hidden 512)"),
+    Method("act-jepa/add", "act-jepa", ("model.action_injection=add",),
+           label="Action by addition"),
+    Method("act-jepa/film", "act-jepa", ("model.action_injection=film",),
+           label="Action by FiLM"),
+)
+SHIFT = ("augment.shift=4",)
+NORM = ("loss.normalise=true",)
 VICREG = ("loss.variance_weight=1.0", "loss.covariance_weight=0.04")  # VICReg's 25:1 ratio
 EXTRA_METHODS = (  # beyond the paper's recipe: named rows, the faithful rows stay as measured
-    Method("act-jepa+shift", "act-jepa", ("augment.shift=4",)),
-    Method("act-jepa+chunk", "act-jepa", (), bc_chunk=10),
-    Method("act-jepa+shift+chunk", "act-jepa", ("augment.shift=4",), bc_chunk=10),
-    Method("raw+shift+chunk", "raw", ("augment.shift=4",), bc_chunk=10),
-    Method("raw+chunk", "raw", (), bc_chunk=10),
-    Method("act-jepa+state", "act-jepa", (), with_state=True),
-    Method("act-jepa+state+shift+chunk", "act-jepa", ("augment.shift=4",), bc_chunk=10,
-           with_state=True),
+    Method("act-jepa+shift", "act-jepa", SHIFT, label="ACT-JEPA + random-shift aug. + BC"),
+    Method("act-jepa+chunk", "act-jepa", (), bc_chunk=10, label="ACT-JEPA + BC, chunk 10"),
+    Method("act-jepa+shift+chunk", "act-jepa", SHIFT, bc_chunk=10,
+           label="ACT-JEPA + shift aug. + BC chunk 10"),
+    Method("raw+shift+chunk", "raw", SHIFT, bc_chunk=10, label="Raw BC + shift aug., chunk 10"),
+    Method("raw+chunk", "raw", (), bc_chunk=10, label="Raw BC, chunk 10"),
+    Method("act-jepa+state", "act-jepa", (), with_state=True,
+           label="ACT-JEPA (image + state) + BC"),
+    Method("act-jepa+state+shift+chunk", "act-jepa", SHIFT, bc_chunk=10, with_state=True,
+           label="ACT-JEPA (image + state) + shift aug. + BC chunk 10"),
     # the paper's own remedy for collapse (its training notes): L2-normalised latents in the loss
-    Method("act-jepa+norm", "act-jepa", ("loss.normalise=true",)),
-    Method("act-jepa+norm+shift", "act-jepa", ("loss.normalise=true", "augment.shift=4")),
-    Method("act-jepa+norm+rollout3", "act-jepa", ("loss.normalise=true", "loss.rollout_steps=3")),
+    Method("act-jepa+norm", "act-jepa", NORM, label="ACT-JEPA, normalised latents + BC"),
+    Method("act-jepa+norm+shift", "act-jepa", (*NORM, *SHIFT),
+           label="ACT-JEPA, normalised latents + shift aug. + BC"),
+    Method("act-jepa+norm+rollout3", "act-jepa", (*NORM, "loss.rollout_steps=3"),
+           label="ACT-JEPA, normalised latents + 3-step rollout + BC"),
     # VICReg's variance and covariance terms on s_t (models/regularisers.py): explicit anti-collapse
-    Method("act-jepa+vicreg", "act-jepa", VICREG),
-    Method("act-jepa+vicreg+shift", "act-jepa", (*VICREG, "augment.shift=4")),
-    Method("passive-jepa+vicreg", "passive-jepa", VICREG),
+    Method("act-jepa+vicreg", "act-jepa", VICREG, label="ACT-JEPA + VICReg terms + BC"),
+    Method("act-jepa+vicreg+shift", "act-jepa", (*VICREG, *SHIFT),
+           label="ACT-JEPA + VICReg terms + shift aug. + BC"),
+    Method("passive-jepa+vicreg", "passive-jepa", VICREG,
+           label="Passive JEPA + VICReg terms + BC"),
 )
 METHODS = {m.name: m for m in (*MAIN_METHODS, *ABLATION_METHODS, *EXTRA_METHODS)}
 # the order units run in: the paper's central comparison (ACT-JEPA vs raw BC) first, so a partial

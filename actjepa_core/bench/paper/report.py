@@ -17,6 +17,7 @@ from actjepa_core.bench.paper import published
 from actjepa_core.bench.paper.plan import (
     ABLATION_METHODS,
     MAIN_METHODS,
+    METHODS,
     PaperConfig,
     cell_id,
     plan_units,
@@ -24,20 +25,13 @@ from actjepa_core.bench.paper.plan import (
 from actjepa_core.evaluation.evaluate import wilson_interval
 from actjepa_core.evaluation.tables import markdown_table
 
-LABELS = {"raw": "Raw BC (end to end)", "autoencoder": "Autoencoder + BC",
-          "contrastive": "Contrastive + BC", "passive-jepa": "Passive JEPA + BC",
-          "act-jepa": "ACT-JEPA + BC", "act-jepa/no-ema": "No EMA (target = online)",
-          "act-jepa/tau-0.99": "EMA tau = 0.99", "act-jepa/tau-0.9999": "EMA tau = 0.9999",
-          "action-reconstruction": "Pixel/state reconstruction instead of latent L2",
-          "act-jepa/no-bottleneck": "No predictor bottleneck (hidden 512)",
-          "act-jepa/add": "Action by addition", "act-jepa/film": "Action by FiLM",
-          "act-jepa+shift": "ACT-JEPA + random-shift aug. + BC",
-          "act-jepa+chunk": "ACT-JEPA + BC, chunk 10",
-          "act-jepa+shift+chunk": "ACT-JEPA + shift aug. + BC chunk 10",
-          "raw+shift+chunk": "Raw BC + shift aug., chunk 10", "raw+chunk": "Raw BC, chunk 10",
-          "act-jepa+state": "ACT-JEPA (image + state) + BC",
-          "act-jepa+state+shift+chunk": "ACT-JEPA (image + state) + shift aug. + BC chunk 10"}
 PLOT_DPI = 100
+
+
+def label(method: str) -> str:
+    """The row's name in the tables (the method's label, or its name when it has none)."""
+    found = METHODS.get(method)
+    return found.label if found is not None and found.label else method
 
 
 def latest_rows(path: Path) -> dict[tuple, dict]:
@@ -99,7 +93,7 @@ def main_table(cells: Cells, config: PaperConfig) -> str:
     for m in MAIN_METHODS:
         ours = [fmt(cells.rate([t], m.name, config.demos)) for t in tasks]
         paper = published.MAIN.get(m.name)
-        rows.append([LABELS[m.name], *ours, fmt(cells.rate(tasks, m.name, config.demos)),
+        rows.append([label(m.name), *ours, fmt(cells.rate(tasks, m.name, config.demos)),
                      " / ".join(pct(p) for p in paper) if paper else ""])
     return markdown_table(header, rows)
 
@@ -115,7 +109,7 @@ def noise_table(cells: Cells, config: PaperConfig) -> str:
                   for v, s in zip(values, config.sigmas)]
         kept = (f"{100 * values[-1][0] / values[0][0]:.0f}%"
                 if values[0] and values[-1] and values[0][0] > 0 else "—")
-        rows.append([LABELS[m.name], *cells_, kept])
+        rows.append([label(m.name), *cells_, kept])
     return markdown_table(header, rows)
 
 
@@ -131,9 +125,9 @@ def ablation_table(cells: Cells, config: PaperConfig) -> str:
         paper = published.ABLATIONS.get(name, "n/a")
         paper_delta = (f"{100 * (paper - published.ABLATIONS['act-jepa']):+.1f}"
                        if isinstance(paper, float) and name != "act-jepa" else "")
-        label = "Full ACT-JEPA" if name == "act-jepa" else (
-            "No action conditioning (passive)" if name == "passive-jepa" else LABELS[name])
-        rows.append([label, *[fmt(cells.rate([t], name, config.demos), False)
+        row_name = "Full ACT-JEPA" if name == "act-jepa" else (
+            "No action conditioning (passive)" if name == "passive-jepa" else label(name))
+        rows.append([row_name, *[fmt(cells.rate([t], name, config.demos), False)
                               for t in config.tasks], fmt(value), delta,
                      pct(paper) if paper != "n/a" else "n/a", paper_delta])
     return markdown_table(header, rows)
@@ -145,7 +139,7 @@ def data_table(cells: Cells, config: PaperConfig) -> str:
     for name in ("raw", "act-jepa"):
         values[name] = [cells.rate(config.tasks, name, d) for d in config.data_demos]
         paper = dict(zip(published.DEMO_COUNTS, published.DATA[name]))
-        rows.append([LABELS[name], *[fmt(v) + (f" [paper {pct(paper[d])}]" if d in paper else "")
+        rows.append([label(name), *[fmt(v) + (f" [paper {pct(paper[d])}]" if d in paper else "")
                                      for v, d in zip(values[name], config.data_demos)]])
     gap = [f"{100 * (a[0] - r[0]):+.1f}" if a and r else "—"
            for a, r in zip(values["act-jepa"], values["raw"])]
@@ -157,7 +151,7 @@ def extras_table(cells: Cells, config: PaperConfig) -> str:
     names = ["raw", "act-jepa", *config.extra_methods]
     noisy = [s for s in config.sigmas if s > 0]
     header = ["method", *config.tasks, "avg", *[f"avg σ = {s:g}" for s in noisy]]
-    rows = [[LABELS.get(n, n), *[fmt(cells.rate([t], n, config.demos), False)
+    rows = [[label(n), *[fmt(cells.rate([t], n, config.demos), False)
                                  for t in config.tasks],
              fmt(cells.rate(config.tasks, n, config.demos)),
              *[fmt(cells.rate(config.tasks, n, config.demos, s)) for s in noisy]]
@@ -194,12 +188,12 @@ def plot(cells: Cells, config: PaperConfig, out: Path) -> list[Path]:
                 ax.errorbar([x for x, _ in pts], [100 * v[0] for _, v in pts],
                             yerr=[[100 * (v[0] - lo) for (_, v), (lo, _) in zip(pts, low_high)],
                                   [100 * (hi - v[0]) for (_, v), (_, hi) in zip(pts, low_high)]],
-                            marker="o", capsize=3, color=colour, label=f"{LABELS[name]} (ours)")
+                            marker="o", capsize=3, color=colour, label=f"{label(name)} (ours)")
             paper = (published.NOISE if kind == "noise" else published.DATA).get(name)
             if paper:
                 px = published.SIGMAS if kind == "noise" else published.DEMO_COUNTS
                 ax.plot(px, [100 * p for p in paper], linestyle="--", alpha=0.6, color=colour,
-                        label=f"{LABELS[name]} (paper)")
+                        label=f"{label(name)} (paper)")
         ax.set_xlabel("test-time noise σ" if kind == "noise" else "demonstrations per task")
         ax.set_ylabel("success, average over tasks (%)")
         ax.set_ylim(0, 100)
