@@ -31,7 +31,7 @@ DEMO_SEED = 0
 @dataclass
 class Setting:
     name: str
-    goal_source: str = "demo"  # how evaluation builds goals: demo | demo-subgoals | state
+    goal_source: str = "demo"  # how evaluation builds goals: one of goals.GOAL_SOURCES
     overrides: list[str] = field(default_factory=list)  # MPCConfig keys, e.g. planner=icem
 
 

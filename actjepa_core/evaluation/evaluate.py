@@ -113,7 +113,7 @@ def evaluate(policy: Controller, task: str, episodes: int, noise: float = 0.0,
     """Run ``episodes`` closed-loop episodes of ``task`` and measure success and latency.
 
     A policy that plans toward a goal (latent MPC) gets one each episode from goals.py, built the
-    ``goal_source`` way (``demo`` | ``state``).
+    ``goal_source`` way (one of ``goals.GOAL_SOURCES``).
     """
     if episodes < 1:
         raise ActJepaError(f"episodes is {episodes}; expected an integer >= 1")

@@ -12,3 +12,13 @@ def tester(request):
     client = RosClient(request.module.DOMAIN)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="module")
+def ros(request):
+    """One ROS client node shared by a test module, on that module's own ROS domain."""
+    from ros_harness import RosClient
+
+    client = RosClient(request.module.DOMAIN)
+    yield client
+    client.close()

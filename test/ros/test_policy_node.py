@@ -101,13 +101,6 @@ def policy_file(policy_files):
 
 
 @pytest.fixture(scope="module")
-def ros():
-    client = RosClient(DOMAIN)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
 def node(policy_file, tmp_path_factory):
     overrides = {
         "checkpoint": str(policy_file), "mode": "lockstep", "input_qos": "reliable",

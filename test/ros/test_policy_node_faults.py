@@ -164,13 +164,6 @@ class Node:
 
 
 @pytest.fixture(scope="module")
-def ros():
-    client = RosClient(DOMAIN)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
 def node(policy_files, tmp_path_factory):
     holder = Node(node_args(policy_files["flip"]), tmp_path_factory.mktemp("logs"))
     yield holder

@@ -108,13 +108,6 @@ def start_goal(episode: int) -> np.ndarray:
 
 # ---- fixtures -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def ros():
-    client = RosClient(DOMAIN)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
 def policy(tmp_path_factory):
     """The policy node, realtime, started without waiting (its start overlaps the first sim's)."""
     folder = tmp_path_factory.mktemp("sim-restart")
