@@ -6,6 +6,10 @@ multi-step rollouts; its k-step latent error on held-out expert demos is measure
 configured setting (planner x goal scheme) is evaluated closed loop and written as one JSON line
 (success with its Wilson interval, per-action planning time p50/p99, the world's rollout errors).
 Reruns skip finished cells; `--report` renders the table from the JSON lines alone.
+
+``obs: image`` runs the same on camera images (``image_size`` pixels, rendered once into the demo
+files): the world model encodes the image alone, so the planner sees the scene only through the
+camera, and goals are the expert's final camera image (``--goal demo``).
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import torch
 from actjepa_core.bench.paper.runner import append_row
 from actjepa_core.config import TrainConfig, apply_overrides, load_yaml
 from actjepa_core.data.episodes import EpisodeSet, read_episodes, write_episodes
-from actjepa_core.errors import ActJepaError
+from actjepa_core.errors import ActJepaError, check_choice
 from actjepa_core.evaluation.evaluate import evaluate, git_commit, wilson_interval
 from actjepa_core.evaluation.tables import markdown_table
 from actjepa_core.progress import progress_bar
@@ -35,8 +39,13 @@ class Setting:
     overrides: list[str] = field(default_factory=list)  # MPCConfig keys, e.g. planner=icem
 
 
+OBS_KINDS = ("state", "image")
+
+
 @dataclass
 class MPCBenchConfig:
+    obs: str = "state"  # state | image: what the world model (and so the planner) sees
+    image_size: int = 64  # obs: image: camera pixels per side
     tasks: list[str] = field(default_factory=lambda: ["reach-v3", "push-v3", "pick-place-v3"])
     demos: int = 100  # expert demos (also the tracking memory)
     play_episodes: int = 100
@@ -52,6 +61,9 @@ class MPCBenchConfig:
     settings: list[Setting] = field(default_factory=list)
 
     def validate(self, where: str = "mpc bench config") -> "MPCBenchConfig":
+        check_choice(where, "obs", self.obs, OBS_KINDS)
+        if self.image_size < 8:
+            raise ActJepaError(f"{where}: image_size must be >= 8 pixels, got {self.image_size}")
         if not self.settings:
             raise ActJepaError(f"{where}: settings is empty; expected at least one setting")
         if not 0 < self.val_demos < self.demos:
@@ -63,22 +75,36 @@ def load_mpc_bench_config(path: str) -> MPCBenchConfig:
     return load_yaml(MPCBenchConfig, path)
 
 
+def obs_keys(config: MPCBenchConfig) -> list[str]:
+    return [config.obs]
+
+
+def demo_paths(task: str, config: MPCBenchConfig, work: Path) -> dict[str, Path]:
+    """The expert and play episode files (image files carry their size: one work folder can
+    hold both kinds)."""
+    size = f"-{config.image_size}px" if config.obs == "image" else ""
+    return {kind: work / f"{task}-{kind}{size}.hdf5" for kind in ("expert", "play")}
+
+
 def world_data(task: str, config: MPCBenchConfig, work: Path) -> tuple[EpisodeSet, list]:
     """Expert demos + play episodes for training; held-out expert demos for the rollout error."""
     from actjepa_core.evaluation.sim import collect_episodes
 
-    paths = {"expert": work / f"{task}-expert.hdf5", "play": work / f"{task}-play.hdf5"}
+    paths, keys = demo_paths(task, config, work), obs_keys(config)
+    image = config.image_size if config.obs == "image" else None
     if not paths["expert"].exists():
         write_episodes(paths["expert"], collect_episodes(task, config.demos, seed=DEMO_SEED,
-                                                         progress=False), f"metaworld:{task}")
+                                                         image_size=image, progress=False),
+                       f"metaworld:{task}")
     if not paths["play"].exists():
         write_episodes(paths["play"], collect_episodes(
             task, config.play_episodes, seed=DEMO_SEED, max_steps=config.play_steps,
-            explore=config.explore, progress=False), f"metaworld:{task}:explore")
-    expert = read_episodes(paths["expert"], ["state"])
-    play = read_episodes(paths["play"], ["state"])
+            explore=config.explore, image_size=image, progress=False),
+            f"metaworld:{task}:explore")
+    expert = read_episodes(paths["expert"], keys)
+    play = read_episodes(paths["play"], keys)
     train_eps = expert.episodes[:-config.val_demos] + play.episodes
-    return (EpisodeSet(train_eps, ["state"], expert.action_dim, "expert+play"),
+    return (EpisodeSet(train_eps, keys, expert.action_dim, "expert+play"),
             expert.episodes[-config.val_demos:])
 
 
@@ -92,6 +118,7 @@ def ensure_world(task: str, config: MPCBenchConfig, work: Path) -> tuple[Path, l
     if not (run / "done").exists():
         train_config = apply_overrides(TrainConfig(), [f"optim.steps={config.world_steps}",
                                                        "run.device=cpu",
+                                                       f"data.obs_keys={obs_keys(config)}",
                                                        *config.world_overrides])
         train(data, train_config, run, resume=(run / "last.pt").exists(), progress=False)
         (run / "done").write_text("")
@@ -119,14 +146,15 @@ def run(config: MPCBenchConfig, work: Path, results: Path, progress: bool = True
         world = FrozenWorld.from_checkpoint(checkpoint)
         demos = None
         if mpc.goal == "tracking":
-            demos = read_episodes(work / f"{task}-expert.hdf5", ["state"]).episodes
+            demos = read_episodes(demo_paths(task, config, work)["expert"],
+                                  obs_keys(config)).episodes
             demos = demos[:-config.val_demos]
         policy = MPCPolicy.build(world, demos, mpc)
         t0 = time.perf_counter()
         result = evaluate(policy, task, config.eval_episodes, seed=config.eval_seed,
                           max_steps=config.max_steps or None, progress=False,
                           goal_source=setting.goal_source)
-        row = {"task": task, "setting": setting.name, "goal_source": setting.goal_source,
+        row = {"task": task, "obs": config.obs, "setting": setting.name, "goal_source": setting.goal_source,
                "overrides": setting.overrides, "summary": policy.summary(),
                **result.summary(), "rollout_rel_error": errors,
                "eval_wall_s": round(time.perf_counter() - t0, 1),

@@ -53,3 +53,25 @@ def test_bench_mpc_runs_each_setting_once_and_resumes(tmp_path, capsys, one_torc
     for name in ("cem-final", "icem-tracking", "mppi-subgoals"):
         assert f"`{name}`" in text
     assert "matmul peak" in text and "p99 ms/action" in text
+
+
+def test_bench_mpc_on_images_plans_from_the_camera_alone(tmp_path, one_torch_thread):
+    """`obs: image`: demos rendered once into size-tagged files, a world model that encodes the
+    image only, goals given as the expert's final camera image."""
+    from actjepa_core.policies import FrozenWorld
+
+    tiny = {**TINY, "obs": "image", "image_size": 16, "demos": 3, "play_episodes": 1,
+            "play_steps": 10, "world_steps": 4, "eval_episodes": 1, "max_steps": 4,
+            "world_overrides": [*TINY["world_overrides"], "model.image_channels=[4, 8]"],
+            "settings": TINY["settings"][:1]}
+    config = tmp_path / "mpc.yaml"
+    config.write_text(yaml.safe_dump(tiny))
+    results = tmp_path / "mpc.jsonl"
+    work = tmp_path / "work"
+    assert cli.main(["bench", "mpc", "--config", str(config), "--work", str(work),
+                     "--results", str(results), "--quiet"]) == 0
+    [row] = [json.loads(line) for line in results.read_text().splitlines()]
+    assert row["obs"] == "image" and row["episodes"] == 1 and row["setting"] == "cem-final"
+    assert (work / "reach-v3-expert-16px.hdf5").is_file()
+    world = FrozenWorld.from_checkpoint(work / "reach-v3" / "world" / "best.pt")
+    assert list(world.spec) == ["image"] and tuple(world.spec["image"]["shape"]) == (16, 16, 3)
