@@ -154,7 +154,8 @@ def run(config: MPCBenchConfig, work: Path, results: Path, progress: bool = True
         result = evaluate(policy, task, config.eval_episodes, seed=config.eval_seed,
                           max_steps=config.max_steps or None, progress=False,
                           goal_source=setting.goal_source)
-        row = {"task": task, "obs": config.obs, "setting": setting.name, "goal_source": setting.goal_source,
+        row = {"task": task, "obs": config.obs, "setting": setting.name,
+               "goal_source": setting.goal_source,
                "overrides": setting.overrides, "summary": policy.summary(),
                **result.summary(), "rollout_rel_error": errors,
                "eval_wall_s": round(time.perf_counter() - t0, 1),
