@@ -278,8 +278,9 @@ def cmd_bench_mpc(args: argparse.Namespace) -> None:
     if args.out:
         from actjepa_core.bench.train_speed import write_section
 
-        command = f"actjepa bench mpc --config {args.config}"
-        write_section(Path(args.out), "mpc", f"Command: `{command}`.\n\n{text}")
+        command = f"actjepa bench mpc --config {args.config} --results {args.results}"
+        section = "mpc" if config.obs == "state" else f"mpc-{config.obs}"
+        write_section(Path(args.out), section, f"Command: `{command}`.\n\n{text}")
         print(f"wrote the MPC table into {args.out}")
     else:
         print(text)

@@ -171,6 +171,10 @@ class RunConfig:
     # contiguous
     memory_format: str = "auto"
     dist_timeout_s: float = 600.0  # torchrun/DDP: a collective waiting longer fails the run
+    # a trained checkpoint (`actjepa train`'s best.pt) whose online encoder initialises this run's
+    # encoder (and EMA target): fine-tune a pretrained representation, e.g. objective=raw on top
+    # of ACT-JEPA; "" = from scratch
+    init_encoder: str = ""
 
 
 @dataclass

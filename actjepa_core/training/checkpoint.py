@@ -127,3 +127,30 @@ def load_world_model(path: str | Path, device: str | torch.device = "cpu"
     model.load_state_dict(content["model"])
     normaliser = Normaliser.from_state_dict(content["stats"]).to(device)
     return model.to(device).eval(), normaliser, content
+
+
+ENCODER_PREFIXES = ("encoder.", "target_encoder.")  # online encoder, EMA target (ACT-JEPA)
+
+
+def init_encoder(model: nn.Module, path: str | Path, obs_spec: dict[str, dict]) -> None:
+    """Copy the online encoder of the checkpoint at ``path`` into ``model``'s encoder (and into
+    its EMA target, when it has one), so a run starts from a pretrained representation.
+
+    The observation spec must match: the same keys, shapes and dtypes the encoder was trained
+    on. Normalisation statistics are fitted afresh on this run's data; fine-tuning on the data
+    the encoder was pretrained on (the usual case) gives the same statistics."""
+    content = load_checkpoint(path, kind=WORLD_MODEL)
+    if content["obs_spec"] != obs_spec:
+        raise ActJepaError(f"run.init_encoder {path}: its encoder was trained on observations "
+                           f"{content['obs_spec']}; this run's data has {obs_spec}")
+    source = {k[len("encoder."):]: v for k, v in content["model"].items()
+              if k.startswith("encoder.")}
+    for prefix in ENCODER_PREFIXES:
+        module = getattr(model, prefix.rstrip("."), None)
+        if module is None:
+            continue
+        mine = module.state_dict()
+        if set(mine) != set(source) or any(mine[k].shape != source[k].shape for k in mine):
+            raise ActJepaError(f"run.init_encoder {path}: its encoder's layers differ from this "
+                               "run's (model.* settings must match the pretrained run's)")
+        module.load_state_dict(source)

@@ -93,6 +93,8 @@ class Trainer:
         self.obs_spec = {k: {"shape": list(s), "dtype": d} for k, (s, d) in data.obs_spec().items()}
         self.model = build_objective(config, {k: v["shape"] for k, v in self.obs_spec.items()},
                                      data.action_dim).to(self.device)
+        if config.run.init_encoder:
+            ckpt.init_encoder(self.model, config.run.init_encoder, self.obs_spec)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)  # conv kernels; inputs are NHWC
         self.trainable = self.model.trainable_parameters()

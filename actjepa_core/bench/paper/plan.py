@@ -27,6 +27,8 @@ class Method:
     bc_chunk: int = 1
     with_state: bool = False  # image runs: also feed the proprioceptive state vector
     label: str = ""  # the row's name in the tables; "" = name
+    # fine-tuning: the method whose encoder (same task, demos and seed) initialises this one's
+    init_from: str = ""
 
     def train_overrides(self) -> list[str]:
         return [f"objective={self.objective}", *self.overrides]
@@ -81,6 +83,14 @@ EXTRA_METHODS = (  # beyond the paper's recipe: named rows, the faithful rows st
            label="ACT-JEPA + VICReg terms + shift aug. + BC"),
     Method("passive-jepa+vicreg", "passive-jepa", VICREG,
            label="Passive JEPA + VICReg terms + BC"),
+    # pretrain, then fine-tune end to end on the action loss (objective raw from the pretrained
+    # encoder): how pretrained representations are most often used, beside the frozen protocol
+    Method("act-jepa+finetune", "raw", init_from="act-jepa",
+           label="ACT-JEPA pretraining, then end-to-end BC (fine-tuned)"),
+    Method("act-jepa+vicreg+finetune", "raw", init_from="act-jepa+vicreg",
+           label="ACT-JEPA + VICReg pretraining, then end-to-end BC (fine-tuned)"),
+    Method("passive-jepa+vicreg+finetune", "raw", init_from="passive-jepa+vicreg",
+           label="Passive JEPA + VICReg pretraining, then end-to-end BC (fine-tuned)"),
 )
 METHODS = {m.name: m for m in (*MAIN_METHODS, *ABLATION_METHODS, *EXTRA_METHODS)}
 # the order units run in: the paper's central comparison (ACT-JEPA vs raw BC) first, so a partial
@@ -122,6 +132,11 @@ class PaperConfig:
         if not self.seeds or not self.tasks or self.demos < 1 or self.eval_episodes < 1:
             raise ActJepaError(f"{where}: tasks and seeds must be non-empty, demos and "
                                "eval_episodes >= 1")
+        for name in self.extra_methods:
+            source = METHODS[name].init_from
+            if source and source not in (*self.extra_methods, *(m.name for m in MAIN_METHODS)):
+                raise ActJepaError(f"{where}: extra method {name} fine-tunes {source}'s encoder; "
+                                   f"expected {source} among the main or extra methods")
         if not set(self.priority_methods) <= set(self.extra_methods):
             raise ActJepaError(f"{where}: priority_methods must be among extra_methods, got "
                                f"{self.priority_methods}")

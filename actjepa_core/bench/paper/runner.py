@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from actjepa_core.bench.paper.plan import PaperConfig, Unit, cell_id, plan_units
+from actjepa_core.bench.paper.plan import METHODS, PaperConfig, Unit, cell_id, plan_units
 from actjepa_core.config import TrainConfig, apply_overrides
 from actjepa_core.data.episodes import EpisodeSet, read_episodes, write_episodes
 from actjepa_core.evaluation.evaluate import evaluate, git_commit
@@ -76,18 +76,49 @@ def obs_keys(unit: Unit) -> list[str]:
     return ["image", "state"] if unit.method.with_state else ["image"]
 
 
-def train_config(unit: Unit, config: PaperConfig) -> TrainConfig:
+def train_config(unit: Unit, config: PaperConfig, init: Path | None = None) -> TrainConfig:
     overrides = [f"optim.steps={config.train_steps}", f"optim.batch_size={config.train_batch}",
                  f"run.seed={unit.seed}", "run.device=cpu", f"data.obs_keys={obs_keys(unit)}",
                  *config.train_overrides, *unit.method.train_overrides()]
+    if init is not None:
+        overrides.append(f"run.init_encoder={init}")
     return apply_overrides(TrainConfig(), overrides, where=f"unit {unit.key}")
+
+
+def source_unit(unit: Unit) -> Unit | None:
+    """The unit whose encoder a fine-tuning unit starts from (same task, demos and seed)."""
+    name = unit.method.init_from
+    return (None if not name else
+            Unit(unit.obs, unit.task, METHODS[name], unit.demos, unit.seed, ()))
+
+
+def ensure_world(unit: Unit, config: PaperConfig, work: Path, data: EpisodeSet) -> Path:
+    """The unit's trained encoder (trained now if missing, resumed if stopped, after the encoder
+    it fine-tunes from); returns its folder."""
+    from actjepa_core.training.trainer import train
+
+    world = work / unit.key / "world"
+    if (world / DONE).exists():
+        return world
+    source = source_unit(unit)
+    init = ensure_world(source, config, work, data) / "best.pt" if source is not None else None
+    world.parent.mkdir(parents=True, exist_ok=True)
+    # a worker fine-tuning from this encoder may ask for it while another trains it: one trains,
+    # the other waits and then finds it done
+    with (world.parent / "world.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (world / DONE).exists():
+            t0 = time.perf_counter()
+            train(data, train_config(unit, config, init), world,
+                  resume=(world / "last.pt").exists(), progress=False)
+            (world / DONE).write_text(f"{time.perf_counter() - t0:.1f}\n")
+    return world
 
 
 def run_unit(unit: Unit, config: PaperConfig, work: Path, results: Path) -> list[dict]:
     """Train what is missing, evaluate the cells not yet in ``results``; returns the new rows."""
     from actjepa_core.policies import BCPolicy, FrozenWorld, load_policy
     from actjepa_core.policies.configs import BCConfig
-    from actjepa_core.training.trainer import train
 
     torch.set_num_threads(1)
     todo = [s for s, c in zip(unit.sigmas, unit.cells()) if c not in done_cells(results)]
@@ -97,14 +128,9 @@ def run_unit(unit: Unit, config: PaperConfig, work: Path, results: Path) -> list
     data = read_episodes(demos_path(work, config, unit.task), obs_keys(unit))
     data = EpisodeSet(data.episodes[:unit.demos], data.obs_keys, data.action_dim, data.source,
                       data.path)
-    world, bc_path = folder / "world", folder / "bc.pt"
-    times = {"train_wall_s": 0.0, "bc_wall_s": 0.0}
-    if not (world / DONE).exists():
-        t0 = time.perf_counter()
-        train(data, train_config(unit, config), world, resume=(world / "last.pt").exists(),
-              progress=False)
-        (world / DONE).write_text(f"{time.perf_counter() - t0:.1f}\n")
-    times["train_wall_s"] = float((world / DONE).read_text())
+    bc_path = folder / "bc.pt"
+    world = ensure_world(unit, config, work, data)
+    times = {"train_wall_s": float((world / DONE).read_text()), "bc_wall_s": 0.0}
     if not bc_path.exists():
         t0 = time.perf_counter()
         bc = BCConfig(steps=config.bc_steps, chunk=unit.method.bc_chunk, seed=unit.seed)
@@ -129,6 +155,7 @@ def cell_row(unit: Unit, config: PaperConfig, sigma: float, result, times: dict,
     m = unit.method
     return {"obs": unit.obs, "task": unit.task, "method": m.name, "objective": m.objective,
             "overrides": [*config.train_overrides, *m.overrides], "bc_chunk": m.bc_chunk,
+            "init_from": m.init_from,
             "obs_keys": obs_keys(unit), "image_size": config.image_size if unit.obs == "image"
             else None, "demos": unit.demos, "seed": unit.seed, "sigma": float(sigma),
             "successes": result.successes, "episodes": result.episodes,

@@ -97,3 +97,29 @@ def test_quick_mode_runs_resumes_and_reports_from_the_results_alone(tmp_path, ca
     assert cli.main([*args, "--report"]) == 0
     assert out.read_text() == first
     assert [p.read_bytes() for p in plots] == images
+
+
+def test_a_fine_tuning_row_needs_its_source_row():
+    PaperConfig(extra_methods=["act-jepa+finetune"]).validate()  # act-jepa is a main row
+    with pytest.raises(ActJepaError, match="fine-tunes act-jepa\\+vicreg's encoder"):
+        PaperConfig(extra_methods=["act-jepa+vicreg+finetune"]).validate()
+
+
+def test_a_fine_tuning_unit_trains_its_source_first_and_starts_from_it(push_demos, tmp_path,
+                                                                      one_torch_thread):
+    import yaml
+
+    from actjepa_core.bench.paper import runner
+    from actjepa_core.bench.paper.plan import METHODS, Unit
+
+    config = PaperConfig(tasks=["push-v3"], train_steps=4, train_batch=16,
+                         train_overrides=["run.val_every=2", "run.log_every=2",
+                                          "run.checkpoint_every=2"],
+                         extra_methods=["act-jepa+finetune"]).validate()
+    unit = Unit("state", "push-v3", METHODS["act-jepa+finetune"], 100, 0, (0.0,))
+    world = runner.ensure_world(unit, config, tmp_path, push_demos)
+    source = tmp_path / "state/push-v3/act-jepa/d100/s0/world"
+    assert (source / runner.DONE).exists() and (world / runner.DONE).exists()
+    saved = yaml.safe_load((world / "config.yaml").read_text())
+    assert saved["objective"] == "raw"
+    assert saved["run"]["init_encoder"] == str(source / "best.pt")

@@ -129,3 +129,28 @@ def test_bf16_autocast_trains_and_keeps_fp32_weights(push_demos, tmp_path):
     assert math.isfinite(result.loss) and result.collapse > COLLAPSED
     state = ckpt.load_checkpoint(tmp_path / "bf16" / "last.pt")["model"]
     assert all(v.dtype == torch.float32 for v in state.values())
+
+
+def test_init_encoder_starts_a_run_from_a_pretrained_encoder(trained_run, push_demos, tmp_path):
+    """Fine-tuning (`run.init_encoder`): the new run's encoder starts equal to the pretrained
+    online encoder, whatever its objective; a checkpoint trained on other observations or with
+    other encoder layers is refused by name."""
+    run_dir, _ = trained_run
+    source = ckpt.load_checkpoint(run_dir / "best.pt", kind=ckpt.WORLD_MODEL)["model"]
+    config = small_config(steps=2, run__init_encoder=str(run_dir / "best.pt"))
+    config.objective = "raw"
+    mine = Trainer(push_demos, config, tmp_path / "tuned", device="cpu").model.encoder
+    for key, value in mine.state_dict().items():
+        assert torch.equal(value, source[f"encoder.{key}"]), key
+    scratch = Trainer(push_demos, small_config(steps=2, run__seed=0), tmp_path / "s", "cpu")
+    assert not all(torch.equal(v, source[f"encoder.{k}"])
+                   for k, v in scratch.model.encoder.state_dict().items())
+
+    wider = small_config(steps=2, run__init_encoder=str(run_dir / "best.pt"))
+    wider.model.latent_dim *= 2
+    with pytest.raises(ActJepaError, match="run.init_encoder .*layers differ"):
+        Trainer(push_demos, wider, tmp_path / "w", device="cpu")
+    model = Trainer(push_demos, config, tmp_path / "t2", device="cpu").model
+    with pytest.raises(ActJepaError, match="trained on observations .*this run's data has"):
+        ckpt.init_encoder(model, run_dir / "best.pt", {"image": {"shape": [64, 64, 3],
+                                                                 "dtype": "uint8"}})
