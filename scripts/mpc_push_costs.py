@@ -20,6 +20,7 @@ from the truth, against "the puck stays put".
 
     OMP_NUM_THREADS=1 python scripts/mpc_push_costs.py            # every cost, 20 episodes each
     OMP_NUM_THREADS=1 python scripts/mpc_push_costs.py --probe    # the object readout
+    OMP_NUM_THREADS=1 python scripts/mpc_push_costs.py --probe --work runs/bench_mpc_contact
 """
 from __future__ import annotations
 
@@ -52,9 +53,9 @@ PROBE_K = 5  # the planning horizon
 HAND, PUCK = slice(0, 3), slice(4, 7)
 
 
-def episodes(world: FrozenWorld) -> tuple[list, list]:
-    expert = read_episodes(WORK / f"{TASK}-expert.hdf5", ["state"]).episodes
-    play = read_episodes(WORK / f"{TASK}-play.hdf5", ["state"]).episodes
+def episodes(work: Path) -> tuple[list, list]:
+    expert = read_episodes(work / f"{TASK}-expert.hdf5", ["state"]).episodes
+    play = read_episodes(work / f"{TASK}-play.hdf5", ["state"]).episodes
     return expert[:-VAL_DEMOS] + play, expert[-VAL_DEMOS:]
 
 
@@ -180,13 +181,19 @@ def object_probe(world: FrozenWorld, train: list, held_out: list) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--probe", action="store_true", help="only the object readout")
+    parser.add_argument("--work", type=Path, default=WORK,
+                        help="--probe: the `bench mpc` work folder to read")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    world = FrozenWorld.from_checkpoint(WORK / TASK / "world" / "best.pt")
-    train, held_out = episodes(world)
+    world = FrozenWorld.from_checkpoint(args.work / TASK / "world" / "best.pt")
+    train, held_out = episodes(args.work)
+    if args.work != WORK and not args.probe:
+        parser.error("--work is for --probe; the costs run on runs/bench_mpc")
     if args.probe:
-        row = object_probe(world, train, held_out)
+        row = {**object_probe(world, train, held_out), "work": str(args.work.relative_to(ROOT)
+                                                                   if args.work.is_absolute()
+                                                                   else args.work)}
         append_row(RESULTS, row)
         print(json.dumps(row))
         return
