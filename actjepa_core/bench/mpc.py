@@ -86,6 +86,11 @@ def demo_paths(task: str, config: MPCBenchConfig, work: Path) -> dict[str, Path]
     return {kind: work / f"{task}-{kind}{size}.hdf5" for kind in ("expert", "play")}
 
 
+def world_dir(task: str, config: MPCBenchConfig, work: Path) -> Path:
+    """Where the task's world model is trained: state and image runs may share a work folder."""
+    return work / task / ("world" if config.obs == "state" else f"world-{config.image_size}px")
+
+
 def world_data(task: str, config: MPCBenchConfig, work: Path) -> tuple[EpisodeSet, list]:
     """Expert demos + play episodes for training; held-out expert demos for the rollout error."""
     from actjepa_core.evaluation.sim import collect_episodes
@@ -113,7 +118,7 @@ def ensure_world(task: str, config: MPCBenchConfig, work: Path) -> tuple[Path, l
     from actjepa_core.policies import FrozenWorld
     from actjepa_core.training.trainer import train
 
-    run = work / task / "world"
+    run = world_dir(task, config, work)
     data, held_out = world_data(task, config, work)
     if not (run / "done").exists():
         train_config = apply_overrides(TrainConfig(), [f"optim.steps={config.world_steps}",

@@ -73,5 +73,5 @@ def test_bench_mpc_on_images_plans_from_the_camera_alone(tmp_path, one_torch_thr
     [row] = [json.loads(line) for line in results.read_text().splitlines()]
     assert row["obs"] == "image" and row["episodes"] == 1 and row["setting"] == "cem-final"
     assert (work / "reach-v3-expert-16px.hdf5").is_file()
-    world = FrozenWorld.from_checkpoint(work / "reach-v3" / "world" / "best.pt")
+    world = FrozenWorld.from_checkpoint(work / "reach-v3" / "world-16px" / "best.pt")
     assert list(world.spec) == ["image"] and tuple(world.spec["image"]["shape"]) == (16, 16, 3)
