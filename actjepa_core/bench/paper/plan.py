@@ -29,6 +29,7 @@ class Method:
     label: str = ""  # the row's name in the tables; "" = name
     # fine-tuning: the method whose encoder (same task, demos and seed) initialises this one's
     init_from: str = ""
+    steps_factor: int = 1  # encoder training steps = the config's train_steps x this
 
     def train_overrides(self) -> list[str]:
         return [f"objective={self.objective}", *self.overrides]
@@ -85,6 +86,8 @@ EXTRA_METHODS = (  # beyond the paper's recipe: named rows, the faithful rows st
            label="Passive JEPA + VICReg terms + BC"),
     # pretrain, then fine-tune end to end on the action loss (objective raw from the pretrained
     # encoder): how pretrained representations are most often used, beside the frozen protocol
+    # the fine-tuned rows' control: end-to-end BC with their total budget (pretraining + tuning)
+    Method("raw+2x-steps", "raw", steps_factor=2, label="Raw BC (end to end), twice the steps"),
     Method("act-jepa+finetune", "raw", init_from="act-jepa",
            label="ACT-JEPA pretraining, then end-to-end BC (fine-tuned)"),
     Method("act-jepa+vicreg+finetune", "raw", init_from="act-jepa+vicreg",

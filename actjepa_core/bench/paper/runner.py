@@ -77,7 +77,8 @@ def obs_keys(unit: Unit) -> list[str]:
 
 
 def train_config(unit: Unit, config: PaperConfig, init: Path | None = None) -> TrainConfig:
-    overrides = [f"optim.steps={config.train_steps}", f"optim.batch_size={config.train_batch}",
+    steps = config.train_steps * unit.method.steps_factor
+    overrides = [f"optim.steps={steps}", f"optim.batch_size={config.train_batch}",
                  f"run.seed={unit.seed}", "run.device=cpu", f"data.obs_keys={obs_keys(unit)}",
                  *config.train_overrides, *unit.method.train_overrides()]
     if init is not None:
@@ -161,7 +162,7 @@ def cell_row(unit: Unit, config: PaperConfig, sigma: float, result, times: dict,
             "successes": result.successes, "episodes": result.episodes,
             "success": result.success, "ci_low": result.ci_low, "ci_high": result.ci_high,
             "mean_length": result.mean_length, "eval_seed": config.eval_seed,
-            "max_steps": result.max_steps, "train_steps": config.train_steps,
+            "max_steps": result.max_steps, "train_steps": config.train_steps * m.steps_factor,
             "train_batch": config.train_batch, "bc_steps": config.bc_steps, **times,
             "eval_wall_s": round(eval_wall_s, 1), "git_commit": git_commit(),
             "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}

@@ -123,3 +123,14 @@ def test_a_fine_tuning_unit_trains_its_source_first_and_starts_from_it(push_demo
     saved = yaml.safe_load((world / "config.yaml").read_text())
     assert saved["objective"] == "raw"
     assert saved["run"]["init_encoder"] == str(source / "best.pt")
+
+
+def test_the_fine_tuning_control_trains_for_both_stages_steps():
+    from actjepa_core.bench.paper import runner
+    from actjepa_core.bench.paper.plan import METHODS, Unit
+
+    config = PaperConfig(train_steps=300).validate()
+    doubled = Unit("state", "push-v3", METHODS["raw+2x-steps"], 100, 0, (0.0,))
+    single = Unit("state", "push-v3", METHODS["raw"], 100, 0, (0.0,))
+    assert runner.train_config(doubled, config).optim.steps == 600
+    assert runner.train_config(single, config).optim.steps == 300
