@@ -279,7 +279,7 @@ def cmd_bench_mpc(args: argparse.Namespace) -> None:
         from actjepa_core.bench.train_speed import write_section
 
         command = f"actjepa bench mpc --config {args.config} --results {args.results}"
-        section = "mpc" if config.obs == "state" else f"mpc-{config.obs}"
+        section = Path(args.results).stem  # one block per results file: mpc, mpc-image, ...
         write_section(Path(args.out), section, f"Command: `{command}`.\n\n{text}")
         print(f"wrote the MPC table into {args.out}")
     else:
