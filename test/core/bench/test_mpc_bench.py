@@ -66,10 +66,16 @@ def test_bench_mpc_on_images_plans_from_the_camera_alone(tmp_path, one_torch_thr
             "settings": TINY["settings"][:1]}
     config = tmp_path / "mpc.yaml"
     config.write_text(yaml.safe_dump(tiny))
-    results = tmp_path / "mpc.jsonl"
+    results = tmp_path / "mpc-image.jsonl"
     work = tmp_path / "work"
     assert cli.main(["bench", "mpc", "--config", str(config), "--work", str(work),
                      "--results", str(results), "--quiet"]) == 0
+    doc = tmp_path / "RESULTS.md"
+    doc.write_text("<!-- bench:mpc:start -->\nstate table\n<!-- bench:mpc:end -->\n")
+    assert cli.main(["bench", "mpc", "--config", str(config), "--results", str(results),
+                     "--report", "--out", str(doc)]) == 0
+    text = doc.read_text()  # its own block, named for the results file; the state one kept
+    assert "state table" in text and "<!-- bench:mpc-image:start -->" in text
     [row] = [json.loads(line) for line in results.read_text().splitlines()]
     assert row["obs"] == "image" and row["episodes"] == 1 and row["setting"] == "cem-final"
     assert (work / "reach-v3-expert-16px.hdf5").is_file()
