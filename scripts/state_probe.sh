@@ -17,17 +17,6 @@ VARIANTS=(
   "vicreg|act-jepa|--set loss.variance_weight=1 --set loss.covariance_weight=0.04"
   "raw|raw|"
 )
-touch "$RESULTS"
-for v in "${VARIANTS[@]}"; do
-  IFS='|' read -r name objective sets <<< "$v"
-  grep -q "\"variant\": \"$name\"" "$RESULTS" && continue
-  # shellcheck disable=SC2086
-  OMP_NUM_THREADS=1 .venv/bin/actjepa compare "${COMMON[@]}" --objectives "$objective" $sets \
-    --out "$OUT/$name"
-  .venv/bin/python - "$OUT/$name/compare.jsonl" "$name" "$sets" >> "$RESULTS" <<'PY'
-import json, sys
-row = json.loads(open(sys.argv[1]).read().splitlines()[-1])
-print(json.dumps({"variant": sys.argv[2], "overrides": sys.argv[3], **row}))
-PY
-done
-cat "$RESULTS"
+# shellcheck source=scripts/compare_variants.sh
+source scripts/compare_variants.sh
+compare_variants
