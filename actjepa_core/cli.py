@@ -345,7 +345,9 @@ def cmd_train_policy(args: argparse.Namespace) -> None:
         world = FrozenWorld.from_checkpoint(args.encoder, device)
         data = getattr(args, "data", None)
         demos = read_episodes(data, world.processor.keys) if data else None
-        policy = cls.build(world, demos, config)
+        play = getattr(args, "play", None)
+        extra = ({"play": read_episodes(play, world.processor.keys).episodes} if play else {})
+        policy = cls.build(world, demos, config, **extra)
         if ctx.is_main:
             policy.save(args.out)
             print(f"{policy.summary()} -> {args.out}")
@@ -372,8 +374,8 @@ POLICY_COMMANDS = {
         ("k", {"type": int, "help": "neighbours averaged per action (default 1)"}),
         ("weighting", {"choices": ("inverse_distance", "uniform"),
                        "help": "how k > 1 neighbours are averaged (default inverse_distance)"}))),
-    "mpc": PolicyCommand("latent MPC: CEM/MPPI/iCEM toward latent goals (Protocol 3, no "
-                         "training; --data for goal: tracking)", False, (
+    "mpc": PolicyCommand("latent MPC: CEM/MPPI/iCEM toward latent goals (Protocol 3; --data "
+                         "for goal: tracking, cost: value or a prior)", False, (
         ("planner", {"choices": ("cem", "mppi", "icem"), "help": "sampling planner"}),
         ("goal", {"choices": ("final", "subgoals", "tracking"),
                   "help": "goal scheme: one goal, subgoals in order, or tracking demo latents"}),
@@ -391,7 +393,12 @@ def add_train_policy_parser(sub: argparse._SubParsersAction) -> argparse._SubPar
                        help="world-model checkpoint from `actjepa train`, e.g. runs/X/best.pt")
         b.add_argument("--data", required=command.demos, default=None,
                        help="demonstrations (episodes .hdf5)" + ("" if command.demos else
-                                                                 ": only for goal: tracking"))
+                                                                 ": for goal: tracking, cost: "
+                                                                 "value or a prior"))
+        if kind == "mpc":
+            b.add_argument("--play", default=None,
+                           help="episodes off the expert's path (.hdf5, `actjepa collect "
+                                "--explore`): extra data for cost: value")
         b.add_argument("--out", required=True,
                        help="policy file to write (.pt), written atomically")
         b.add_argument("--device", default="cpu", help="cpu | cuda | auto")

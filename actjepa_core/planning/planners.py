@@ -54,12 +54,16 @@ class Planner:
     def reset(self) -> None:
         self.last = None
 
-    def plan(self, cost: cem.CostFn) -> cem.Plan:
+    def plan(self, cost: cem.CostFn, proposal: torch.Tensor | None = None) -> cem.Plan:
+        """``proposal`` (H, A): where the search starts (a policy prior's rollout) instead of
+        the last plan shifted by one step."""
         c = self.config
         settings = getattr(c, c.name)
         scored = (lambda a: cost(snap(a, c.binary_dims))) if c.binary_dims else cost
         init = (None if self.last is None
                 else cem.warm_start(self.last.mean, settings.warm_fill))
+        if proposal is not None:
+            init = proposal
         if c.name == "cem":
             result = cem.plan(scored, c.horizon, self.action_dim, settings, self.generator, init)
         elif c.name == "mppi":

@@ -95,12 +95,17 @@ class Policy(ABC):
     @torch.no_grad()
     def encode(self, obs: Mapping[str, np.ndarray]) -> torch.Tensor:
         """Check, normalise, add test-time noise, encode: raw obs -> (1, D)."""
+        return self.model.encode(self.model_input(obs))
+
+    def model_input(self, obs: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """Check and normalise a raw observation and add the test-time noise: the encoder's
+        input, key -> (1, ...)."""
         x = self.processor.to_model(obs)
         if self.obs_noise > 0:
             x = {k: v + self.obs_noise * torch.randn(v.shape, device=self.device,
                                                      generator=self.noise_generator)
                  for k, v in x.items()}
-        return self.model.encode(x)
+        return x
 
     # ---- files -----------------------------------------------------------------------------
     def parts(self) -> dict[str, Any]:

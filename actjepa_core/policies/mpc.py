@@ -21,9 +21,15 @@ default MPCConfig): expert demos, 1-step training 4/20; expert demos, ``loss.rol
 demos where half the ticks take a random action, 1-step 2/20, 5-step 16/20; random policy 0/20.
 So: train MPC's world model on demos with exploration and with rollout_steps ~ the horizon.
 
-No training: an MPC policy file is the world model plus ``MPCConfig`` (plus, for ``goal:
-tracking``, the demos' latents). Goals are per episode and therefore not stored: call
-``set_goal(obs)`` / ``set_subgoals([obs, ...])`` (or the ``_latent`` forms) before acting.
+Learned planning aids (TD-MPC2's recipe, planning/value.py and planning/prior.py), both goal-
+conditioned so goals stay a run-time input: ``cost: value`` scores a sequence by a value V(s, g)
+learned by temporal differences on the demos and play data (-V at the horizon's end: the steps
+still to go), and ``prior.mode: proposal`` starts each search at the rollout of a goal-conditioned
+BC prior instead of the shifted last plan (``direct``: execute the prior, no search).
+
+An MPC policy file is the world model plus ``MPCConfig`` (plus, for ``goal: tracking``, the
+demos' latents, and the value and prior networks when used). Goals are per episode and therefore
+not stored: call ``set_goal(obs)`` / ``set_subgoals([obs, ...])`` (or the ``_latent`` forms) before acting.
 """
 from __future__ import annotations
 
@@ -44,11 +50,13 @@ from actjepa_core.planning.latent_goals import (
     Tracking,
     sequence_cost,
 )
-from actjepa_core.planning.planners import PLANNERS, Planner, PlannerConfig
+from actjepa_core.planning.planners import PLANNERS, Planner, PlannerConfig, snap
+from actjepa_core.planning.prior import GoalPrior, PriorConfig, fit_prior, propose
+from actjepa_core.planning.value import GoalValue, ValueConfig, fit_value
 from actjepa_core.policies.base import Policy, episode_list
 from actjepa_core.policies.world import FrozenWorld
 
-COSTS = ("terminal", "sum")
+COSTS = ("terminal", "sum", "value")
 GOALS = ("final", "subgoals", "tracking")
 
 
@@ -65,7 +73,7 @@ class MPCConfig:
     topics), not the policy's."""
 
     horizon: int = 5  # H: predicted steps per candidate sequence
-    cost: str = "terminal"  # final goal / subgoals: terminal (last step) | sum (every step)
+    cost: str = "terminal"  # terminal (last step's latent distance) | sum (every step) | value
     seed: int = 0  # the planner's generator is re-seeded with this at every reset()
     planner: str = "cem"  # cem | mppi | icem
     goal: str = "final"  # final | subgoals | tracking (moving target from the demos)
@@ -76,6 +84,13 @@ class MPCConfig:
     mppi: mppi.MPPIConfig = field(default_factory=mppi.MPPIConfig)
     icem: icem.ICEMConfig = field(default_factory=icem.ICEMConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    value: ValueConfig = field(default_factory=ValueConfig)  # cost: value
+    prior: PriorConfig = field(default_factory=PriorConfig)
+
+    @property
+    def learns(self) -> bool:
+        """Whether build() trains networks on the demonstrations (value cost or prior)."""
+        return self.cost == "value" or self.prior.mode != "off"
 
     def planner_config(self) -> PlannerConfig:
         return PlannerConfig(self.planner, self.horizon, list(self.binary_dims), self.cem,
@@ -92,6 +107,8 @@ class MPCConfig:
                                f"{self.switch_ratio}")
         if self.tracking.demos_near_goal < 0 or self.tracking.lookahead < 0:
             raise ActJepaError(f"{where}: tracking.demos_near_goal and lookahead must be >= 0")
+        self.value.validate(where)
+        self.prior.validate(where)
         self.planner_config().validate(where)
         return self
 
@@ -99,14 +116,16 @@ class MPCConfig:
 class MPCPolicy(Policy):
     policy_type = "mpc"
     config_class = MPCConfig
-    needs_demos = False  # except with goal: tracking
+    needs_demos = False  # except with goal: tracking, cost: value or a prior
     needs_goal = True
     dropped_config_keys = ("goal_source",)  # files before `actjepa eval --goal` stored it here
 
     def __init__(self, world: FrozenWorld, config: MPCConfig | None = None,
                  demo_online: torch.Tensor | None = None,
                  demo_target: torch.Tensor | None = None,
-                 demo_lengths: torch.Tensor | None = None):
+                 demo_lengths: torch.Tensor | None = None,
+                 value_state: dict[str, torch.Tensor] | None = None,
+                 prior_state: dict[str, torch.Tensor] | None = None):
         super().__init__(world, config or MPCConfig())
         if not getattr(self.model, "action_conditioned", False):
             raise ActJepaError("latent MPC needs an action-conditioned world model (objective "
@@ -122,24 +141,58 @@ class MPCPolicy(Policy):
                                    "`actjepa train-policy mpc --data DEMOS`")
             self.demos = (demo_online.to(self.device), demo_target.to(self.device),
                           demo_lengths.cpu())
+        self.value = self._learned(GoalValue(self.latent_dim, self.config.value.hidden),
+                                   value_state, self.config.cost == "value", "value")
+        self.prior = self._learned(GoalPrior(self.latent_dim, self.action_dim,
+                                             self.config.prior.hidden),
+                                   prior_state, self.config.prior.mode != "off", "prior")
+        self.live_target: torch.Tensor | None = None  # (1, D) the last observation, target enc.
         self.goal: torch.Tensor | None = None  # (1, D)
         self.subgoals: torch.Tensor | None = None  # (M, D)
         self.scheme: GoalScheme | None = None
         self.last_targets: Targets | None = None
         self.reset()
 
+    def _learned(self, module: torch.nn.Module, state: dict | None, used: bool,
+                 what: str) -> torch.nn.Module | None:
+        if not used:
+            return None
+        if state is None:
+            raise ActJepaError(f"mpc {what}: expected trained weights; build the policy with "
+                               "`actjepa train-policy mpc --data DEMOS`")
+        module.load_state_dict(state)
+        return module.to(self.device).eval().requires_grad_(False)
+
     @classmethod
     def build(cls, world: FrozenWorld, demos: EpisodeSet | Sequence[Episode] | None = None,
-              config: MPCConfig | None = None) -> "MPCPolicy":
-        """Nothing to learn; with ``goal: tracking`` the demos' latents are encoded once (online
-        encoder for matching, target encoder for the targets) and stored in the policy file."""
-        config = config or MPCConfig()
-        if config.goal != "tracking":
+              config: MPCConfig | None = None,
+              play: Sequence[Episode] = ()) -> "MPCPolicy":
+        """With ``goal: tracking`` the demos' latents are encoded once (online encoder for
+        matching, target encoder for the targets) and stored in the policy file. With ``cost:
+        value`` the value is trained on the demos plus ``play`` (episodes off the expert's path:
+        they teach what else is reachable); a prior is trained on the demos alone."""
+        config = (config or MPCConfig()).validate()
+        if config.goal != "tracking" and not config.learns:
             return cls(world, config)
         eps = episode_list(demos)
         lengths = torch.tensor([ep.num_steps for ep in eps])
-        return cls(world, config, world.encode_episodes(eps),
-                   world.encode_episodes(eps, target=True), lengths)
+        target = world.encode_episodes(eps, target=True)  # (N, D)
+        parts: dict[str, Any] = {}
+        if config.goal == "tracking":
+            parts.update(demo_online=world.encode_episodes(eps), demo_target=target,
+                         demo_lengths=lengths)
+        if config.cost == "value":
+            play = list(play)
+            latents = torch.cat([target, world.encode_episodes(play, target=True)]) if play \
+                else target
+            value, _ = fit_value(latents.cpu(), [*lengths.tolist(),
+                                                 *(ep.num_steps for ep in play)], config.value)
+            parts["value_state"] = value.state_dict()
+        if config.prior.mode != "off":
+            actions = world.processor.episode_actions(eps)  # (N, A) normalised
+            prior, _ = fit_prior(target.cpu(), actions.cpu(), lengths.tolist(), config.prior)
+            parts["prior_state"] = prior.state_dict()
+        return cls(world, config, **parts)
 
     def summary(self) -> str:
         c = self.config
@@ -153,16 +206,22 @@ class MPCPolicy(Policy):
             extras.append(f"switch after {c.switch_after} ticks")
         if c.binary_dims:
             extras.append(f"binary dims {list(c.binary_dims)}")
+        if c.prior.mode != "off":
+            extras.append(f"goal-conditioned prior ({c.prior.mode})")
         return (f"mpc policy: {c.planner}, horizon {c.horizon}, {s.samples} samples x "
                 f"{s.iterations} iterations, {c.goal} goal, {c.cost} cost"
                 + "".join(f", {e}" for e in extras))
 
     def parts(self) -> dict[str, Any]:
-        if self.demos is None:
-            return {}
-        online, target, lengths = self.demos
-        return {"demo_online": online.cpu(), "demo_target": target.cpu(),
-                "demo_lengths": lengths}
+        parts: dict[str, Any] = {}
+        if self.demos is not None:
+            online, target, lengths = self.demos
+            parts.update(demo_online=online.cpu(), demo_target=target.cpu(),
+                         demo_lengths=lengths)
+        for name, module in (("value_state", self.value), ("prior_state", self.prior)):
+            if module is not None:
+                parts[name] = {k: v.cpu() for k, v in module.state_dict().items()}
+        return parts
 
     # ---- goals -----------------------------------------------------------------------------
     def set_goal(self, obs: Mapping[str, np.ndarray]) -> None:
@@ -236,18 +295,39 @@ class MPCPolicy(Policy):
             self.scheme.reset()
 
     @torch.no_grad()
+    def encode(self, obs: Mapping[str, np.ndarray]) -> torch.Tensor:
+        """The online latent (what the predictor starts from), keeping the target encoder's
+        latent of the same input for the prior (which works in the target space)."""
+        x = self.model_input(obs)
+        self.live_target = self.model.encode_target(x) if self.prior is not None else None
+        return self.model.encode(x)
+
+    @torch.no_grad()
     def act_latent(self, latent: torch.Tensor) -> torch.Tensor:
-        self.last_targets = self.goal_scheme().targets(latent, self.config.horizon)
-        self.planner.plan(self.cost_fn(latent, self.last_targets))
+        c = self.config
+        self.last_targets = self.goal_scheme().targets(latent, c.horizon)
+        goal = self.last_targets.latents[-1:]  # (1, D) where the horizon should end
+        if self.prior is not None:
+            start = self.live_target if self.live_target is not None else latent
+            self.live_target = None  # used once: act_latent may be called without encode
+            if c.prior.mode == "direct":
+                return snap(self.prior(start, goal)[0], c.binary_dims)  # (A,)
+            proposal = propose(self.prior, self.model.predict, latent, start, goal, c.horizon)
+            self.planner.plan(self.cost_fn(latent, self.last_targets), proposal)
+        else:
+            self.planner.plan(self.cost_fn(latent, self.last_targets))
         return self.planner.first_action()  # (A,)
 
     def cost_fn(self, latent: torch.Tensor, targets: Targets) -> cem.CostFn:
         """Cost of sequences (N, H, A) from ``latent`` (1, D): weighted latent distance of the
-        predicted latents to the targets."""
+        predicted latents to the targets, or (``cost: value``) minus the value of the last
+        predicted latent for the last target."""
         normalise = self.model.normalise_latents
 
         def cost(actions: torch.Tensor) -> torch.Tensor:
             predicted = self.model.rollout(latent.expand(actions.shape[0], -1), actions)
+            if self.value is not None:
+                return -self.value(predicted[:, -1], targets.latents[-1])  # (N,)
             return sequence_cost(predicted, targets, normalise)  # (N,)
 
         return cost

@@ -1,0 +1,112 @@
+"""A goal-conditioned value V(s, g) over latents, learned by temporal differences: the planning
+cost that sees past the horizon.
+
+A latent distance to the goal rewards any step that makes the latent look more like the goal's,
+so on push the hand goes to where the puck should end, without the puck (measured: every latent
+cost 0/20). V(s, g) instead estimates -(discounted steps to reach g from s), learned from what the
+recorded episodes (expert and play) actually reached: reward -1 per step until the goal is the
+state, bootstrapped through an EMA target network. The expectile loss (IQL, Kostrikov et al. 2022;
+the action-free form of HIQL, Park et al. 2023) fits an upper expectile of the bootstrapped
+target, so V follows the best of the recorded ways to a goal rather than their average: play
+data that reached a state by a detour does not make it look far. The planner then minimises
+-V(s_hat_H, g) at the end of its predicted horizon (TD-MPC2's terminal value).
+
+Inputs are target-encoder latents, the space the predictor outputs; they are standardised with
+the training latents' mean and std, stored in the module.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from actjepa_core.errors import ActJepaError
+from actjepa_core.models import mlp
+from actjepa_core.planning.hindsight import HindsightSampler
+
+
+@dataclass
+class ValueConfig:
+    """Defaults after OGBench's GCIQL/HIQL on navigation and manipulation."""
+
+    hidden: list[int] = field(default_factory=lambda: [256, 256])
+    discount: float = 0.99  # per tick; also sets the future-goal offsets' geometric law
+    expectile: float = 0.9  # 0.5: the mean over recorded ways (plain TD); -> 1: the best one
+    steps: int = 5000
+    batch_size: int = 1024
+    lr: float = 3e-4  # Adam
+    target_tau: float = 0.005  # EMA rate of the bootstrap target network
+    p_current: float = 0.2  # goal shares: the state itself / a later state / any state
+    p_future: float = 0.5
+    seed: int = 0
+
+    def validate(self, where: str) -> "ValueConfig":
+        if not 0 < self.discount < 1 or not 0.5 <= self.expectile < 1:
+            raise ActJepaError(f"{where}: value.discount must lie in (0, 1) and value.expectile "
+                               f"in [0.5, 1), got {self.discount} / {self.expectile}")
+        if self.steps < 1 or self.batch_size < 1 or self.lr <= 0 or not 0 < self.target_tau <= 1:
+            raise ActJepaError(f"{where}: value.steps, batch_size, lr and target_tau must be "
+                               "positive (target_tau <= 1)")
+        return self
+
+
+class GoalValue(nn.Module):
+    """(…, D) latent, (…, D) goal -> (…,) value, in [-1 / (1 - discount), 0]."""
+
+    def __init__(self, latent_dim: int, hidden: Sequence[int], mean: torch.Tensor | None = None,
+                 std: torch.Tensor | None = None):
+        super().__init__()
+        self.net = mlp(2 * latent_dim, list(hidden), 1, "gelu")
+        self.register_buffer("mean", torch.zeros(latent_dim) if mean is None else mean.clone())
+        self.register_buffer("std", torch.ones(latent_dim) if std is None else std.clone())
+
+    def forward(self, s: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        s, g = torch.broadcast_tensors(s, g)
+        x = torch.cat([(s - self.mean) / self.std, (g - self.mean) / self.std], -1)  # (…, 2D)
+        return self.net(x).squeeze(-1)
+
+
+def expectile_loss(error: torch.Tensor, weight_sign: torch.Tensor, expectile: float
+                   ) -> torch.Tensor:
+    """Asymmetric squares: ``error`` weighted by tau where ``weight_sign`` >= 0, else 1 - tau."""
+    weight = torch.where(weight_sign >= 0, expectile, 1 - expectile)
+    return (weight * error.pow(2)).mean()
+
+
+def fit_value(latents: torch.Tensor, lengths: Sequence[int], config: ValueConfig
+              ) -> tuple[GoalValue, list[float]]:
+    """Train V on episodes' target latents (N, D), concatenated in order with ``lengths``.
+    Returns the value network (eval mode) and the loss every 10% of the steps."""
+    if len(latents) != sum(lengths):
+        raise ActJepaError(f"value training: {len(latents)} latents for episodes of "
+                           f"{sum(lengths)} steps in total")
+    generator = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)
+    sampler = HindsightSampler(lengths, config.discount, config.p_current, config.p_future,
+                               generator)
+    value = GoalValue(latents.shape[1], config.hidden, latents.mean(0), latents.std(0) + 1e-6)
+    target = copy.deepcopy(value).requires_grad_(False)
+    optimizer = torch.optim.Adam(value.parameters(), lr=config.lr)
+    floor = -1.0 / (1.0 - config.discount)
+    losses, report_every = [], max(1, config.steps // 10)
+    for step in range(config.steps):
+        b = sampler.sample(config.batch_size)
+        s, s_next, g = latents[b.rows], latents[b.next_rows], latents[b.goals]  # (B, D) each
+        reward = b.reached.float() - 1.0  # (B,) 0 at the goal, -1 per step before it
+        with torch.no_grad():
+            bootstrap = (reward + config.discount * (~b.reached) * target(s_next, g)
+                         ).clamp(floor, 0.0)  # (B,)
+            advantage = bootstrap - target(s, g)
+        loss = expectile_loss(bootstrap - value(s, g), advantage, config.expectile)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            for p_target, p in zip(target.parameters(), value.parameters()):
+                p_target.lerp_(p, config.target_tau)
+        if (step + 1) % report_every == 0:
+            losses.append(float(loss.detach()))
+    return value.eval().requires_grad_(False), losses

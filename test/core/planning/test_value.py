@@ -1,0 +1,73 @@
+"""The TD-learned goal value on a corridor whose steps-to-go are known exactly."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from actjepa_core.errors import ActJepaError
+from actjepa_core.planning.value import ValueConfig, fit_value
+
+CELLS = 12
+FAST = ValueConfig(hidden=[64, 64], steps=1500, batch_size=256, lr=1e-3, discount=0.9,
+                   target_tau=0.02)
+
+
+def cell_latents(cells: list[int]) -> torch.Tensor:
+    """A cell of the corridor as a 2-D latent: a point on a spiral, so distance in latent space
+    is not steps along the corridor."""
+    angle = torch.tensor(cells, dtype=torch.float32) * 0.5
+    radius = 1.0 + 0.1 * torch.tensor(cells, dtype=torch.float32)
+    return torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], -1)  # (T, 2)
+
+
+def walks(direct: int, detours: int) -> tuple[torch.Tensor, list[int]]:
+    """Episodes along the corridor: ``direct`` ones step +1 from cell 0 to the end, ``detours``
+    ones step back and forth (+1, -1, +1, +1, ...) and take three times as long."""
+    paths = [list(range(CELLS))] * direct
+    for _ in range(detours):
+        cells, x = [], 0
+        while x < CELLS - 1:
+            cells += [x, x + 1, x]
+            x += 1
+        paths.append(cells + [CELLS - 1])
+    return torch.cat([cell_latents(p) for p in paths]), [len(p) for p in paths]
+
+
+def discounted_steps(k: np.ndarray, discount: float) -> np.ndarray:
+    return -(1 - discount ** k) / (1 - discount)
+
+
+@pytest.fixture
+def corridor_value(one_torch_thread):
+    latents, lengths = walks(direct=8, detours=0)
+    return fit_value(latents, lengths, FAST)[0]
+
+
+def test_value_counts_the_steps_to_the_goal(corridor_value):
+    """V(s, g) ~ -(1 - discount^k) / (1 - discount) for a goal k steps ahead, and it orders
+    every cell of the corridor by its steps to the goal."""
+    goal = cell_latents([CELLS - 1])
+    v = corridor_value(cell_latents(list(range(CELLS))), goal).numpy()
+    want = discounted_steps(np.arange(CELLS)[::-1], FAST.discount)
+    assert (np.diff(v) > 0).all()
+    assert np.abs(v - want).max() < 1.0, (v.round(2), want.round(2))
+
+
+def test_the_upper_expectile_follows_the_best_recorded_way(one_torch_thread):
+    """From the same cells, the direct walks and 4x as many detours: an expectile near 1 values
+    a cell by the direct way (fewer steps), the plain mean (0.5) by the mix."""
+    latents, lengths = walks(direct=2, detours=8)
+    goal, start = cell_latents([CELLS - 1]), cell_latents([2])
+    values = {tau: float(fit_value(latents, lengths, ValueConfig(
+        **{**FAST.__dict__, "expectile": tau}))[0](start, goal)) for tau in (0.5, 0.95)}
+    direct = discounted_steps(np.array(CELLS - 3), FAST.discount)
+    assert values[0.95] > values[0.5] + 0.5
+    assert abs(values[0.95] - direct) < abs(values[0.5] - direct)
+
+
+def test_bad_settings_and_data_are_named():
+    with pytest.raises(ActJepaError, match="expectile"):
+        ValueConfig(expectile=0.3).validate("test")
+    with pytest.raises(ActJepaError, match="12 latents"):
+        fit_value(cell_latents(list(range(12))), [5, 5], FAST)
