@@ -29,7 +29,8 @@ BC prior instead of the shifted last plan (``direct``: execute the prior, no sea
 
 An MPC policy file is the world model plus ``MPCConfig`` (plus, for ``goal: tracking``, the
 demos' latents, and the value and prior networks when used). Goals are per episode and therefore
-not stored: call ``set_goal(obs)`` / ``set_subgoals([obs, ...])`` (or the ``_latent`` forms) before acting.
+not stored: call ``set_goal(obs)`` / ``set_subgoals([obs, ...])`` (or the ``_latent`` forms)
+before acting.
 """
 from __future__ import annotations
 
