@@ -3,7 +3,8 @@
 Per task, one world model is trained on expert demos mixed with play data (``collect
 --explore``: actions off the expert's path, so the predictor learns what actions do) with
 multi-step rollouts; its k-step latent error on held-out expert demos is measured; then every
-configured setting (planner x goal scheme) is evaluated closed loop and written as one JSON line
+configured setting (planner x goal scheme x cost; a value or prior is trained on the world's
+training data when the setting asks for one) is evaluated closed loop and written as one JSON line
 (success with its Wilson interval, per-action planning time p50/p99, the world's rollout errors).
 Reruns skip finished cells; `--report` renders the table from the JSON lines alone.
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -132,7 +133,38 @@ def ensure_world(task: str, config: MPCBenchConfig, work: Path) -> tuple[Path, l
     return run / "best.pt", errors
 
 
+class LearnedParts:
+    """The value and prior weights of each task, trained once per distinct setting of theirs
+    and shared by every cell that asks for the same (settings differ mostly in the search)."""
+
+    def __init__(self):
+        self.cache: dict[tuple[str, str, str], dict] = {}
+
+    def parts(self, task: str, mpc, world, demos, config: MPCBenchConfig,
+              work: Path) -> dict[str, dict]:
+        from actjepa_core.policies.mpc import learn_prior, learn_value
+
+        out = {}
+        if mpc.cost == "value":
+            def value():
+                play = read_episodes(demo_paths(task, config, work)["play"],
+                                     obs_keys(config)).episodes
+                return learn_value(world, demos, play, mpc.value)
+            out["value_state"] = self.get((task, "value", repr(mpc.value)), value)
+        if mpc.prior.mode != "off":
+            settings = replace(mpc.prior, mode="proposal")  # the mode does not change training
+            out["prior_state"] = self.get((task, "prior", repr(settings)),
+                                          lambda: learn_prior(world, demos, mpc.prior))
+        return out
+
+    def get(self, key: tuple[str, str, str], make) -> dict:
+        if key not in self.cache:
+            self.cache[key] = make()
+        return self.cache[key]
+
+
 def run(config: MPCBenchConfig, work: Path, results: Path, progress: bool = True) -> None:
+    from actjepa_core.planning.prior import PriorConfig
     from actjepa_core.policies import FrozenWorld, MPCConfig, MPCPolicy
 
     torch.set_num_threads(1)
@@ -143,6 +175,7 @@ def run(config: MPCBenchConfig, work: Path, results: Path, progress: bool = True
     cells = [(t, s) for t in config.tasks for s in config.settings if (t, s.name) not in done]
     bar = progress_bar(total=len(cells), desc="mpc", unit="cell", disable=not progress)
     worlds: dict[str, tuple[Path, list[float]]] = {}
+    learned = LearnedParts()
     for task, setting in cells:
         if task not in worlds:
             worlds[task] = ensure_world(task, config, work)
@@ -150,11 +183,13 @@ def run(config: MPCBenchConfig, work: Path, results: Path, progress: bool = True
         mpc = apply_overrides(MPCConfig(), setting.overrides, where=f"setting {setting.name}")
         world = FrozenWorld.from_checkpoint(checkpoint)
         demos = None
-        if mpc.goal == "tracking":
+        if mpc.goal == "tracking" or mpc.learns:
             demos = read_episodes(demo_paths(task, config, work)["expert"],
-                                  obs_keys(config)).episodes
-            demos = demos[:-config.val_demos]
-        policy = MPCPolicy.build(world, demos, mpc)
+                                  obs_keys(config)).episodes[:-config.val_demos]
+        # the tracking memory (if any) from build; value and prior shared across settings
+        base = MPCPolicy.build(world, demos, replace(mpc, cost="terminal", prior=PriorConfig()))
+        policy = MPCPolicy(world, mpc, **base.parts(),
+                           **learned.parts(task, mpc, world, demos, config, work))
         t0 = time.perf_counter()
         result = evaluate(policy, task, config.eval_episodes, seed=config.eval_seed,
                           max_steps=config.max_steps or None, progress=False,

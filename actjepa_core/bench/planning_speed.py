@@ -9,6 +9,7 @@ counted with torch's FLOP counter and set against the machine's measured fp32 ma
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,17 +19,35 @@ from actjepa_core.bench.mpc import MPCBenchConfig
 from actjepa_core.bench.train_speed import matmul_peak_gflops, step_flops
 from actjepa_core.config import apply_overrides
 from actjepa_core.evaluation.tables import markdown_table
+from actjepa_core.planning.prior import PriorConfig
 from actjepa_core.units import MS_PER_S
 
 WARMUP = 10
+
+
+def untrained_parts(world, config) -> dict[str, dict]:
+    """Freshly initialised value and prior weights: what they compute per action, and so its
+    time, does not depend on what they learned (training them would only delay the timing)."""
+    from actjepa_core.planning.prior import GoalPrior
+    from actjepa_core.planning.value import GoalValue
+
+    parts = {}
+    if config.cost == "value":
+        parts["value_state"] = GoalValue(world.latent_dim, config.value.hidden).state_dict()
+    if config.prior.mode != "off":
+        parts["prior_state"] = GoalPrior(world.latent_dim, world.action_dim,
+                                         config.prior.hidden).state_dict()
+    return parts
 
 
 def time_setting(world_path: Path, demos: list, setting, samples: int) -> dict:
     from actjepa_core.policies import FrozenWorld, MPCConfig, MPCPolicy
 
     config = apply_overrides(MPCConfig(), setting.overrides, where=f"setting {setting.name}")
-    policy = MPCPolicy.build(FrozenWorld.from_checkpoint(world_path),
-                             demos if config.goal == "tracking" else None, config)
+    world = FrozenWorld.from_checkpoint(world_path)
+    base = MPCPolicy.build(world, demos if config.goal == "tracking" else None,
+                           replace(config, cost="terminal", prior=PriorConfig()))
+    policy = MPCPolicy(world, config, **base.parts(), **untrained_parts(world, config))
     observations = [{"state": row} for ep in demos for row in ep.obs["state"]]
     goal = observations[-1]
     if config.goal == "subgoals":

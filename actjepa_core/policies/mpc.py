@@ -183,16 +183,9 @@ class MPCPolicy(Policy):
             parts.update(demo_online=world.encode_episodes(eps), demo_target=target,
                          demo_lengths=lengths)
         if config.cost == "value":
-            play = list(play)
-            latents = torch.cat([target, world.encode_episodes(play, target=True)]) if play \
-                else target
-            value, _ = fit_value(latents.cpu(), [*lengths.tolist(),
-                                                 *(ep.num_steps for ep in play)], config.value)
-            parts["value_state"] = value.state_dict()
+            parts["value_state"] = learn_value(world, eps, play, config.value, target)
         if config.prior.mode != "off":
-            actions = world.processor.episode_actions(eps)  # (N, A) normalised
-            prior, _ = fit_prior(target.cpu(), actions.cpu(), lengths.tolist(), config.prior)
-            parts["prior_state"] = prior.state_dict()
+            parts["prior_state"] = learn_prior(world, eps, config.prior, target)
         return cls(world, config, **parts)
 
     def summary(self) -> str:
@@ -332,3 +325,28 @@ class MPCPolicy(Policy):
             return sequence_cost(predicted, targets, normalise)  # (N,)
 
         return cost
+
+
+def learn_value(world: FrozenWorld, demos: Sequence[Episode], play: Sequence[Episode],
+                config: ValueConfig, demo_latents: torch.Tensor | None = None
+                ) -> dict[str, torch.Tensor]:
+    """The goal value's weights, trained on the demos' and play episodes' target latents
+    (``demo_latents``: the demos' already encoded, (N, D))."""
+    play = list(play)
+    parts = [world.encode_episodes(demos, target=True) if demo_latents is None
+             else demo_latents]
+    if play:
+        parts.append(world.encode_episodes(play, target=True))
+    lengths = [ep.num_steps for ep in [*demos, *play]]
+    value, _ = fit_value(torch.cat(parts).cpu(), lengths, config)
+    return value.state_dict()
+
+
+def learn_prior(world: FrozenWorld, demos: Sequence[Episode], config: PriorConfig,
+                demo_latents: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The goal-conditioned prior's weights, trained on the demos alone."""
+    latents = (world.encode_episodes(demos, target=True) if demo_latents is None
+               else demo_latents)
+    actions = world.processor.episode_actions(demos)  # (N, A) normalised
+    prior, _ = fit_prior(latents.cpu(), actions.cpu(), [ep.num_steps for ep in demos], config)
+    return prior.state_dict()

@@ -81,3 +81,39 @@ def test_bench_mpc_on_images_plans_from_the_camera_alone(tmp_path, one_torch_thr
     assert (work / "reach-v3-expert-16px.hdf5").is_file()
     world = FrozenWorld.from_checkpoint(work / "reach-v3" / "world-16px" / "best.pt")
     assert list(world.spec) == ["image"] and tuple(world.spec["image"]["shape"]) == (16, 16, 3)
+
+
+def test_bench_mpc_trains_the_value_and_prior_once_per_task(tmp_path, one_torch_thread,
+                                                            monkeypatch):
+    """Settings that differ only in the search share one value and one prior; the prior-only
+    setting runs without search, and planning timings build without training anything."""
+    from actjepa_core.policies import mpc as mpc_policy
+
+    fits = []
+    for name in ("fit_value", "fit_prior"):
+        real = getattr(mpc_policy, name)
+        monkeypatch.setattr(mpc_policy, name,
+                            lambda *a, _real=real, _name=name: fits.append(_name) or _real(*a))
+    small = ["value.steps=20", "value.batch_size=32", "prior.steps=20", "prior.batch_size=32",
+             "cem.samples=16", "cem.elites=4", "cem.iterations=2"]
+    tiny = {**TINY, "settings": [
+        {"name": "prior-direct", "goal_source": "demo", "overrides": [*small,
+                                                                      "prior.mode=direct"]},
+        {"name": "value-prior", "goal_source": "demo",
+         "overrides": [*small, "cost=value", "prior.mode=proposal"]},
+        {"name": "value-prior-narrow", "goal_source": "demo",
+         "overrides": [*small, "cost=value", "prior.mode=proposal", "cem.init_std=0.05"]}]}
+    config = tmp_path / "mpc.yaml"
+    config.write_text(yaml.safe_dump(tiny))
+    results = tmp_path / "mpc-learned.jsonl"
+    assert cli.main(["bench", "mpc", "--config", str(config), "--work", str(tmp_path / "work"),
+                     "--results", str(results), "--quiet"]) == 0
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [r["setting"] for r in rows] == ["prior-direct", "value-prior", "value-prior-narrow"]
+    assert sorted(fits) == ["fit_prior", "fit_value"]
+    assert "prior (direct)" in rows[0]["summary"] and "value cost" in rows[1]["summary"]
+    assert cli.main(["bench", "planning", "--config", str(config), "--world",
+                     str(tmp_path / "work" / "reach-v3" / "world" / "best.pt"), "--data",
+                     str(tmp_path / "work" / "reach-v3-expert.hdf5"), "--samples", "3",
+                     "--demos", "2", "--out", str(tmp_path / "BENCH.md")]) == 0
+    assert sorted(fits) == ["fit_prior", "fit_value"]  # timing trained nothing
