@@ -261,7 +261,10 @@ def cmd_bench_planning(args: argparse.Namespace) -> None:
 
         command = (f"actjepa bench planning --config {args.config} --world {args.world} "
                    f"--data {args.data}")
-        write_section(Path(args.out), "planning", f"Command: `{command}`.\n\n{text}")
+        # one block per config: bench_mpc -> planning, bench_mpc_learned -> planning-learned
+        suffix = Path(args.config).stem.removeprefix("bench_mpc").strip("_").replace("_", "-")
+        section = "planning" + (f"-{suffix}" if suffix else "")
+        write_section(Path(args.out), section, f"Command: `{command}`.\n\n{text}")
         print(f"wrote the planning-time table into {args.out}")
     else:
         print(text)

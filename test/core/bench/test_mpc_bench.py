@@ -103,7 +103,7 @@ def test_bench_mpc_trains_the_value_and_prior_once_per_task(tmp_path, one_torch_
          "overrides": [*small, "cost=value", "prior.mode=proposal"]},
         {"name": "value-prior-narrow", "goal_source": "demo",
          "overrides": [*small, "cost=value", "prior.mode=proposal", "cem.init_std=0.05"]}]}
-    config = tmp_path / "mpc.yaml"
+    config = tmp_path / "bench_mpc_learned.yaml"
     config.write_text(yaml.safe_dump(tiny))
     results = tmp_path / "mpc-learned.jsonl"
     assert cli.main(["bench", "mpc", "--config", str(config), "--work", str(tmp_path / "work"),
@@ -117,3 +117,5 @@ def test_bench_mpc_trains_the_value_and_prior_once_per_task(tmp_path, one_torch_
                      str(tmp_path / "work" / "reach-v3-expert.hdf5"), "--samples", "3",
                      "--demos", "2", "--out", str(tmp_path / "BENCH.md")]) == 0
     assert sorted(fits) == ["fit_prior", "fit_value"]  # timing trained nothing
+    text = (tmp_path / "BENCH.md").read_text()  # its own block, named for the config
+    assert "<!-- bench:planning-learned:start -->" in text and "`value-prior`" in text
