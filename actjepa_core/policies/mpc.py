@@ -275,7 +275,8 @@ class MPCPolicy(Policy):
 
     @property
     def planned_cost(self) -> float:
-        """The cost of the plan chosen at the last tick (nan before the first)."""
+        """The cost of the plan chosen at the last tick (nan before the first, and always with
+        ``prior.mode: direct``, which does not search)."""
         plan = self.planner.last
         return float(plan.best_cost) if plan is not None else float("nan")
 
