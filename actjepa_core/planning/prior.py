@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
-from torch import nn
 
 from actjepa_core.errors import ActJepaError, check_choice
-from actjepa_core.models import mlp
+from actjepa_core.planning.goal_networks import GoalConditionedMLP
 from actjepa_core.planning.hindsight import HindsightSampler
 
 PRIOR_MODES = ("off", "proposal", "direct")
@@ -44,20 +43,16 @@ class PriorConfig:
         return self
 
 
-class GoalPrior(nn.Module):
-    """(…, D) latent, (…, D) goal -> (…, A) normalised action in [-1, 1]."""
+class GoalPrior(GoalConditionedMLP):
+    """(…, D) latent, (…, D) goal -> (…, A) normalised action in [-1, 1]; ``latents`` (N, D):
+    the training latents, for the input standardisation."""
 
     def __init__(self, latent_dim: int, action_dim: int, hidden: Sequence[int],
-                 mean: torch.Tensor | None = None, std: torch.Tensor | None = None):
-        super().__init__()
-        self.net = mlp(2 * latent_dim, list(hidden), action_dim, "gelu")
-        self.register_buffer("mean", torch.zeros(latent_dim) if mean is None else mean.clone())
-        self.register_buffer("std", torch.ones(latent_dim) if std is None else std.clone())
+                 latents: torch.Tensor | None = None):
+        super().__init__(latent_dim, action_dim, hidden, latents)
 
     def forward(self, s: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        s, g = torch.broadcast_tensors(s, g)
-        x = torch.cat([(s - self.mean) / self.std, (g - self.mean) / self.std], -1)
-        return torch.tanh(self.net(x))
+        return torch.tanh(self.features(s, g))
 
 
 def fit_prior(latents: torch.Tensor, actions: torch.Tensor, lengths: Sequence[int],
@@ -72,8 +67,7 @@ def fit_prior(latents: torch.Tensor, actions: torch.Tensor, lengths: Sequence[in
     torch.manual_seed(config.seed)
     sampler = HindsightSampler(lengths, config.discount, config.p_current, config.p_future,
                                generator)
-    prior = GoalPrior(latents.shape[1], actions.shape[1], config.hidden, latents.mean(0),
-                      latents.std(0) + 1e-6)
+    prior = GoalPrior(latents.shape[1], actions.shape[1], config.hidden, latents)
     optimizer = torch.optim.Adam(prior.parameters(), lr=config.lr)
     losses, report_every = [], max(1, config.steps // 10)
     for step in range(config.steps):

@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
-from torch import nn
 
 from actjepa_core.errors import ActJepaError
-from actjepa_core.models import mlp
+from actjepa_core.planning.goal_networks import GoalConditionedMLP
 from actjepa_core.planning.hindsight import HindsightSampler
 
 
@@ -54,20 +53,16 @@ class ValueConfig:
         return self
 
 
-class GoalValue(nn.Module):
-    """(…, D) latent, (…, D) goal -> (…,) value, in [-1 / (1 - discount), 0]."""
+class GoalValue(GoalConditionedMLP):
+    """(…, D) latent, (…, D) goal -> (…,) value, in [-1 / (1 - discount), 0]; ``latents``
+    (N, D): the training latents, for the input standardisation."""
 
-    def __init__(self, latent_dim: int, hidden: Sequence[int], mean: torch.Tensor | None = None,
-                 std: torch.Tensor | None = None):
-        super().__init__()
-        self.net = mlp(2 * latent_dim, list(hidden), 1, "gelu")
-        self.register_buffer("mean", torch.zeros(latent_dim) if mean is None else mean.clone())
-        self.register_buffer("std", torch.ones(latent_dim) if std is None else std.clone())
+    def __init__(self, latent_dim: int, hidden: Sequence[int],
+                 latents: torch.Tensor | None = None):
+        super().__init__(latent_dim, 1, hidden, latents)
 
     def forward(self, s: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        s, g = torch.broadcast_tensors(s, g)
-        x = torch.cat([(s - self.mean) / self.std, (g - self.mean) / self.std], -1)  # (…, 2D)
-        return self.net(x).squeeze(-1)
+        return self.features(s, g).squeeze(-1)
 
 
 def expectile_loss(error: torch.Tensor, weight_sign: torch.Tensor, expectile: float
@@ -88,7 +83,7 @@ def fit_value(latents: torch.Tensor, lengths: Sequence[int], config: ValueConfig
     torch.manual_seed(config.seed)
     sampler = HindsightSampler(lengths, config.discount, config.p_current, config.p_future,
                                generator)
-    value = GoalValue(latents.shape[1], config.hidden, latents.mean(0), latents.std(0) + 1e-6)
+    value = GoalValue(latents.shape[1], config.hidden, latents)
     target = copy.deepcopy(value).requires_grad_(False)
     optimizer = torch.optim.Adam(value.parameters(), lr=config.lr)
     floor = -1.0 / (1.0 - config.discount)
