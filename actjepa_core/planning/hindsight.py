@@ -60,6 +60,14 @@ class HindsightSampler:
         return GoalBatch(rows, rows + 1, goals, goals == rows)
 
 
+def seeded_sampler(lengths: Sequence[int], config) -> HindsightSampler:
+    """The sampler a training run draws from, its stream and torch's (network initialisation)
+    seeded with ``config.seed``; ``config`` carries discount, p_current and p_future."""
+    torch.manual_seed(config.seed)
+    return HindsightSampler(lengths, config.discount, config.p_current, config.p_future,
+                            torch.Generator().manual_seed(config.seed))
+
+
 def geometric(n: int, p: float, generator: torch.Generator) -> torch.Tensor:
     """(n,) draws of the number of failures before the first success, success probability p."""
     u = torch.rand(n, generator=generator).clamp_min(1e-12)

@@ -19,7 +19,7 @@ import torch
 
 from actjepa_core.errors import ActJepaError, check_choice
 from actjepa_core.planning.goal_networks import GoalConditionedMLP
-from actjepa_core.planning.hindsight import HindsightSampler
+from actjepa_core.planning.hindsight import seeded_sampler
 
 PRIOR_MODES = ("off", "proposal", "direct")
 
@@ -63,10 +63,7 @@ def fit_prior(latents: torch.Tensor, actions: torch.Tensor, lengths: Sequence[in
     if not len(latents) == len(actions) == sum(lengths):
         raise ActJepaError(f"prior training: {len(latents)} latents and {len(actions)} actions "
                            f"for demos of {sum(lengths)} steps in total")
-    generator = torch.Generator().manual_seed(config.seed)
-    torch.manual_seed(config.seed)
-    sampler = HindsightSampler(lengths, config.discount, config.p_current, config.p_future,
-                               generator)
+    sampler = seeded_sampler(lengths, config)
     prior = GoalPrior(latents.shape[1], actions.shape[1], config.hidden, latents)
     optimizer = torch.optim.Adam(prior.parameters(), lr=config.lr)
     losses, report_every = [], max(1, config.steps // 10)

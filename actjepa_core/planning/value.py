@@ -24,7 +24,7 @@ import torch
 
 from actjepa_core.errors import ActJepaError
 from actjepa_core.planning.goal_networks import GoalConditionedMLP
-from actjepa_core.planning.hindsight import HindsightSampler
+from actjepa_core.planning.hindsight import seeded_sampler
 
 
 @dataclass
@@ -79,10 +79,7 @@ def fit_value(latents: torch.Tensor, lengths: Sequence[int], config: ValueConfig
     if len(latents) != sum(lengths):
         raise ActJepaError(f"value training: {len(latents)} latents for episodes of "
                            f"{sum(lengths)} steps in total")
-    generator = torch.Generator().manual_seed(config.seed)
-    torch.manual_seed(config.seed)
-    sampler = HindsightSampler(lengths, config.discount, config.p_current, config.p_future,
-                               generator)
+    sampler = seeded_sampler(lengths, config)
     value = GoalValue(latents.shape[1], config.hidden, latents)
     target = copy.deepcopy(value).requires_grad_(False)
     optimizer = torch.optim.Adam(value.parameters(), lr=config.lr)
