@@ -470,10 +470,14 @@ class PolicyNode(LifecycleNode):
             self.renew_due[topic] = time.monotonic() + RENEW_AFTER_S
 
     def publish_plan(self) -> None:
-        """The MPC's active subgoal and the cost of the plan it just executed the start of."""
-        if self.pub_plan is not None:
+        """The MPC's active subgoal and the cost of the plan it just executed the start of;
+        nothing after a tick without a search (``prior.mode: direct``: there is no plan)."""
+        if self.pub_plan is None:
+            return
+        cost = float(self.policy.planned_cost)
+        if np.isfinite(cost):
             self.pub_plan.publish(Float64MultiArray(data=[
-                float(self.policy.subgoal_index), float(self.policy.planned_cost)]))
+                float(self.policy.subgoal_index), cost]))
 
     # ---- control ------------------------------------------------------------------------------
     def control(self) -> None:

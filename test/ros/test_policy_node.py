@@ -28,6 +28,7 @@ from actjepa_core.config import TrainConfig, to_dict
 from actjepa_core.data.normalise import Normaliser
 from actjepa_core.models import ACTJEPA
 from actjepa_core.planning.cem import CEMConfig
+from actjepa_core.planning.prior import GoalPrior, PriorConfig
 from actjepa_core.policies import FrozenWorld, MPCConfig, MPCPolicy, NearestNeighbourPolicy
 from actjepa_core.policies.configs import NNConfig
 
@@ -92,7 +93,12 @@ def policy_files(tmp_path_factory):
     world = write_flip_policy(folder / "flip.pt")
     MPCPolicy(world, MPCConfig(horizon=2, cem=CEMConfig(samples=16, elites=4, iterations=2))
               ).save(folder / "mpc.pt")
-    return folder / "flip.pt", folder / "mpc.pt"
+    # a goal-conditioned prior executed without search (its weights untrained: the node's
+    # behaviour, not the prior's skill, is under test)
+    MPCPolicy(world, MPCConfig(prior=PriorConfig(mode="direct", hidden=[8])),
+              prior_state=GoalPrior(world.latent_dim, world.action_dim, [8]).state_dict()
+              ).save(folder / "prior.pt")
+    return folder / "flip.pt", folder / "mpc.pt", folder / "prior.pt"
 
 
 @pytest.fixture(scope="module")
@@ -379,6 +385,31 @@ def test_mpc_policy_waits_for_its_goal_topics_then_acts(feed, policy_files):
         assert feed.ros.spin_until(lambda: len(plans) >= 1, REPLY_TIMEOUT_S)
         index, cost = plans[-1].data
         assert index == 0 and np.isfinite(cost) and cost >= 0
+    finally:
+        reconfigure(feed.ros, checkpoint=str(policy_files[0]), goal_topic="",
+                    goal_image_topic="")
+    feed.expect_action(LOW)
+
+
+def test_mpc_prior_without_search_acts_and_publishes_no_plan(feed, policy_files):
+    reconfigure(feed.ros, checkpoint=str(policy_files[2]), goal_topic="/test/goal",
+                goal_image_topic="/test/goal_image")
+    try:
+        goal = observation(HIGH)
+        goal_state = feed.ros.publisher(Float64MultiArray, "/test/goal")
+        goal_image = feed.ros.publisher(Image, "/test/goal_image")
+        for pub in (goal_state, goal_image):
+            assert feed.ros.wait_for_subscribers(pub, REPLY_TIMEOUT_S)
+        goal_state.publish(Float64MultiArray(data=goal["state"].astype(float).tolist()))
+        goal_image.publish(Image(height=IMAGE[0], width=IMAGE[1], encoding="rgb8",
+                                 step=IMAGE[1] * 3, data=goal["image"].tobytes()))
+        assert feed.ros.spin_until(lambda: "new goal set" in feed.node.log(), REPLY_TIMEOUT_S)
+        plans = feed.ros.collect(Float64MultiArray, "/policy_node/plan")
+        for _ in range(3):
+            action = feed.expect_action(LOW)
+            assert np.isfinite(action).all() and np.abs(action).max() <= LIMIT
+        feed.ros.spin_for(QUIET_S)
+        assert plans == []  # no search ran: no plan, and no NaN cost on the wire
     finally:
         reconfigure(feed.ros, checkpoint=str(policy_files[0]), goal_topic="",
                     goal_image_topic="")
