@@ -190,6 +190,8 @@ class MPCPolicy(Policy):
 
     def summary(self) -> str:
         c = self.config
+        if c.prior.mode == "direct":
+            return f"mpc policy: goal-conditioned prior, no search, {c.goal} goal"
         s = getattr(c, c.planner)
         extras = []
         if self.demos is not None:
@@ -201,7 +203,7 @@ class MPCPolicy(Policy):
         if c.binary_dims:
             extras.append(f"binary dims {list(c.binary_dims)}")
         if c.prior.mode != "off":
-            extras.append(f"goal-conditioned prior ({c.prior.mode})")
+            extras.append("search from a goal-conditioned prior")
         return (f"mpc policy: {c.planner}, horizon {c.horizon}, {s.samples} samples x "
                 f"{s.iterations} iterations, {c.goal} goal, {c.cost} cost"
                 + "".join(f", {e}" for e in extras))

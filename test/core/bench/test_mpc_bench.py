@@ -111,7 +111,7 @@ def test_bench_mpc_trains_the_value_and_prior_once_per_task(tmp_path, one_torch_
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     assert [r["setting"] for r in rows] == ["prior-direct", "value-prior", "value-prior-narrow"]
     assert sorted(fits) == ["fit_prior", "fit_value"]
-    assert "prior (direct)" in rows[0]["summary"] and "value cost" in rows[1]["summary"]
+    assert "prior, no search" in rows[0]["summary"] and "value cost" in rows[1]["summary"]
     assert cli.main(["bench", "planning", "--config", str(config), "--world",
                      str(tmp_path / "work" / "reach-v3" / "world" / "best.pt"), "--data",
                      str(tmp_path / "work" / "reach-v3-expert.hdf5"), "--samples", "3",
