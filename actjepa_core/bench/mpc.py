@@ -151,7 +151,7 @@ class LearnedParts:
                                      obs_keys(config)).episodes
                 return learn_value(world, demos, play, mpc.value)
             out["value_state"] = self.get((task, "value", repr(mpc.value)), value)
-        if mpc.prior.mode != "off":
+        if mpc.prior.mode != "none":
             settings = replace(mpc.prior, mode="proposal")  # the mode does not change training
             out["prior_state"] = self.get((task, "prior", repr(settings)),
                                           lambda: learn_prior(world, demos, mpc.prior))

@@ -34,7 +34,7 @@ def untrained_parts(world, config) -> dict[str, dict]:
     parts = {}
     if config.cost == "value":
         parts["value_state"] = GoalValue(world.latent_dim, config.value.hidden).state_dict()
-    if config.prior.mode != "off":
+    if config.prior.mode != "none":
         parts["prior_state"] = GoalPrior(world.latent_dim, world.action_dim,
                                          config.prior.hidden).state_dict()
     return parts

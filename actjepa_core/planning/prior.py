@@ -21,12 +21,12 @@ from actjepa_core.errors import ActJepaError, check_choice
 from actjepa_core.planning.goal_networks import GoalConditionedMLP
 from actjepa_core.planning.hindsight import seeded_sampler
 
-PRIOR_MODES = ("off", "proposal", "direct")
+PRIOR_MODES = ("none", "proposal", "direct")
 
 
 @dataclass
 class PriorConfig:
-    mode: str = "off"  # off | proposal (search starts at its rollout) | direct (no search)
+    mode: str = "none"  # none | proposal (search starts at its rollout) | direct (no search)
     hidden: list[int] = field(default_factory=lambda: [256, 256])
     discount: float = 0.99  # future-goal offsets ~ Geometric(1 - discount)
     p_current: float = 0.0  # goal shares as in value training; the rest: random states

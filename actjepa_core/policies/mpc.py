@@ -91,7 +91,7 @@ class MPCConfig:
     @property
     def learns(self) -> bool:
         """Whether build() trains networks on the demonstrations (value cost or prior)."""
-        return self.cost == "value" or self.prior.mode != "off"
+        return self.cost == "value" or self.prior.mode != "none"
 
     def planner_config(self) -> PlannerConfig:
         return PlannerConfig(self.planner, self.horizon, list(self.binary_dims), self.cem,
@@ -146,7 +146,7 @@ class MPCPolicy(Policy):
                                    value_state, self.config.cost == "value", "value")
         self.prior = self._learned(GoalPrior(self.latent_dim, self.action_dim,
                                              self.config.prior.hidden),
-                                   prior_state, self.config.prior.mode != "off", "prior")
+                                   prior_state, self.config.prior.mode != "none", "prior")
         self.live_target: torch.Tensor | None = None  # (1, D) the last observation, target enc.
         self.goal: torch.Tensor | None = None  # (1, D)
         self.subgoals: torch.Tensor | None = None  # (M, D)
@@ -184,7 +184,7 @@ class MPCPolicy(Policy):
                          demo_lengths=lengths)
         if config.cost == "value":
             parts["value_state"] = learn_value(world, eps, play, config.value, target)
-        if config.prior.mode != "off":
+        if config.prior.mode != "none":
             parts["prior_state"] = learn_prior(world, eps, config.prior, target)
         return cls(world, config, **parts)
 
@@ -202,7 +202,7 @@ class MPCPolicy(Policy):
             extras.append(f"switch after {c.switch_after} ticks")
         if c.binary_dims:
             extras.append(f"binary dims {list(c.binary_dims)}")
-        if c.prior.mode != "off":
+        if c.prior.mode != "none":
             extras.append("search from a goal-conditioned prior")
         return (f"mpc policy: {c.planner}, horizon {c.horizon}, {s.samples} samples x "
                 f"{s.iterations} iterations, {c.goal} goal, {c.cost} cost"
