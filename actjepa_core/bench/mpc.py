@@ -150,7 +150,8 @@ class LearnedParts:
                 play = read_episodes(demo_paths(task, config, work)["play"],
                                      obs_keys(config)).episodes
                 return learn_value(world, demos, play, mpc.value)
-            out["value_state"] = self.get((task, "value", repr(mpc.value)), value)
+            trained = replace(mpc.value, pessimism=0.0)  # pessimism only changes the scoring
+            out["value_state"] = self.get((task, "value", repr(trained)), value)
         if mpc.prior.mode != "none":
             settings = replace(mpc.prior, mode="proposal")  # the mode does not change training
             out["prior_state"] = self.get((task, "prior", repr(settings)),

@@ -33,7 +33,9 @@ def untrained_parts(world, config) -> dict[str, dict]:
 
     parts = {}
     if config.cost == "value":
-        parts["value_state"] = GoalValue(world.latent_dim, config.value.hidden).state_dict()
+        v = config.value
+        parts["value_state"] = GoalValue(world.latent_dim, v.hidden, None, v.heads,
+                                         v.pessimism).state_dict()
     if config.prior.mode != "none":
         parts["prior_state"] = GoalPrior(world.latent_dim, world.action_dim,
                                          config.prior.hidden).state_dict()

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
+from torch import nn
 
 from actjepa_core.errors import ActJepaError
 from actjepa_core.planning.goal_networks import GoalConditionedMLP
@@ -42,6 +43,8 @@ class ValueConfig:
     p_current: float = 0.2  # goal shares: the state itself / a later state / any state
     p_future: float = 0.5
     seed: int = 0
+    heads: int = 1  # > 1: an ensemble, scored as mean - pessimism * spread
+    pessimism: float = 0.0
 
     def validate(self, where: str) -> "ValueConfig":
         if not 0 < self.discount < 1 or not 0.5 <= self.expectile < 1:
@@ -50,19 +53,36 @@ class ValueConfig:
         if self.steps < 1 or self.batch_size < 1 or self.lr <= 0 or not 0 < self.target_tau <= 1:
             raise ActJepaError(f"{where}: value.steps, batch_size, lr and target_tau must be "
                                "positive (target_tau <= 1)")
+        if self.heads < 1 or self.pessimism < 0:
+            raise ActJepaError(f"{where}: value.heads must be >= 1 and value.pessimism >= 0, got "
+                               f"{self.heads} / {self.pessimism}")
         return self
 
 
-class GoalValue(GoalConditionedMLP):
+class GoalValue(nn.Module):
     """(…, D) latent, (…, D) goal -> (…,) value, in [-1 / (1 - discount), 0]; ``latents``
-    (N, D): the training latents, for the input standardisation."""
+    (N, D): the training latents, for the input standardisation.
+
+    With ``heads`` > 1 it is an ensemble of independently initialised and bootstrapped networks,
+    and the value is their mean minus ``pessimism`` times their spread: where the planner's
+    predicted latents leave the data, the heads disagree and the value drops (TD-MPC2's and
+    MOPO's answer to a planner that exploits the value's errors)."""
 
     def __init__(self, latent_dim: int, hidden: Sequence[int],
-                 latents: torch.Tensor | None = None):
-        super().__init__(latent_dim, 1, hidden, latents)
+                 latents: torch.Tensor | None = None, heads: int = 1, pessimism: float = 0.0):
+        super().__init__()
+        self.heads = nn.ModuleList(GoalConditionedMLP(latent_dim, 1, hidden, latents)
+                                   for _ in range(heads))
+        self.pessimism = pessimism
+
+    def each(self, s: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        return torch.stack([head.features(s, g).squeeze(-1) for head in self.heads])  # (E, …)
 
     def forward(self, s: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        return self.features(s, g).squeeze(-1)
+        values = self.each(s, g)  # (E, …)
+        if len(self.heads) == 1:
+            return values[0]
+        return values.mean(0) - self.pessimism * values.std(0, unbiased=False)
 
 
 def expectile_loss(error: torch.Tensor, weight_sign: torch.Tensor, expectile: float
@@ -80,7 +100,7 @@ def fit_value(latents: torch.Tensor, lengths: Sequence[int], config: ValueConfig
         raise ActJepaError(f"value training: {len(latents)} latents for episodes of "
                            f"{sum(lengths)} steps in total")
     sampler = seeded_sampler(lengths, config)
-    value = GoalValue(latents.shape[1], config.hidden, latents)
+    value = GoalValue(latents.shape[1], config.hidden, latents, config.heads, config.pessimism)
     target = copy.deepcopy(value).requires_grad_(False)
     optimizer = torch.optim.Adam(value.parameters(), lr=config.lr)
     floor = -1.0 / (1.0 - config.discount)
@@ -90,10 +110,11 @@ def fit_value(latents: torch.Tensor, lengths: Sequence[int], config: ValueConfig
         s, s_next, g = latents[b.rows], latents[b.next_rows], latents[b.goals]  # (B, D) each
         reward = b.reached.float() - 1.0  # (B,) 0 at the goal, -1 per step before it
         with torch.no_grad():
-            bootstrap = (reward + config.discount * (~b.reached) * target(s_next, g)
-                         ).clamp(floor, 0.0)  # (B,)
-            advantage = bootstrap - target(s, g)
-        loss = expectile_loss(bootstrap - value(s, g), advantage, config.expectile)
+            # each head bootstraps from its own target: their spread stays an uncertainty
+            bootstrap = (reward + config.discount * (~b.reached) * target.each(s_next, g)
+                         ).clamp(floor, 0.0)  # (E, B)
+            advantage = bootstrap - target.each(s, g)
+        loss = expectile_loss(bootstrap - value.each(s, g), advantage, config.expectile)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -142,7 +142,9 @@ class MPCPolicy(Policy):
                                    "`actjepa train-policy mpc --data DEMOS`")
             self.demos = (demo_online.to(self.device), demo_target.to(self.device),
                           demo_lengths.cpu())
-        self.value = self._learned(GoalValue(self.latent_dim, self.config.value.hidden),
+        v = self.config.value
+        self.value = self._learned(GoalValue(self.latent_dim, v.hidden, None, v.heads,
+                                             v.pessimism),
                                    value_state, self.config.cost == "value", "value")
         self.prior = self._learned(GoalPrior(self.latent_dim, self.action_dim,
                                              self.config.prior.hidden),

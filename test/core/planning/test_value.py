@@ -71,3 +71,19 @@ def test_bad_settings_and_data_are_named():
         ValueConfig(expectile=0.3).validate("test")
     with pytest.raises(ActJepaError, match="12 latents"):
         fit_value(cell_latents(list(range(12))), [5, 5], FAST)
+
+
+def test_an_ensembles_heads_disagree_off_the_data_and_pessimism_lowers_the_value_there(
+        one_torch_thread):
+    latents, lengths = walks(direct=8, detours=0)
+    config = ValueConfig(**{**FAST.__dict__, "heads": 3, "pessimism": 1.0, "steps": 500})
+    value = fit_value(latents, lengths, config)[0]
+    goal = cell_latents([CELLS - 1])
+    on_data = cell_latents(list(range(CELLS)))  # (T, 2)
+    off_data = on_data * 6.0  # far outside the spiral the heads were trained on
+    spread_on = value.each(on_data, goal).std(0).mean()
+    spread_off = value.each(off_data, goal).std(0).mean()
+    assert spread_off > 3 * spread_on
+    values = value.each(off_data, goal)  # (E, T)
+    torch.testing.assert_close(value(off_data, goal),
+                               values.mean(0) - values.std(0, unbiased=False))
