@@ -366,6 +366,7 @@ class PolicyCommand(NamedTuple):
     help: str
     demos: bool  # takes --data: the policy's ``needs_demos``
     flags: tuple[tuple[str, dict[str, Any]], ...] = ()  # override the config key of that name
+    play: bool = False  # takes --play: episodes off the expert's path for build(play=...)
 
 
 POLICY_COMMANDS = {
@@ -382,7 +383,7 @@ POLICY_COMMANDS = {
         ("planner", {"choices": ("cem", "mppi", "icem"), "help": "sampling planner"}),
         ("goal", {"choices": ("final", "subgoals", "tracking"),
                   "help": "goal scheme: one goal, subgoals in order, or tracking demo latents"}),
-        ("horizon", {"type": int, "help": "planned steps"}))),
+        ("horizon", {"type": int, "help": "planned steps"})), play=True),
 }
 
 
@@ -398,7 +399,7 @@ def add_train_policy_parser(sub: argparse._SubParsersAction) -> argparse._SubPar
                        help="demonstrations (episodes .hdf5)" + ("" if command.demos else
                                                                  ": for goal: tracking, cost: "
                                                                  "value or a prior"))
-        if kind == "mpc":
+        if command.play:
             b.add_argument("--play", default=None,
                            help="episodes off the expert's path (.hdf5, `actjepa collect "
                                 "--explore`): extra data for cost: value")

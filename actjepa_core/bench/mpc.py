@@ -165,7 +165,6 @@ class LearnedParts:
 
 
 def run(config: MPCBenchConfig, work: Path, results: Path, progress: bool = True) -> None:
-    from actjepa_core.planning.prior import PriorConfig
     from actjepa_core.policies import FrozenWorld, MPCConfig, MPCPolicy
 
     torch.set_num_threads(1)
@@ -187,10 +186,8 @@ def run(config: MPCBenchConfig, work: Path, results: Path, progress: bool = True
         if mpc.goal == "tracking" or mpc.learns:
             demos = read_episodes(demo_paths(task, config, work)["expert"],
                                   obs_keys(config)).episodes[:-config.val_demos]
-        # the tracking memory (if any) from build; value and prior shared across settings
-        base = MPCPolicy.build(world, demos, replace(mpc, cost="terminal", prior=PriorConfig()))
-        policy = MPCPolicy(world, mpc, **base.parts(),
-                           **learned.parts(task, mpc, world, demos, config, work))
+        policy = MPCPolicy.build(world, demos, mpc,
+                                 learned=learned.parts(task, mpc, world, demos, config, work))
         t0 = time.perf_counter()
         result = evaluate(policy, task, config.eval_episodes, seed=config.eval_seed,
                           max_steps=config.max_steps or None, progress=False,

@@ -9,7 +9,6 @@ counted with torch's FLOP counter and set against the machine's measured fp32 ma
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,6 @@ from actjepa_core.bench.mpc import MPCBenchConfig
 from actjepa_core.bench.train_speed import matmul_peak_gflops, step_flops
 from actjepa_core.config import apply_overrides
 from actjepa_core.evaluation.tables import markdown_table
-from actjepa_core.planning.prior import PriorConfig
 from actjepa_core.units import MS_PER_S
 
 WARMUP = 10
@@ -47,9 +45,7 @@ def time_setting(world_path: Path, demos: list, setting, samples: int) -> dict:
 
     config = apply_overrides(MPCConfig(), setting.overrides, where=f"setting {setting.name}")
     world = FrozenWorld.from_checkpoint(world_path)
-    base = MPCPolicy.build(world, demos if config.goal == "tracking" else None,
-                           replace(config, cost="terminal", prior=PriorConfig()))
-    policy = MPCPolicy(world, config, **base.parts(), **untrained_parts(world, config))
+    policy = MPCPolicy.build(world, demos, config, learned=untrained_parts(world, config))
     observations = [{"state": row} for ep in demos for row in ep.obs["state"]]
     goal = observations[-1]
     if config.goal == "subgoals":

@@ -169,24 +169,28 @@ class MPCPolicy(Policy):
     @classmethod
     def build(cls, world: FrozenWorld, demos: EpisodeSet | Sequence[Episode] | None = None,
               config: MPCConfig | None = None,
-              play: Sequence[Episode] = ()) -> "MPCPolicy":
+              play: Sequence[Episode] = (),
+              learned: dict[str, dict] | None = None) -> "MPCPolicy":
         """With ``goal: tracking`` the demos' latents are encoded once (online encoder for
         matching, target encoder for the targets) and stored in the policy file. With ``cost:
         value`` the value is trained on the demos plus ``play`` (episodes off the expert's path:
-        they teach what else is reachable); a prior is trained on the demos alone."""
+        they teach what else is reachable); a prior is trained on the demos alone. ``learned``
+        (``value_state`` / ``prior_state``) supplies weights already trained, which are used
+        instead (a benchmark shares them across settings)."""
         config = (config or MPCConfig()).validate()
-        if config.goal != "tracking" and not config.learns:
-            return cls(world, config)
+        parts: dict[str, Any] = dict(learned or {})
+        train_value = config.cost == "value" and "value_state" not in parts
+        train_prior = config.prior.mode != "none" and "prior_state" not in parts
+        if config.goal != "tracking" and not (train_value or train_prior):
+            return cls(world, config, **parts)
         eps = episode_list(demos)
-        lengths = torch.tensor([ep.num_steps for ep in eps])
         target = world.encode_episodes(eps, target=True)  # (N, D)
-        parts: dict[str, Any] = {}
         if config.goal == "tracking":
             parts.update(demo_online=world.encode_episodes(eps), demo_target=target,
-                         demo_lengths=lengths)
-        if config.cost == "value":
+                         demo_lengths=torch.tensor([ep.num_steps for ep in eps]))
+        if train_value:
             parts["value_state"] = learn_value(world, eps, play, config.value, target)
-        if config.prior.mode != "none":
+        if train_prior:
             parts["prior_state"] = learn_prior(world, eps, config.prior, target)
         return cls(world, config, **parts)
 
