@@ -166,6 +166,10 @@ def cmd_bench_paper(args: argparse.Namespace) -> None:
     config = load_paper_config(args.config)
     if args.quick:
         config = quick_config(config)
+    if args.device:
+        from dataclasses import replace
+
+        config = replace(config, train_device=args.device).validate()
     results = Path(args.results or f"docs/results/paper-{config.obs}.jsonl")
     if not args.report:
         run(config, Path(args.work), results, jobs=args.jobs, progress=not args.quiet)
@@ -185,6 +189,7 @@ def quick_config(config):
     return replace(config, tasks=config.tasks[:1], demos=4, data_demos=[2, 4], seeds=[0],
                    sigmas=[0.0, 0.1], eval_episodes=2, max_steps=30, train_steps=20,
                    train_batch=32, bc_steps=20, extra_methods=config.extra_methods[:1],
+                   priority_methods=config.priority_methods[:1],
                    train_overrides=[*config.train_overrides, "run.val_every=10",
                                     "run.log_every=10", "run.checkpoint_every=10"]).validate()
 
@@ -211,6 +216,9 @@ def add_bench_paper_parser(bench: argparse._SubParsersAction) -> None:
     b.add_argument("--out", default=None,
                    help="markdown file to (re)write the tables section in, e.g. docs/RESULTS.md; "
                         "plots go to results/ beside it")
+    b.add_argument("--device", default=None, choices=("cpu", "cuda", "auto"),
+                   help="where the encoders train (default: the config's train_device, cpu); "
+                        "BC heads and evaluation stay on the CPU")
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=cmd_bench_paper)
 

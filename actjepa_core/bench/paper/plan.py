@@ -15,6 +15,7 @@ from actjepa_core.errors import ActJepaError, check_choice
 
 OBS_KINDS = ("state", "image")
 TABLES = ("main", "noise", "ablations", "data", "extras")
+TRAIN_DEVICES = ("cpu", "cuda", "auto")
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,9 @@ class PaperConfig:
     train_batch: int = 256
     train_overrides: list[str] = field(default_factory=list)  # any `actjepa train --set`
     bc_steps: int = 2000
+    # where the encoders train (cpu | cuda | auto); BC heads and evaluation stay on the CPU, one
+    # torch thread per worker, so a GPU machine's cores evaluate while its GPU trains
+    train_device: str = "cpu"
     extra_methods: list[str] = field(default_factory=lambda: [m.name for m in EXTRA_METHODS])
     # extras that run right after the central comparison's first seed (e.g. a recipe that avoids
     # a collapse seen there), instead of after everything else
@@ -128,6 +132,7 @@ class PaperConfig:
 
     def validate(self, where: str = "paper config") -> "PaperConfig":
         check_choice(where, "obs", self.obs, OBS_KINDS)
+        check_choice(where, "train_device", self.train_device, TRAIN_DEVICES)
         for table in self.tables:
             check_choice(where, "tables[]", table, TABLES)
         for name in [*self.seeded_methods, *self.extra_methods, *self.priority_methods]:

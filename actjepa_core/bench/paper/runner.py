@@ -12,6 +12,7 @@ import datetime as _dt
 import fcntl
 import json
 import multiprocessing
+import os
 import time
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from actjepa_core.progress import progress_bar
 
 DEMO_SEED = 0  # demonstrations come from seed 0; evaluation (eval_seed) never shares a start
 DONE = "done"
+DEVICE = "device"  # beside DONE: what the encoder trained on
 
 
 def done_cells(results: Path) -> set[tuple]:
@@ -79,7 +81,8 @@ def obs_keys(unit: Unit) -> list[str]:
 def train_config(unit: Unit, config: PaperConfig, init: Path | None = None) -> TrainConfig:
     steps = config.train_steps * unit.method.steps_factor
     overrides = [f"optim.steps={steps}", f"optim.batch_size={config.train_batch}",
-                 f"run.seed={unit.seed}", "run.device=cpu", f"data.obs_keys={obs_keys(unit)}",
+                 f"run.seed={unit.seed}", f"run.device={config.train_device}",
+                 f"data.obs_keys={obs_keys(unit)}",
                  *config.train_overrides, *unit.method.train_overrides()]
     if init is not None:
         overrides.append(f"run.init_encoder={init}")
@@ -112,8 +115,25 @@ def ensure_world(unit: Unit, config: PaperConfig, work: Path, data: EpisodeSet) 
             t0 = time.perf_counter()
             train(data, train_config(unit, config, init), world,
                   resume=(world / "last.pt").exists(), progress=False)
+            (world / DEVICE).write_text(device_name(config.train_device) + "\n")
             (world / DONE).write_text(f"{time.perf_counter() - t0:.1f}\n")
     return world
+
+
+def device_name(device: str) -> str:
+    """What trained an encoder, as the results record it: 'cpu' or 'cuda (NVIDIA H200)'."""
+    from actjepa_core.training.trainer import resolve_device
+
+    resolved = resolve_device(device)
+    if resolved.type != "cuda":
+        return resolved.type
+    return f"cuda ({torch.cuda.get_device_name(resolved)})"
+
+
+def trained_on(world: Path) -> str:
+    """The device an encoder was trained on (encoders trained before this was recorded: cpu)."""
+    path = world / DEVICE
+    return path.read_text().strip() if path.exists() else "cpu"
 
 
 def run_unit(unit: Unit, config: PaperConfig, work: Path, results: Path) -> list[dict]:
@@ -131,7 +151,8 @@ def run_unit(unit: Unit, config: PaperConfig, work: Path, results: Path) -> list
                       data.path)
     bc_path = folder / "bc.pt"
     world = ensure_world(unit, config, work, data)
-    times = {"train_wall_s": float((world / DONE).read_text()), "bc_wall_s": 0.0}
+    times = {"train_wall_s": float((world / DONE).read_text()), "bc_wall_s": 0.0,
+             "train_device": trained_on(world)}
     if not bc_path.exists():
         t0 = time.perf_counter()
         bc = BCConfig(steps=config.bc_steps, chunk=unit.method.bc_chunk, seed=unit.seed)
@@ -164,7 +185,8 @@ def cell_row(unit: Unit, config: PaperConfig, sigma: float, result, times: dict,
             "mean_length": result.mean_length, "eval_seed": config.eval_seed,
             "max_steps": result.max_steps, "train_steps": config.train_steps * m.steps_factor,
             "train_batch": config.train_batch, "bc_steps": config.bc_steps, **times,
-            "eval_wall_s": round(eval_wall_s, 1), "git_commit": git_commit(),
+            "eval_wall_s": round(eval_wall_s, 1), "renderer": os.environ.get("MUJOCO_GL", ""),
+            "git_commit": git_commit(),
             "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
 
@@ -187,6 +209,7 @@ def _demo_job(args: tuple) -> str:
 def run(config: PaperConfig, work: Path, results: Path, jobs: int = 1,
         progress: bool = True) -> list[dict]:
     """Every missing cell of the planned tables; returns the rows written by this call."""
+    device_name(config.train_device)  # no CUDA where it is asked for: one line now, not per unit
     done = done_cells(results)
     units = [u for u in plan_units(config) if any(c not in done for c in u.cells())]
     tasks = sorted({u.task for u in units})

@@ -4,8 +4,10 @@ results file."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
+import torch
 
 from actjepa_core import cli
 from actjepa_core.bench.paper.plan import (
@@ -60,6 +62,15 @@ def test_a_bad_paper_config_names_the_key(tmp_path):
         load_paper_config(path)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message where CUDA is absent")
+def test_training_on_cuda_where_there_is_none_stops_with_one_line(tmp_path, capsys):
+    args = ["bench", "paper", "--quick", "--device", "cuda", "--work", str(tmp_path / "work"),
+            "--results", str(tmp_path / "r.jsonl"), "--quiet"]
+    assert cli.main(args) != 0
+    assert "device 'cuda' asked for, but CUDA is not available" in capsys.readouterr().err
+    assert not (tmp_path / "r.jsonl").exists() and not (tmp_path / "work").exists()
+
+
 def read(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -78,6 +89,7 @@ def test_quick_mode_runs_resumes_and_reports_from_the_results_alone(tmp_path, ca
         assert row["episodes"] == 2 and 0 <= row["successes"] <= 2
         assert row["ci_low"] <= row["success"] <= row["ci_high"]
         assert {"objective", "overrides", "train_wall_s", "git_commit", "seed"} <= set(row)
+        assert row["train_device"] == "cpu" and row["renderer"] == os.environ["MUJOCO_GL"]
     first = out.read_text()
     for table in ("Main table", "Noise robustness", "Ablations", "Data efficiency"):
         assert table in first
