@@ -36,6 +36,12 @@ PEAK_REPEATS = 5
 WARMUP_STEPS = 30
 
 
+def percent(share: float) -> str:
+    """A share as a percentage with two significant digits below 10% (a small model on a GPU runs
+    at a fraction of a percent of its peak, which whole percents would print as 0%)."""
+    return f"{100 * share:.0f}%" if share >= 0.1 else f"{100 * share:.2g}%"
+
+
 def matmul_peak_gflops(device: torch.device, sizes=PEAK_SIZES,
                        dtype: torch.dtype = torch.float32) -> tuple[float, int]:
     """Best median matmul rate over a few square sizes: the machine's practical peak."""
@@ -201,7 +207,7 @@ def render_markdown(r: dict, data_path: str) -> str:
         rows.append([label, f"{x['steps_per_s']:.0f} ({x['min_steps_per_s']:.0f}-"
                      f"{x['max_steps_per_s']:.0f})", f"{x['transitions_per_s']:,.0f}",
                      f"{r['flops'][name] / 1e6:.0f}", f"{x['gflops']:.1f}",
-                     f"{100 * x['peak_share']:.0f}% of {peak}"])
+                     f"{percent(x['peak_share'])} of {peak}"])
     return "\n".join([
         f"### Training speed on {r['device']}: {machine_line(dev)}",
         "",

@@ -160,11 +160,22 @@ def extras_table(cells: Cells, config: PaperConfig) -> str:
 
 
 def wall_time(rows: dict[tuple, dict]) -> str:
+    """Cells, encoders and time per machine kind: encoders trained on a GPU (and evaluated there
+    with GPU rendering) are counted apart from the CPU's."""
     units = {(r["task"], r["method"], r["demos"], r["seed"]): r for r in rows.values()}
-    train = sum(r["train_wall_s"] + r["bc_wall_s"] for r in units.values())
-    evals = sum(r["eval_wall_s"] for r in rows.values())
-    return (f"{len(rows)} cells from {len(units)} trained encoders; CPU time "
-            f"{train / 3600:.1f} h training + {evals / 3600:.1f} h evaluation (one core each)")
+    parts = []
+    for device in sorted({r.get("train_device", "cpu") for r in rows.values()}):
+        mine = [r for r in rows.values() if r.get("train_device", "cpu") == device]
+        encoders = [r for r in units.values() if r.get("train_device", "cpu") == device]
+        train = sum(r["train_wall_s"] + r["bc_wall_s"] for r in encoders)
+        evals = sum(r["eval_wall_s"] for r in mine)
+        # rows from before the renderer was recorded rendered with the default, OSMesa
+        renderers = sorted({r.get("renderer") or "osmesa" for r in mine if r["obs"] == "image"})
+        rendering = f"; rendering: {', '.join(renderers)}" if renderers else ""
+        parts.append(f"{len(mine)} cells from {len(encoders)} encoders trained on {device} "
+                     f"({train / 3600:.1f} h training + {evals / 3600:.1f} h evaluation, one "
+                     f"core each{rendering})")
+    return "; ".join(parts)
 
 
 def plot(cells: Cells, config: PaperConfig, out: Path) -> list[Path]:

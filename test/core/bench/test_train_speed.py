@@ -51,3 +51,10 @@ def test_image_benchmark_compares_memory_and_streaming_past_the_budget(tmp_path)
         assert run["loader_images_per_s"] > 0 and run["peak_pss_mb"] > 0
     text = doc.read_text()
     assert "<!-- bench:train-image:cpu:start -->" in text and "| streaming, 1 worker" in text
+
+
+def test_a_small_share_of_a_gpus_peak_is_not_printed_as_zero():
+    from actjepa_core.bench.train_speed import percent
+
+    assert percent(0.5) == "50%" and percent(0.36) == "36%"
+    assert percent(127.8 / 48405.0) == "0.26%"  # the H200 row: fp32 GFLOP/s over its peak
