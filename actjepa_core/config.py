@@ -133,10 +133,17 @@ class AugmentConfig:
     at a random offset, independently per sample."""
 
     shift: int = 0  # pixels; 0 = off
+    # Gaussian noise on o_t only (every key, on the model's scale: images in [0, 1], states
+    # standardised), std drawn per sample in [0, noise]; o_{t+k} stays clean, so a JEPA's
+    # predictor learns to map noisy inputs onto clean targets. 0 = off
+    noise: float = 0.0
 
     def validate(self, where: str) -> None:
         if self.shift < 0:
             raise ActJepaError(f"{where}: augment.shift must be >= 0, got {self.shift}")
+        if not 0.0 <= self.noise < float("inf"):
+            raise ActJepaError(f"{where}: augment.noise must be a finite std >= 0, got "
+                               f"{self.noise}")
 
 
 @dataclass

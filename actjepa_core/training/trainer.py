@@ -228,12 +228,26 @@ class Trainer:
         loader's workers (which pass over the batches of the steps already taken)."""
         if self.streamed:
             data = self.config.data
-            yield from self.train_set.loader(
-                self.local_batch, self.config.run.seed, self.dist.rank, self.dist.world_size,
-                data.shuffle_window, data.workers, self.config.augment.shift, skip=self.step)
+            for batch in self.train_set.loader(
+                    self.local_batch, self.config.run.seed, self.dist.rank, self.dist.world_size,
+                    data.shuffle_window, data.workers, self.config.augment.shift,
+                    skip=self.step):
+                yield self.noised(batch)
             return
         for positions in self.sampler:
-            yield self.augmented(self.train_set.batch(positions))
+            yield self.noised(self.augmented(self.train_set.batch(positions)))
+
+    def noised(self, batch: Batch) -> Batch:
+        """Gaussian noise on o_t (``augment.noise`` > 0) at a std drawn per sample in
+        [0, noise]: the test-time noise of the paper's robustness table, seen in training."""
+        top = self.config.augment.noise
+        if top <= 0:
+            return batch
+        obs = {}
+        for key, x in batch.obs.items():
+            std = top * torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), device=x.device)
+            obs[key] = x + std * torch.randn_like(x)  # same shape as x
+        return Batch(obs, batch.actions, batch.next_obs)
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:

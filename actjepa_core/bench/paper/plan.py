@@ -61,6 +61,7 @@ ABLATION_METHODS = (
 )
 SHIFT = ("augment.shift=4",)
 NORM = ("loss.normalise=true",)
+NOISE = ("augment.noise=0.3",)  # std drawn per sample in [0, 0.3]: the noise table's range
 VICREG = ("loss.variance_weight=1.0", "loss.covariance_weight=0.04")  # VICReg's 25:1 ratio
 EXTRA_METHODS = (  # beyond the paper's recipe: named rows, the faithful rows stay as measured
     Method("act-jepa+shift", "act-jepa", SHIFT, label="ACT-JEPA + random-shift aug. + BC"),
@@ -85,6 +86,12 @@ EXTRA_METHODS = (  # beyond the paper's recipe: named rows, the faithful rows st
            label="ACT-JEPA + VICReg terms + shift aug. + BC"),
     Method("passive-jepa+vicreg", "passive-jepa", VICREG,
            label="Passive JEPA + VICReg terms + BC"),
+    # the noise table's perturbation seen in training (o_t only; the JEPA targets stay clean, so
+    # the encoder learns to map a noisy frame where the clean one goes); raw BC with the same
+    # augmentation is its control
+    Method("act-jepa+vicreg+noise", "act-jepa", (*VICREG, *NOISE),
+           label="ACT-JEPA + VICReg terms + noise aug. + BC"),
+    Method("raw+noise", "raw", NOISE, label="Raw BC (end to end) + noise aug."),
     # pretrain, then fine-tune end to end on the action loss (objective raw from the pretrained
     # encoder): how pretrained representations are most often used, beside the frozen protocol
     # the fine-tuned rows' control: end-to-end BC with their total budget (pretraining + tuning)

@@ -154,3 +154,22 @@ def test_init_encoder_starts_a_run_from_a_pretrained_encoder(trained_run, push_d
     with pytest.raises(ActJepaError, match="trained on observations .*this run's data has"):
         ckpt.init_encoder(model, run_dir / "best.pt", {"image": {"shape": [64, 64, 3],
                                                                  "dtype": "uint8"}})
+
+
+def test_noise_augmentation_reaches_o_t_only_at_stds_up_to_its_bound(push_demos, tmp_path):
+    trainer = Trainer(push_demos, small_config(steps=1, augment__noise=0.5), tmp_path)
+    clean = trainer.train_set.batch(torch.arange(256))
+    noisy = trainer.noised(clean)
+    assert torch.equal(noisy.next_obs["state"], clean.next_obs["state"])  # targets stay clean
+    assert torch.equal(noisy.actions, clean.actions)
+    std = (noisy.obs["state"] - clean.obs["state"]).std(dim=1)  # (B,) per-sample noise level
+    assert std.max() < 0.5 * 1.3 and std.min() < 0.1 < std.max()  # drawn in [0, 0.5]
+    off = Trainer(push_demos, small_config(steps=1), tmp_path / "off")
+    assert off.noised(clean) is clean
+
+
+def test_a_negative_noise_bound_is_refused():
+    from actjepa_core.config import TrainConfig, apply_overrides
+
+    with pytest.raises(ActJepaError, match="augment.noise must be a finite std >= 0, got -0.1"):
+        apply_overrides(TrainConfig(), ["augment.noise=-0.1"], where="train.yaml")
