@@ -149,9 +149,10 @@ class LearnedParts:
             def value():
                 play = read_episodes(demo_paths(task, config, work)["play"],
                                      obs_keys(config)).episodes
-                return learn_value(world, demos, play, mpc.value)
+                return learn_value(world, demos, play, mpc.value, horizon=mpc.horizon)
             trained = replace(mpc.value, pessimism=0.0)  # pessimism only changes the scoring
-            out["value_state"] = self.get((task, "value", repr(trained)), value)
+            key = repr(trained) + (f" horizon {mpc.horizon}" if trained.conservative else "")
+            out["value_state"] = self.get((task, "value", key), value)
         if mpc.prior.mode != "none":
             settings = replace(mpc.prior, mode="proposal")  # the mode does not change training
             out["prior_state"] = self.get((task, "prior", repr(settings)),

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -45,6 +45,12 @@ class ValueConfig:
     seed: int = 0
     heads: int = 1  # > 1: an ensemble, scored as mean - pessimism * spread
     pessimism: float = 0.0
+    # > 0: a conservative term on imagined latents (the world model's H-step rollouts of random
+    # actions from recorded states; after COMBO), weighted by this: an imagined latent valued
+    # above the recorded state it came from is pushed down, so the planner's search cannot find
+    # value in predictions that random actions reach
+    conservative: float = 0.0
+    imagined_per_state: int = 4  # rollouts precomputed per recorded latent
 
     def validate(self, where: str) -> "ValueConfig":
         if not 0 < self.discount < 1 or not 0.5 <= self.expectile < 1:
@@ -56,6 +62,10 @@ class ValueConfig:
         if self.heads < 1 or self.pessimism < 0:
             raise ActJepaError(f"{where}: value.heads must be >= 1 and value.pessimism >= 0, got "
                                f"{self.heads} / {self.pessimism}")
+        if self.conservative < 0 or self.imagined_per_state < 1:
+            raise ActJepaError(f"{where}: value.conservative must be >= 0 and "
+                               f"value.imagined_per_state >= 1, got {self.conservative} / "
+                               f"{self.imagined_per_state}")
         return self
 
 
@@ -92,14 +102,32 @@ def expectile_loss(error: torch.Tensor, weight_sign: torch.Tensor, expectile: fl
     return (weight * error.pow(2)).mean()
 
 
-def fit_value(latents: torch.Tensor, lengths: Sequence[int], config: ValueConfig
-              ) -> tuple[GoalValue, list[float]]:
-    """Train V on episodes' target latents (N, D), concatenated in order with ``lengths``.
+Imagine = Callable[[torch.Tensor], torch.Tensor]  # latents (B, D) -> imagined latents (B, D)
+
+
+def imagined_pool(latents: torch.Tensor, imagine: Imagine, per_state: int,
+                  chunk: int = 4096) -> torch.Tensor:
+    """(N, D) recorded latents -> (K, N, D): K imagined latents from each, computed once."""
+    out = [torch.cat([imagine(latents[i:i + chunk]) for i in range(0, len(latents), chunk)])
+           for _ in range(per_state)]
+    return torch.stack(out)  # (K, N, D)
+
+
+def fit_value(latents: torch.Tensor, lengths: Sequence[int], config: ValueConfig,
+              imagine: Imagine | None = None) -> tuple[GoalValue, list[float]]:
+    """Train V on episodes' target latents (N, D), concatenated in order with ``lengths``;
+    ``imagine`` (needed with ``config.conservative`` > 0) maps recorded latents to imagined ones.
     Returns the value network (eval mode) and the loss every 10% of the steps."""
     if len(latents) != sum(lengths):
         raise ActJepaError(f"value training: {len(latents)} latents for episodes of "
                            f"{sum(lengths)} steps in total")
+    if config.conservative > 0 and imagine is None:
+        raise ActJepaError("value training: value.conservative > 0 needs the world model's "
+                           "rollouts (imagine=...)")
+    pool = (imagined_pool(latents, imagine, config.imagined_per_state)
+            if config.conservative > 0 else None)  # (K, N, D)
     sampler = seeded_sampler(lengths, config)
+    pick = torch.Generator().manual_seed(config.seed)
     value = GoalValue(latents.shape[1], config.hidden, latents, config.heads, config.pessimism)
     target = copy.deepcopy(value).requires_grad_(False)
     optimizer = torch.optim.Adam(value.parameters(), lr=config.lr)
@@ -114,7 +142,15 @@ def fit_value(latents: torch.Tensor, lengths: Sequence[int], config: ValueConfig
             bootstrap = (reward + config.discount * (~b.reached) * target.each(s_next, g)
                          ).clamp(floor, 0.0)  # (E, B)
             advantage = bootstrap - target.each(s, g)
-        loss = expectile_loss(bootstrap - value.each(s, g), advantage, config.expectile)
+        values = value.each(s, g)  # (E, B)
+        loss = expectile_loss(bootstrap - values, advantage, config.expectile)
+        if pool is not None:
+            k = torch.randint(len(pool), (len(b.rows),), generator=pick)  # (B,)
+            imagined = pool[k, torch.as_tensor(b.rows)]  # (B, D)
+            # a hinge, not COMBO's linear gap: an imagined latent is pushed down only while it is
+            # valued above the recorded state it came from, so nothing runs off to -infinity
+            excess = value.each(imagined, g) - values.detach()  # (E, B)
+            loss = loss + config.conservative * torch.relu(excess).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -189,7 +189,8 @@ class MPCPolicy(Policy):
             parts.update(demo_online=world.encode_episodes(eps), demo_target=target,
                          demo_lengths=torch.tensor([ep.num_steps for ep in eps]))
         if train_value:
-            parts["value_state"] = learn_value(world, eps, play, config.value, target)
+            parts["value_state"] = learn_value(world, eps, play, config.value, target,
+                                               config.horizon)
         if train_prior:
             parts["prior_state"] = learn_prior(world, eps, config.prior, target)
         return cls(world, config, **parts)
@@ -337,18 +338,35 @@ class MPCPolicy(Policy):
 
 
 def learn_value(world: FrozenWorld, demos: Sequence[Episode], play: Sequence[Episode],
-                config: ValueConfig, demo_latents: torch.Tensor | None = None
-                ) -> dict[str, torch.Tensor]:
+                config: ValueConfig, demo_latents: torch.Tensor | None = None,
+                horizon: int = 5) -> dict[str, torch.Tensor]:
     """The goal value's weights, trained on the demos' and play episodes' target latents
-    (``demo_latents``: the demos' already encoded, (N, D))."""
+    (``demo_latents``: the demos' already encoded, (N, D)); with ``value.conservative`` its
+    imagined latents are the world model's ``horizon``-step rollouts of uniform random actions,
+    the predictions the planner's search scores."""
     play = list(play)
     parts = [world.encode_episodes(demos, target=True) if demo_latents is None
              else demo_latents]
     if play:
         parts.append(world.encode_episodes(play, target=True))
     lengths = [ep.num_steps for ep in [*demos, *play]]
-    value, _ = fit_value(torch.cat(parts).cpu(), lengths, config)
+    imagine = random_rollouts(world, horizon, config.seed) if config.conservative > 0 else None
+    value, _ = fit_value(torch.cat(parts).cpu(), lengths, config, imagine)
     return value.state_dict()
+
+
+def random_rollouts(world: FrozenWorld, horizon: int, seed: int):
+    """latents (B, D) -> where ``horizon`` uniform random actions in [-1, 1] take them (B, D)."""
+    generator = torch.Generator(device=world.device).manual_seed(seed)
+
+    @torch.no_grad()
+    def imagine(latents: torch.Tensor) -> torch.Tensor:
+        s = latents.to(world.device)
+        actions = torch.rand((len(s), horizon, world.action_dim), generator=generator,
+                             device=world.device) * 2.0 - 1.0  # (B, H, A)
+        return world.model.rollout(s, actions)[:, -1].cpu()  # (B, D)
+
+    return imagine
 
 
 def learn_prior(world: FrozenWorld, demos: Sequence[Episode], config: PriorConfig,

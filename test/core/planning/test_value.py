@@ -87,3 +87,31 @@ def test_an_ensembles_heads_disagree_off_the_data_and_pessimism_lowers_the_value
     values = value.each(off_data, goal)  # (E, T)
     torch.testing.assert_close(value(off_data, goal),
                                values.mean(0) - values.std(0, unbiased=False))
+
+
+def test_the_conservative_term_keeps_imagined_latents_below_where_they_came_from(
+        one_torch_thread):
+    """A world model whose rollouts leave the corridor (each latent pushed 20-60% outward, off
+    the spiral): without the term V rates some of those points above the recorded cell they came
+    from, the values a planner's search exploits; with it none is, and the recorded cells keep
+    their order toward the goal."""
+    latents, lengths = walks(direct=8, detours=0)
+    goal, cells = cell_latents([CELLS - 1]), cell_latents(list(range(CELLS)))
+    generator = torch.Generator().manual_seed(0)
+
+    def imagine(s: torch.Tensor) -> torch.Tensor:
+        return s * (1.2 + 0.4 * torch.rand((len(s), 1), generator=generator))  # (B, 2)
+
+    excess = {}
+    for weight in (0.0, 0.3):
+        config = ValueConfig(**{**FAST.__dict__, "conservative": weight})
+        value = fit_value(latents, lengths, config, imagine)[0]
+        excess[weight] = float((value(cells * 1.4, goal) - value(cells, goal)).max())
+        assert (np.diff(value(cells, goal).numpy()) > 0).all()
+    assert excess[0.0] > 0.5 and excess[0.3] < 0.0, excess
+
+
+def test_the_conservative_term_needs_the_world_models_rollouts():
+    config = ValueConfig(**{**FAST.__dict__, "conservative": 1.0})
+    with pytest.raises(ActJepaError, match="needs the world model's rollouts"):
+        fit_value(*walks(direct=2, detours=0), config)
