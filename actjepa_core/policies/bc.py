@@ -31,6 +31,7 @@ from actjepa_core.training.optimizer import decay_groups
 from actjepa_core.training.schedules import lr_at
 
 EVAL_BATCH = 8192  # rows per no-grad pass when measuring the final MSEs
+STD_FLOOR = 1e-8  # a latent dimension constant over the demos is centred, not blown up
 
 
 @dataclass
@@ -52,9 +53,18 @@ class BCHead(nn.Module):
         super().__init__()
         self.chunk, self.action_dim = config.chunk, action_dim
         self.net = mlp(latent_dim, config.hidden, config.chunk * action_dim, config.activation)
+        # input standardisation (BCConfig.standardise); the identity unless set from the data
+        self.register_buffer("latent_mean", torch.zeros(latent_dim))
+        self.register_buffer("latent_std", torch.ones(latent_dim))
+
+    def standardise_from(self, latents: torch.Tensor) -> None:
+        """Per-dimension mean and std of the training latents (N, D) become the input scaling."""
+        self.latent_mean.copy_(latents.mean(0))
+        self.latent_std.copy_(latents.std(0).clamp_min(STD_FLOOR))
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
-        return self.net(s).view(-1, self.chunk, self.action_dim)  # (B, chunk, A)
+        x = (s - self.latent_mean) / self.latent_std  # (B, D)
+        return self.net(x).view(-1, self.chunk, self.action_dim)  # (B, chunk, A)
 
 
 class TemporalEnsemble:
@@ -88,7 +98,8 @@ class BCPolicy(Policy):
         super().__init__(world, config)
         self.head = BCHead(world.latent_dim, self.action_dim, self.config).to(self.device)
         if head is not None:
-            self.head.load_state_dict(head)
+            # heads saved before the input standardisation existed carry no scaling: identity
+            self.head.load_state_dict({**self.head.state_dict(), **head})
         self.head.eval()
         self.fit = fit
         self.ensemble = TemporalEnsemble(self.config.chunk, self.config.ensemble_decay)
@@ -103,6 +114,8 @@ class BCPolicy(Policy):
         policy = cls(world, config)
         train_eps, val_eps = split_episodes(episode_list(demos), config.val_fraction, config.seed)
         latents, targets = demo_tensors(policy, train_eps)  # (N, D), (N, chunk, A)
+        if config.standardise:
+            policy.head.standardise_from(latents)
         fit_head(policy.head, latents, targets, config)
         val_latents, val_targets = (demo_tensors(policy, val_eps) if val_eps
                                     else (latents[:0], targets[:0]))

@@ -32,6 +32,11 @@ class BCConfig:
     seed: int = 0
     chunk: int = 1  # actions predicted per step; 1 = plain BC
     ensemble_decay: float = 0.01  # m in w_i = exp(-m * i) (ACT's default)
+    # beyond the paper: standardise each latent dimension (mean/std of the training demos'
+    # latents, stored with the head) before the head, as a linear probe does; an encoder whose
+    # latents vary little in scale (a JEPA near collapse: batch std ~0.007) is otherwise read by
+    # a head that can hardly see the variation
+    standardise: bool = False
 
     def validate(self, where: str = "config") -> "BCConfig":
         if not self.hidden or any(w < 1 for w in self.hidden):

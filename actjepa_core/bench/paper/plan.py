@@ -31,6 +31,10 @@ class Method:
     # fine-tuning: the method whose encoder (same task, demos and seed) initialises this one's
     init_from: str = ""
     steps_factor: int = 1  # encoder training steps = the config's train_steps x this
+    bc_standardise: bool = False  # BCConfig.standardise: latents standardised before the head
+    # a BC-side variant: the method whose trained encoder (same task, demos, seed) this row
+    # reuses as it is, instead of training its own
+    encoder_of: str = ""
 
     def train_overrides(self) -> list[str]:
         return [f"objective={self.objective}", *self.overrides]
@@ -92,6 +96,14 @@ EXTRA_METHODS = (  # beyond the paper's recipe: named rows, the faithful rows st
     Method("act-jepa+vicreg+noise", "act-jepa", (*VICREG, *NOISE),
            label="ACT-JEPA + VICReg terms + noise aug. + BC"),
     Method("raw+noise", "raw", NOISE, label="Raw BC (end to end) + noise aug."),
+    # the same frozen encoders, read by a BC head on standardised latents (BCConfig.standardise)
+    Method("act-jepa+bc-std", "act-jepa", bc_standardise=True, encoder_of="act-jepa",
+           label="ACT-JEPA + BC on standardised latents"),
+    Method("autoencoder+bc-std", "autoencoder", bc_standardise=True, encoder_of="autoencoder",
+           label="Autoencoder + BC on standardised latents"),
+    Method("act-jepa+vicreg+noise+bc-std", "act-jepa", (*VICREG, *NOISE), bc_standardise=True,
+           encoder_of="act-jepa+vicreg+noise",
+           label="ACT-JEPA + VICReg terms + noise aug. + BC on standardised latents"),
     # pretrain, then fine-tune end to end on the action loss (objective raw from the pretrained
     # encoder): how pretrained representations are most often used, beside the frozen protocol
     # the fine-tuned rows' control: end-to-end BC with their total budget (pretraining + tuning)
@@ -148,10 +160,12 @@ class PaperConfig:
             raise ActJepaError(f"{where}: tasks and seeds must be non-empty, demos and "
                                "eval_episodes >= 1")
         for name in self.extra_methods:
-            source = METHODS[name].init_from
-            if source and source not in (*self.extra_methods, *(m.name for m in MAIN_METHODS)):
-                raise ActJepaError(f"{where}: extra method {name} fine-tunes {source}'s encoder; "
-                                   f"expected {source} among the main or extra methods")
+            for source in (METHODS[name].init_from, METHODS[name].encoder_of):
+                if source and source not in (*self.extra_methods,
+                                             *(m.name for m in MAIN_METHODS)):
+                    raise ActJepaError(f"{where}: extra method {name} starts from {source}'s "
+                                       f"encoder; expected {source} among the main or extra "
+                                       "methods")
         if not set(self.priority_methods) <= set(self.extra_methods):
             raise ActJepaError(f"{where}: priority_methods must be among extra_methods, got "
                                f"{self.priority_methods}")

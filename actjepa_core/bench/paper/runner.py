@@ -101,6 +101,10 @@ def ensure_world(unit: Unit, config: PaperConfig, work: Path, data: EpisodeSet) 
     it fine-tunes from); returns its folder."""
     from actjepa_core.training.trainer import train
 
+    if unit.method.encoder_of:  # a BC-side variant reads another row's encoder as it is
+        shared = Unit(unit.obs, unit.task, METHODS[unit.method.encoder_of], unit.demos,
+                      unit.seed, ())
+        return ensure_world(shared, config, work, data)
     world = work / unit.key / "world"
     if (world / DONE).exists():
         return world
@@ -155,7 +159,8 @@ def run_unit(unit: Unit, config: PaperConfig, work: Path, results: Path) -> list
              "train_device": trained_on(world)}
     if not bc_path.exists():
         t0 = time.perf_counter()
-        bc = BCConfig(steps=config.bc_steps, chunk=unit.method.bc_chunk, seed=unit.seed)
+        bc = BCConfig(steps=config.bc_steps, chunk=unit.method.bc_chunk, seed=unit.seed,
+                      standardise=unit.method.bc_standardise)
         BCPolicy.build(FrozenWorld.from_checkpoint(world / "best.pt"), data, bc).save(bc_path)
         (folder / "bc.time").write_text(f"{time.perf_counter() - t0:.1f}\n")
     times["bc_wall_s"] = float((folder / "bc.time").read_text())
@@ -177,7 +182,8 @@ def cell_row(unit: Unit, config: PaperConfig, sigma: float, result, times: dict,
     m = unit.method
     return {"obs": unit.obs, "task": unit.task, "method": m.name, "objective": m.objective,
             "overrides": [*config.train_overrides, *m.overrides], "bc_chunk": m.bc_chunk,
-            "init_from": m.init_from,
+            "init_from": m.init_from, "bc_standardise": m.bc_standardise,
+            "encoder_of": m.encoder_of,
             "obs_keys": obs_keys(unit), "image_size": config.image_size if unit.obs == "image"
             else None, "demos": unit.demos, "seed": unit.seed, "sigma": float(sigma),
             "successes": result.successes, "episodes": result.episodes,

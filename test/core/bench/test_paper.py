@@ -113,7 +113,7 @@ def test_quick_mode_runs_resumes_and_reports_from_the_results_alone(tmp_path, ca
 
 def test_a_fine_tuning_row_needs_its_source_row():
     PaperConfig(extra_methods=["act-jepa+finetune"]).validate()  # act-jepa is a main row
-    with pytest.raises(ActJepaError, match="fine-tunes act-jepa\\+vicreg's encoder"):
+    with pytest.raises(ActJepaError, match="starts from act-jepa\\+vicreg's encoder"):
         PaperConfig(extra_methods=["act-jepa+vicreg+finetune"]).validate()
 
 
@@ -146,3 +146,21 @@ def test_the_fine_tuning_control_trains_for_both_stages_steps():
     single = Unit("state", "push-v3", METHODS["raw"], 100, 0, (0.0,))
     assert runner.train_config(doubled, config).optim.steps == 600
     assert runner.train_config(single, config).optim.steps == 300
+
+
+def test_a_bc_side_variant_reads_its_sources_encoder_without_training_one(push_demos, tmp_path,
+                                                                         one_torch_thread):
+    from actjepa_core.bench.paper import runner
+    from actjepa_core.bench.paper.plan import METHODS, Unit
+
+    config = PaperConfig(tasks=["push-v3"], train_steps=4, train_batch=16,
+                         train_overrides=["run.val_every=2", "run.log_every=2",
+                                          "run.checkpoint_every=2"],
+                         extra_methods=["act-jepa+bc-std"]).validate()
+    unit = Unit("state", "push-v3", METHODS["act-jepa+bc-std"], 100, 0, (0.0,))
+    world = runner.ensure_world(unit, config, tmp_path, push_demos)
+    assert world == tmp_path / "state/push-v3/act-jepa/d100/s0/world"
+    assert (world / runner.DONE).exists()
+    assert not (tmp_path / "state/push-v3/act-jepa+bc-std").exists()
+    with pytest.raises(ActJepaError, match="starts from act-jepa\\+vicreg\\+noise's encoder"):
+        PaperConfig(extra_methods=["act-jepa+vicreg+noise+bc-std"]).validate()

@@ -50,6 +50,11 @@ def chunk_policy(reach_world, reach_demos):
     return train_bc(reach_world, reach_demos, BCConfig(steps=100, chunk=4, ensemble_decay=0.5))
 
 
+@pytest.fixture(scope="module")
+def standardised_policy(reach_world, reach_demos):
+    return train_bc(reach_world, reach_demos, BCConfig(steps=100, standardise=True))
+
+
 def demo_obs(demos, n=20):
     ep = demos.episodes[0]
     return [{"state": ep.obs["state"][t]} for t in range(min(n, ep.num_steps))]
@@ -82,10 +87,11 @@ def test_encoder_runs_once_per_demo_and_stays_frozen(reach_world, reach_demos):
     assert all(not p.requires_grad and p.grad is None for p in policy.model.parameters())
 
 
-def test_save_load_round_trip_gives_identical_actions(bc_policy, chunk_policy, reach_demos,
-                                                      tmp_path):
-    for policy in (bc_policy, chunk_policy):
-        path = tmp_path / f"{policy.config.chunk}.pt"
+def test_save_load_round_trip_gives_identical_actions(bc_policy, chunk_policy,
+                                                      standardised_policy, reach_demos, tmp_path):
+    assert float(standardised_policy.head.latent_std.min()) != 1.0  # set from the demos
+    for policy in (bc_policy, chunk_policy, standardised_policy):
+        path = tmp_path / f"{policy.config.chunk}-{policy.config.standardise}.pt"
         policy.save(path)
         loaded = load_policy(path, policy_type="bc")
         assert isinstance(loaded, BCPolicy) and loaded.config == policy.config
@@ -220,3 +226,25 @@ def test_the_shipped_policy_file_acts_as_it_did_when_written():
         obs, _ = arm.step(actions[-1])
     arm.close()
     np.testing.assert_allclose(actions, SHIPPED_ACTIONS, atol=2e-6)
+
+
+def test_a_standardised_head_reads_latents_whose_variation_is_tiny():
+    """Latents that carry the action but vary by ~0.005 (a JEPA near collapse): the head on the
+    latents as they are barely fits in the budget; standardised first, it fits."""
+    from actjepa_core.policies.bc import BCHead, fit_head, mse
+
+    generator = torch.Generator().manual_seed(0)
+    signal = torch.randn((2000, 8), generator=generator)  # (N, 8)
+    targets = torch.tanh(signal @ torch.randn((8, 4), generator=generator))[:, None]  # (N, 1, A)
+    latents = 5.0 + 0.005 * signal  # an offset and a tiny spread, as a collapsing encoder gives
+    errors = {}
+    for standardise in (False, True):
+        config = BCConfig(steps=300, standardise=standardise)
+        torch.manual_seed(0)
+        head = BCHead(8, 4, config)
+        if standardise:
+            head.standardise_from(latents)
+        fit_head(head, latents, targets, config)
+        errors[standardise] = mse(head, latents, targets)
+    baseline = float((targets - targets.mean(0)).pow(2).mean())
+    assert errors[True] < 0.1 * baseline and errors[False] > 3 * errors[True], errors
