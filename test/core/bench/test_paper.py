@@ -117,19 +117,28 @@ def test_a_fine_tuning_row_needs_its_source_row():
         PaperConfig(extra_methods=["act-jepa+vicreg+finetune"]).validate()
 
 
+def tiny_config(extra: str) -> PaperConfig:
+    """A paper config whose encoders train in 4 steps, with one extra row."""
+    return PaperConfig(tasks=["push-v3"], train_steps=4, train_batch=16,
+                       train_overrides=["run.val_every=2", "run.log_every=2",
+                                        "run.checkpoint_every=2"],
+                       extra_methods=[extra]).validate()
+
+
+def push_unit(method: str):
+    from actjepa_core.bench.paper.plan import METHODS, Unit
+
+    return Unit("state", "push-v3", METHODS[method], 100, 0, (0.0,))
+
+
 def test_a_fine_tuning_unit_trains_its_source_first_and_starts_from_it(push_demos, tmp_path,
                                                                       one_torch_thread):
     import yaml
 
     from actjepa_core.bench.paper import runner
-    from actjepa_core.bench.paper.plan import METHODS, Unit
 
-    config = PaperConfig(tasks=["push-v3"], train_steps=4, train_batch=16,
-                         train_overrides=["run.val_every=2", "run.log_every=2",
-                                          "run.checkpoint_every=2"],
-                         extra_methods=["act-jepa+finetune"]).validate()
-    unit = Unit("state", "push-v3", METHODS["act-jepa+finetune"], 100, 0, (0.0,))
-    world = runner.ensure_world(unit, config, tmp_path, push_demos)
+    name = "act-jepa+finetune"
+    world = runner.ensure_world(push_unit(name), tiny_config(name), tmp_path, push_demos)
     source = tmp_path / "state/push-v3/act-jepa/d100/s0/world"
     assert (source / runner.DONE).exists() and (world / runner.DONE).exists()
     saved = yaml.safe_load((world / "config.yaml").read_text())
@@ -151,14 +160,9 @@ def test_the_fine_tuning_control_trains_for_both_stages_steps():
 def test_a_bc_side_variant_reads_its_sources_encoder_without_training_one(push_demos, tmp_path,
                                                                          one_torch_thread):
     from actjepa_core.bench.paper import runner
-    from actjepa_core.bench.paper.plan import METHODS, Unit
 
-    config = PaperConfig(tasks=["push-v3"], train_steps=4, train_batch=16,
-                         train_overrides=["run.val_every=2", "run.log_every=2",
-                                          "run.checkpoint_every=2"],
-                         extra_methods=["act-jepa+bc-std"]).validate()
-    unit = Unit("state", "push-v3", METHODS["act-jepa+bc-std"], 100, 0, (0.0,))
-    world = runner.ensure_world(unit, config, tmp_path, push_demos)
+    name = "act-jepa+bc-std"
+    world = runner.ensure_world(push_unit(name), tiny_config(name), tmp_path, push_demos)
     assert world == tmp_path / "state/push-v3/act-jepa/d100/s0/world"
     assert (world / runner.DONE).exists()
     assert not (tmp_path / "state/push-v3/act-jepa+bc-std").exists()
