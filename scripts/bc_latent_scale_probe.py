@@ -3,9 +3,10 @@ frozen encoders of the image table, with the latents as they are (the protocol s
 standardised per dimension (mean/std of the training demos' latents).
 
     python scripts/bc_latent_scale_probe.py --task reach-v3 --methods act-jepa autoencoder
+    python scripts/bc_latent_scale_probe.py --obs state --task push-v3 --methods act-jepa raw
 
-Reads the encoders and demos `actjepa bench paper --config config/paper_image.yaml` left in
-runs/paper; prints one JSON line per (method, scaling).
+Reads the encoders and demos `actjepa bench paper` left in runs/paper (seed 0, 100 demos);
+prints one JSON line per (method, scaling); docs/results/bc-latent-scale.jsonl holds its output.
 """
 from __future__ import annotations
 
@@ -33,14 +34,16 @@ def main() -> None:
     parser.add_argument("--task", default="reach-v3")
     parser.add_argument("--methods", nargs="+", default=["act-jepa", "autoencoder"])
     parser.add_argument("--work", default="runs/paper")
+    parser.add_argument("--obs", choices=("image", "state"), default="image")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    data = read_episodes(f"{args.work}/demos/{args.task}-100-64px.hdf5", ["image"])
+    size = "-64px" if args.obs == "image" else ""
+    data = read_episodes(f"{args.work}/demos/{args.task}-100{size}.hdf5", [args.obs])
     config = BCConfig()
     train_eps, val_eps = split_episodes(data.episodes, config.val_fraction, config.seed)
     for method in args.methods:
         world = FrozenWorld.from_checkpoint(
-            f"{args.work}/image/{args.task}/{method}/d100/s0/world/best.pt")
+            f"{args.work}/{args.obs}/{args.task}/{method}/d100/s0/world/best.pt")
         latents, targets = tensors(world, train_eps)
         val_latents, val_targets = tensors(world, val_eps)
         mean, std = latents.mean(0), latents.std(0).clamp_min(1e-8)
@@ -51,7 +54,8 @@ def main() -> None:
             torch.manual_seed(config.seed)
             head = BCHead(world.latent_dim, world.action_dim, config)
             fit_head(head, x, targets, config)
-            print(json.dumps({"task": args.task, "method": method, "latents": scaling,
+            print(json.dumps({"obs": args.obs, "task": args.task, "method": method,
+                              "latents": scaling,
                               "val_mse": round(mse(head, v, val_targets), 4),
                               "mean_action_mse": round(baseline, 4),
                               "latent_std": round(float(latents.std(0).mean()), 5)}))
