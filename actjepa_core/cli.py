@@ -284,7 +284,8 @@ def cmd_bench_mpc(args: argparse.Namespace) -> None:
     config = load_mpc_bench_config(args.config).validate(args.config)
     if not args.report:
         Path(args.work).mkdir(parents=True, exist_ok=True)
-        run(config, Path(args.work), Path(args.results), progress=not args.quiet)
+        run(only(config, args.tasks, args.settings, args.config), Path(args.work),
+            Path(args.results), progress=not args.quiet)
     text = report(config, Path(args.results))
     if args.out:
         from actjepa_core.bench.train_speed import write_section
@@ -295,6 +296,21 @@ def cmd_bench_mpc(args: argparse.Namespace) -> None:
         print(f"wrote the MPC table into {args.out}")
     else:
         print(text)
+
+
+def only(config, tasks: list[str] | None, settings: list[str] | None, where: str):
+    """The bench config restricted to some of its tasks and settings, in the order given (the
+    tables still cover the whole config)."""
+    from dataclasses import replace
+
+    for kind, asked, known in (("task", tasks, config.tasks),
+                               ("setting", settings, [s.name for s in config.settings])):
+        unknown = sorted(set(asked or ()) - set(known))
+        if unknown:
+            raise ActJepaError(f"{where}: no {kind} {unknown[0]!r}; expected one of {known}")
+    by_name = {s.name: s for s in config.settings}
+    return replace(config, tasks=list(tasks or config.tasks),
+                   settings=[by_name[n] for n in settings] if settings else config.settings)
 
 
 def cmd_bench_train(args: argparse.Namespace) -> None:
@@ -618,6 +634,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--config", default="config/bench_mpc.yaml", help="settings YAML")
     b.add_argument("--work", default="runs/bench_mpc", help="demos and world models (reused)")
     b.add_argument("--results", default="docs/results/mpc.jsonl", help="JSON lines file")
+    b.add_argument("--tasks", nargs="+", default=None,
+                   help="run only these of the config's tasks, in this order")
+    b.add_argument("--settings", nargs="+", default=None,
+                   help="run only these of the config's settings (by name)")
     b.add_argument("--report", action="store_true", help="only print the table from the results")
     b.add_argument("--out", default=None,
                    help="markdown file to (re)write the MPC section in, e.g. docs/RESULTS.md")

@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from actjepa_core.errors import ActJepaError
+from actjepa_core.errors import ActJepaError, check_choice
 from actjepa_core.planning.goal_networks import GoalConditionedMLP
 from actjepa_core.planning.hindsight import seeded_sampler
 
@@ -50,7 +50,15 @@ class ValueConfig:
     # above the recorded state it came from is pushed down, so the planner's search cannot find
     # value in predictions that random actions reach
     conservative: float = 0.0
-    imagined_per_state: int = 4  # rollouts precomputed per recorded latent
+    # which imagined latents: random = fixed rollouts of random actions, imagined_per_state per
+    # recorded latent | search = refreshed every search_every steps, for search_rows sampled
+    # (state, goal) pairs, the best of search_samples random rollouts under the current value
+    # (a random-shooting planner's pick: the predictions a search exploits)
+    imagined: str = "random"
+    imagined_per_state: int = 4
+    search_rows: int = 256
+    search_samples: int = 32
+    search_every: int = 10
 
     def validate(self, where: str) -> "ValueConfig":
         if not 0 < self.discount < 1 or not 0.5 <= self.expectile < 1:
@@ -62,10 +70,13 @@ class ValueConfig:
         if self.heads < 1 or self.pessimism < 0:
             raise ActJepaError(f"{where}: value.heads must be >= 1 and value.pessimism >= 0, got "
                                f"{self.heads} / {self.pessimism}")
-        if self.conservative < 0 or self.imagined_per_state < 1:
+        check_choice(where, "value.imagined", self.imagined, IMAGINED)
+        counts = (self.imagined_per_state, self.search_rows, self.search_samples,
+                  self.search_every)
+        if self.conservative < 0 or min(counts) < 1:
             raise ActJepaError(f"{where}: value.conservative must be >= 0 and "
-                               f"value.imagined_per_state >= 1, got {self.conservative} / "
-                               f"{self.imagined_per_state}")
+                               "value.imagined_per_state, search_rows, search_samples and "
+                               f"search_every >= 1, got {self.conservative} / {counts}")
         return self
 
 
@@ -102,32 +113,45 @@ def expectile_loss(error: torch.Tensor, weight_sign: torch.Tensor, expectile: fl
     return (weight * error.pow(2)).mean()
 
 
-Imagine = Callable[[torch.Tensor], torch.Tensor]  # latents (B, D) -> imagined latents (B, D)
+IMAGINED = ("random", "search")
+# the world model's imagination: latents (B, D), n -> where n random action sequences take each
+# of them (B, n, D)
+Rollouts = Callable[[torch.Tensor, int], torch.Tensor]
 
 
-def imagined_pool(latents: torch.Tensor, imagine: Imagine, per_state: int,
+def imagined_pool(latents: torch.Tensor, rollouts: Rollouts, per_state: int,
                   chunk: int = 4096) -> torch.Tensor:
-    """(N, D) recorded latents -> (K, N, D): K imagined latents from each, computed once."""
-    out = [torch.cat([imagine(latents[i:i + chunk]) for i in range(0, len(latents), chunk)])
-           for _ in range(per_state)]
-    return torch.stack(out)  # (K, N, D)
+    """(N, D) recorded latents -> (N, K, D): K imagined latents from each, computed once."""
+    return torch.cat([rollouts(latents[i:i + chunk], per_state)
+                      for i in range(0, len(latents), chunk)])  # (N, K, D)
+
+
+@torch.no_grad()
+def searched(value: GoalValue, rollouts: Rollouts, s: torch.Tensor, g: torch.Tensor,
+             samples: int) -> torch.Tensor:
+    """For each (s, g) row, the rollout end the value rates best among ``samples``: (R, D)."""
+    candidates = rollouts(s, samples)  # (R, N, D)
+    scores = value(candidates, g[:, None].expand_as(candidates))  # (R, N)
+    return candidates[torch.arange(len(s)), scores.argmax(1)]  # (R, D)
 
 
 def fit_value(latents: torch.Tensor, lengths: Sequence[int], config: ValueConfig,
-              imagine: Imagine | None = None) -> tuple[GoalValue, list[float]]:
+              rollouts: Rollouts | None = None) -> tuple[GoalValue, list[float]]:
     """Train V on episodes' target latents (N, D), concatenated in order with ``lengths``;
-    ``imagine`` (needed with ``config.conservative`` > 0) maps recorded latents to imagined ones.
+    ``rollouts`` (needed with ``config.conservative`` > 0) is the world model's imagination.
     Returns the value network (eval mode) and the loss every 10% of the steps."""
     if len(latents) != sum(lengths):
         raise ActJepaError(f"value training: {len(latents)} latents for episodes of "
                            f"{sum(lengths)} steps in total")
-    if config.conservative > 0 and imagine is None:
+    if config.conservative > 0 and rollouts is None:
         raise ActJepaError("value training: value.conservative > 0 needs the world model's "
-                           "rollouts (imagine=...)")
-    pool = (imagined_pool(latents, imagine, config.imagined_per_state)
-            if config.conservative > 0 else None)  # (K, N, D)
+                           "rollouts (rollouts=...)")
+    random_pool = config.conservative > 0 and config.imagined == "random"
+    pool = (imagined_pool(latents, rollouts, config.imagined_per_state)
+            if random_pool else None)  # (N, K, D)
     sampler = seeded_sampler(lengths, config)
     pick = torch.Generator().manual_seed(config.seed)
+    exploited = None  # search: (rows, goals, imagined latents) of the last refresh
     value = GoalValue(latents.shape[1], config.hidden, latents, config.heads, config.pessimism)
     target = copy.deepcopy(value).requires_grad_(False)
     optimizer = torch.optim.Adam(value.parameters(), lr=config.lr)
@@ -145,11 +169,22 @@ def fit_value(latents: torch.Tensor, lengths: Sequence[int], config: ValueConfig
         values = value.each(s, g)  # (E, B)
         loss = expectile_loss(bootstrap - values, advantage, config.expectile)
         if pool is not None:
-            k = torch.randint(len(pool), (len(b.rows),), generator=pick)  # (B,)
-            imagined = pool[k, torch.as_tensor(b.rows)]  # (B, D)
+            k = torch.randint(pool.shape[1], (len(b.rows),), generator=pick)  # (B,)
+            imagined = pool[b.rows, k]  # (B, D)
             # a hinge, not COMBO's linear gap: an imagined latent is pushed down only while it is
             # valued above the recorded state it came from, so nothing runs off to -infinity
             excess = value.each(imagined, g) - values.detach()  # (E, B)
+            loss = loss + config.conservative * torch.relu(excess).mean()
+        elif config.conservative > 0:
+            if step % config.search_every == 0:
+                a = sampler.sample(config.search_rows)
+                exploited = (latents[a.rows], latents[a.goals],
+                             searched(value, rollouts, latents[a.rows], latents[a.goals],
+                                      config.search_samples))
+            s_a, g_a, imagined = exploited
+            with torch.no_grad():
+                recorded = value.each(s_a, g_a)  # (E, R)
+            excess = value.each(imagined, g_a) - recorded  # (E, R)
             loss = loss + config.conservative * torch.relu(excess).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

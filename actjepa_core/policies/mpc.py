@@ -350,23 +350,25 @@ def learn_value(world: FrozenWorld, demos: Sequence[Episode], play: Sequence[Epi
     if play:
         parts.append(world.encode_episodes(play, target=True))
     lengths = [ep.num_steps for ep in [*demos, *play]]
-    imagine = random_rollouts(world, horizon, config.seed) if config.conservative > 0 else None
-    value, _ = fit_value(torch.cat(parts).cpu(), lengths, config, imagine)
+    rollouts = random_rollouts(world, horizon, config.seed) if config.conservative > 0 else None
+    value, _ = fit_value(torch.cat(parts).cpu(), lengths, config, rollouts)
     return value.state_dict()
 
 
 def random_rollouts(world: FrozenWorld, horizon: int, seed: int):
-    """latents (B, D) -> where ``horizon`` uniform random actions in [-1, 1] take them (B, D)."""
+    """(latents (B, D), n) -> where n sequences of ``horizon`` uniform random actions in
+    [-1, 1] take each latent: (B, n, D)."""
     generator = torch.Generator(device=world.device).manual_seed(seed)
 
     @torch.no_grad()
-    def imagine(latents: torch.Tensor) -> torch.Tensor:
-        s = latents.to(world.device)
+    def rollouts(latents: torch.Tensor, n: int) -> torch.Tensor:
+        s = latents.to(world.device).repeat_interleave(n, dim=0)  # (B * n, D)
         actions = torch.rand((len(s), horizon, world.action_dim), generator=generator,
-                             device=world.device) * 2.0 - 1.0  # (B, H, A)
-        return world.model.rollout(s, actions)[:, -1].cpu()  # (B, D)
+                             device=world.device) * 2.0 - 1.0  # (B * n, H, A)
+        ends = world.model.rollout(s, actions)[:, -1]  # (B * n, D)
+        return ends.view(len(latents), n, -1).cpu()  # (B, n, D)
 
-    return imagine
+    return rollouts
 
 
 def learn_prior(world: FrozenWorld, demos: Sequence[Episode], config: PriorConfig,

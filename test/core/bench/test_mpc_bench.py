@@ -31,9 +31,13 @@ def test_bench_mpc_runs_each_setting_once_and_resumes(tmp_path, capsys, one_torc
     results = tmp_path / "mpc.jsonl"
     args = ["bench", "mpc", "--config", str(config), "--work", str(tmp_path / "work"),
             "--results", str(results), "--quiet"]
-    assert cli.main(args) == 0
+    assert cli.main([*args, "--settings", "icem-tracking"]) == 0  # one setting alone first
+    assert cli.main([*args, "--settings", "no-such"]) != 0
+    assert "no setting 'no-such'; expected one of ['cem-final'" in capsys.readouterr().err
+    assert cli.main(args) == 0  # then the rest
     rows = [json.loads(line) for line in results.read_text().splitlines()]
-    assert [r["setting"] for r in rows] == ["cem-final", "icem-tracking", "mppi-subgoals"]
+    assert [r["setting"] for r in rows] == ["icem-tracking", "cem-final", "mppi-subgoals"]
+    rows = [rows[1], rows[0], rows[2]]  # the config's order
     for row in rows:
         assert row["episodes"] == 2 and len(row["rollout_rel_error"]) == 3
         assert all(e >= 0 for e in row["rollout_rel_error"]) and row["ms_p99"] >= row["ms_p50"]

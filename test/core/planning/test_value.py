@@ -89,8 +89,9 @@ def test_an_ensembles_heads_disagree_off_the_data_and_pessimism_lowers_the_value
                                values.mean(0) - values.std(0, unbiased=False))
 
 
+@pytest.mark.parametrize("imagined", ["random", "search"])
 def test_the_conservative_term_keeps_imagined_latents_below_where_they_came_from(
-        one_torch_thread):
+        imagined, one_torch_thread):
     """A world model whose rollouts leave the corridor (each latent pushed 20-60% outward, off
     the spiral): without the term V rates some of those points above the recorded cell they came
     from, the values a planner's search exploits; with it none is, and the recorded cells keep
@@ -99,13 +100,14 @@ def test_the_conservative_term_keeps_imagined_latents_below_where_they_came_from
     goal, cells = cell_latents([CELLS - 1]), cell_latents(list(range(CELLS)))
     generator = torch.Generator().manual_seed(0)
 
-    def imagine(s: torch.Tensor) -> torch.Tensor:
-        return s * (1.2 + 0.4 * torch.rand((len(s), 1), generator=generator))  # (B, 2)
+    def rollouts(s: torch.Tensor, n: int) -> torch.Tensor:
+        return s[:, None] * (1.2 + 0.4 * torch.rand((len(s), n, 1), generator=generator))
 
     excess = {}
     for weight in (0.0, 0.3):
-        config = ValueConfig(**{**FAST.__dict__, "conservative": weight})
-        value = fit_value(latents, lengths, config, imagine)[0]
+        config = ValueConfig(**{**FAST.__dict__, "conservative": weight,
+                                "imagined": imagined, "search_rows": 64, "search_samples": 8})
+        value = fit_value(latents, lengths, config, rollouts)[0]
         excess[weight] = float((value(cells * 1.4, goal) - value(cells, goal)).max())
         assert (np.diff(value(cells, goal).numpy()) > 0).all()
     assert excess[0.0] > 0.5 and excess[0.3] < 0.0, excess
@@ -115,3 +117,18 @@ def test_the_conservative_term_needs_the_world_models_rollouts():
     config = ValueConfig(**{**FAST.__dict__, "conservative": 1.0})
     with pytest.raises(ActJepaError, match="needs the world model's rollouts"):
         fit_value(*walks(direct=2, detours=0), config)
+
+
+def test_the_search_picks_the_rollout_the_value_rates_best():
+    """``searched`` is a random-shooting planner's choice: per row, the candidate end with the
+    highest V for that row's goal."""
+    from actjepa_core.planning.value import GoalValue, searched
+
+    torch.manual_seed(0)
+    value = GoalValue(2, [16], heads=1)
+    s, g = torch.randn(5, 2), torch.randn(5, 2)
+    candidates = torch.randn(5, 7, 2)  # (R, N, D)
+    best = searched(value, lambda latents, n: candidates[:, :n], s, g, 7)
+    scores = value(candidates, g[:, None].expand_as(candidates))  # (R, N)
+    assert torch.equal(best, candidates[torch.arange(5), scores.argmax(1)])
+    assert torch.allclose(value(best, g), scores.max(1).values)
