@@ -39,6 +39,7 @@ REACH_DOMAIN = domain_id(module_offset=2)  # the integration run: its own nodes,
 START_TIMEOUT_S = 90.0  # a fresh process imports torch (and MuJoCo): slow on a busy 2-core box
 REPLY_TIMEOUT_S = 10.0
 QUIET_S = 0.6  # how long "no action arrives" is watched
+RESEND_S = 2.0  # expect_action sends its observation again after this long without an action
 THROTTLE_S = 1.0  # the node's warn_throttle_s here
 NS_PER_S = 10**9
 
@@ -161,11 +162,15 @@ class Feed:
         self.image.publish(image)
 
     def expect_action(self, level: float = LOW, **parts) -> np.ndarray:
+        """Send one observation and wait for the action it causes; the observation is sent again
+        every RESEND_S while none comes, as a sensor stream would: sensor-data QoS may drop one of
+        the three messages on a loaded machine, and lockstep then has no complete set to act on."""
         count = len(self.actions)
-        self.send(level, **parts)
-        assert self.ros.spin_until(lambda: len(self.actions) > count, REPLY_TIMEOUT_S), \
-            self.node.log()[-3000:]
-        return np.array(self.actions[-1].data)
+        for _ in range(int(REPLY_TIMEOUT_S / RESEND_S)):
+            self.send(level, **parts)
+            if self.ros.spin_until(lambda: len(self.actions) > count, RESEND_S):
+                return np.array(self.actions[-1].data)
+        raise AssertionError(self.node.log()[-3000:])
 
     def expect_silence(self, seconds: float = QUIET_S) -> None:
         count = len(self.actions)
