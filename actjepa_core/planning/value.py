@@ -151,7 +151,7 @@ def fit_value(latents: torch.Tensor, lengths: Sequence[int], config: ValueConfig
             if random_pool else None)  # (N, K, D)
     sampler = seeded_sampler(lengths, config)
     pick = torch.Generator().manual_seed(config.seed)
-    exploited = None  # search: (rows, goals, imagined latents) of the last refresh
+    exploited = None  # search: (states, goals, picked latents) of the last refresh
     value = GoalValue(latents.shape[1], config.hidden, latents, config.heads, config.pessimism)
     target = copy.deepcopy(value).requires_grad_(False)
     optimizer = torch.optim.Adam(value.parameters(), lr=config.lr)
@@ -168,23 +168,22 @@ def fit_value(latents: torch.Tensor, lengths: Sequence[int], config: ValueConfig
             advantage = bootstrap - target.each(s, g)
         values = value.each(s, g)  # (E, B)
         loss = expectile_loss(bootstrap - values, advantage, config.expectile)
-        if pool is not None:
-            k = torch.randint(pool.shape[1], (len(b.rows),), generator=pick)  # (B,)
-            imagined = pool[b.rows, k]  # (B, D)
+        if config.conservative > 0:
+            if pool is not None:  # random: one of each batch state's precomputed rollouts
+                k = torch.randint(pool.shape[1], (len(b.rows),), generator=pick)  # (B,)
+                recorded, g_i, imagined = values.detach(), g, pool[b.rows, k]  # (E, B), (B, D) x2
+            else:  # search: the picks are refreshed every search_every steps, then reused
+                if step % config.search_every == 0:
+                    a = sampler.sample(config.search_rows)
+                    s_a, g_a = latents[a.rows], latents[a.goals]  # (R, D) each
+                    exploited = (s_a, g_a, searched(value, rollouts, s_a, g_a,
+                                                    config.search_samples))
+                s_a, g_i, imagined = exploited
+                with torch.no_grad():
+                    recorded = value.each(s_a, g_i)  # (E, R)
             # a hinge, not COMBO's linear gap: an imagined latent is pushed down only while it is
             # valued above the recorded state it came from, so nothing runs off to -infinity
-            excess = value.each(imagined, g) - values.detach()  # (E, B)
-            loss = loss + config.conservative * torch.relu(excess).mean()
-        elif config.conservative > 0:
-            if step % config.search_every == 0:
-                a = sampler.sample(config.search_rows)
-                exploited = (latents[a.rows], latents[a.goals],
-                             searched(value, rollouts, latents[a.rows], latents[a.goals],
-                                      config.search_samples))
-            s_a, g_a, imagined = exploited
-            with torch.no_grad():
-                recorded = value.each(s_a, g_a)  # (E, R)
-            excess = value.each(imagined, g_a) - recorded  # (E, R)
+            excess = value.each(imagined, g_i) - recorded  # (E, B) or (E, R)
             loss = loss + config.conservative * torch.relu(excess).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
