@@ -216,7 +216,9 @@ def add_bench_paper_parser(bench: argparse._SubParsersAction) -> None:
     b.add_argument("--out", default=None,
                    help="markdown file to (re)write the tables section in, e.g. docs/RESULTS.md; "
                         "plots go to results/ beside it")
-    b.add_argument("--device", default=None, choices=("cpu", "cuda", "auto"),
+    from actjepa_core.bench.paper.plan import TRAIN_DEVICES
+
+    b.add_argument("--device", default=None, choices=TRAIN_DEVICES,
                    help="where the encoders train (default: the config's train_device, cpu); "
                         "BC heads and evaluation stay on the CPU")
     b.add_argument("--quiet", action="store_true")

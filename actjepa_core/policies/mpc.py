@@ -356,15 +356,16 @@ def learn_value(world: FrozenWorld, demos: Sequence[Episode], play: Sequence[Epi
 
 
 def random_rollouts(world: FrozenWorld, horizon: int, seed: int):
-    """(latents (B, D), n) -> where n sequences of ``horizon`` uniform random actions in
-    [-1, 1] take each latent: (B, n, D)."""
+    """(latents (B, D), n) -> where n sequences of ``horizon`` uniform random actions in the
+    planners' normalised box take each latent: (B, n, D)."""
     generator = torch.Generator(device=world.device).manual_seed(seed)
 
     @torch.no_grad()
     def rollouts(latents: torch.Tensor, n: int) -> torch.Tensor:
         s = latents.to(world.device).repeat_interleave(n, dim=0)  # (B * n, D)
-        actions = torch.rand((len(s), horizon, world.action_dim), generator=generator,
-                             device=world.device) * 2.0 - 1.0  # (B * n, H, A)
+        unit = torch.rand((len(s), horizon, world.action_dim), generator=generator,
+                          device=world.device)  # (B * n, H, A) in [0, 1]
+        actions = cem.ACTION_LOW + (cem.ACTION_HIGH - cem.ACTION_LOW) * unit  # the search's box
         ends = world.model.rollout(s, actions)[:, -1]  # (B * n, D)
         return ends.view(len(latents), n, -1).cpu()  # (B, n, D)
 
