@@ -41,6 +41,9 @@ TASKS: dict[str, type] = {task: policies.ENV_POLICY_MAP[task] for task in MT50}
 Meta-World's order; tasks.py holds the names without importing MuJoCo)."""
 
 STATE_DIM = 39  # hand xyz, gripper, two objects (pos+quat), previous frame of those, goal xyz
+# what a real arm knows of itself, without a tracker on the object: the first 4 state entries,
+# hand xyz and gripper opening (the "proprio" observation key)
+PROPRIO = slice(0, 4)
 ACTION_DIM = 4  # hand dx, dy, dz (scaled by the env), gripper effort
 ACTION_LOW, ACTION_HIGH = -1.0, 1.0  # Meta-World's action space bounds
 TASKS_PER_BENCHMARK = 50  # start configurations Meta-World makes per MT1 benchmark seed
@@ -111,9 +114,10 @@ class SimArm:
     """One Meta-World task as a robot arm: reset to an episode's start, step an action, observe."""
 
     def __init__(self, task: str, seed: int = 0, image_size: int | None = None,
-                 max_steps: int | None = None) -> None:
+                 max_steps: int | None = None, proprio: bool = False) -> None:
         _check_task(task)
         self.task = task
+        self.proprio = proprio  # also observe "proprio" (``proprio_of``), for policies that read it
         self.seed = _check_count("seed", seed, 0)
         self.image_size = None if image_size is None else _check_count("image_size", image_size, 1)
         env_cls = _benchmark(task, self.seed * SEED_STRIDE).train_classes[task]
@@ -212,9 +216,16 @@ class SimArm:
 
     def _observe(self) -> dict[str, np.ndarray]:
         obs = {"state": np.asarray(self._state, dtype=np.float32)}
+        if self.proprio:
+            obs["proprio"] = proprio_of(obs["state"])
         if self.image_size is not None:
             obs["image"] = self.render()
         return obs
+
+
+def proprio_of(state: np.ndarray) -> np.ndarray:
+    """The proprioceptive part of Meta-World states (..., 39) -> (..., 4): hand xyz, gripper."""
+    return np.ascontiguousarray(state[..., PROPRIO], dtype=np.float32)
 
 
 def collect_episodes(task: str, episodes: int, seed: int = 0, image_size: int | None = None,

@@ -16,6 +16,7 @@ from actjepa_core.errors import ActJepaError, check_choice
 OBS_KINDS = ("state", "image")
 TABLES = ("main", "noise", "ablations", "data", "extras")
 TRAIN_DEVICES = ("cpu", "cuda", "auto")
+VECTOR_KEYS = ("", "state", "proprio")
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,9 @@ class Method:
     objective: str
     overrides: tuple[str, ...] = ()
     bc_chunk: int = 1
-    with_state: bool = False  # image runs: also feed the proprioceptive state vector
+    # image runs: a vector fused with the image (VECTOR_KEYS): "state", Meta-World's privileged
+    # 39-d state (object and goal positions included), or "proprio", what the arm knows of itself
+    vector: str = ""
     label: str = ""  # the row's name in the tables; "" = name
     # fine-tuning: the method whose encoder (same task, demos and seed) initialises this one's
     init_from: str = ""
@@ -74,10 +77,17 @@ EXTRA_METHODS = (  # beyond the paper's recipe: named rows, the faithful rows st
            label="ACT-JEPA + shift aug. + BC chunk 10"),
     Method("raw+shift+chunk", "raw", SHIFT, bc_chunk=10, label="Raw BC + shift aug., chunk 10"),
     Method("raw+chunk", "raw", (), bc_chunk=10, label="Raw BC, chunk 10"),
-    Method("act-jepa+state", "act-jepa", (), with_state=True,
-           label="ACT-JEPA (image + state) + BC"),
-    Method("act-jepa+state+shift+chunk", "act-jepa", SHIFT, bc_chunk=10, with_state=True,
-           label="ACT-JEPA (image + state) + shift aug. + BC chunk 10"),
+    Method("act-jepa+state", "act-jepa", (), vector="state",
+           label="ACT-JEPA (image + privileged state) + BC"),
+    Method("act-jepa+state+shift+chunk", "act-jepa", SHIFT, bc_chunk=10, vector="state",
+           label="ACT-JEPA (image + privileged state) + shift aug. + BC chunk 10"),
+    # proprioception fused with the image: hand position and gripper opening, as a real arm's
+    # joint encoders give; the object is seen only in the image
+    Method("raw+proprio", "raw", (), vector="proprio", label="Raw BC (image + proprioception)"),
+    Method("act-jepa+proprio", "act-jepa", (), vector="proprio",
+           label="ACT-JEPA (image + proprioception) + BC"),
+    Method("act-jepa+vicreg+proprio", "act-jepa", VICREG, vector="proprio",
+           label="ACT-JEPA + VICReg terms (image + proprioception) + BC"),
     # the paper's own remedy for collapse (its training notes): L2-normalised latents in the loss
     Method("act-jepa+norm", "act-jepa", NORM, label="ACT-JEPA, normalised latents + BC"),
     Method("act-jepa+norm+shift", "act-jepa", (*NORM, *SHIFT),
@@ -148,6 +158,9 @@ class PaperConfig:
     # extras that run right after the central comparison's first seed (e.g. a recipe that avoids
     # a collapse seen there), instead of after everything else
     priority_methods: list[str] = field(default_factory=list)
+    # extras measured on clean observations only (no noise sweep): rows whose clean success is
+    # already at the floor, where noisy cells would cost hours and say nothing
+    clean_extras: list[str] = field(default_factory=list)
 
     def validate(self, where: str = "paper config") -> "PaperConfig":
         check_choice(where, "obs", self.obs, OBS_KINDS)
@@ -156,6 +169,7 @@ class PaperConfig:
             check_choice(where, "tables[]", table, TABLES)
         for name in [*self.seeded_methods, *self.extra_methods, *self.priority_methods]:
             check_choice(where, "method", name, tuple(METHODS))
+            check_choice(where, f"{name}'s vector", METHODS[name].vector, VECTOR_KEYS)
         if not self.seeds or not self.tasks or self.demos < 1 or self.eval_episodes < 1:
             raise ActJepaError(f"{where}: tasks and seeds must be non-empty, demos and "
                                "eval_episodes >= 1")
@@ -166,9 +180,10 @@ class PaperConfig:
                     raise ActJepaError(f"{where}: extra method {name} starts from {source}'s "
                                        f"encoder; expected {source} among the main or extra "
                                        "methods")
-        if not set(self.priority_methods) <= set(self.extra_methods):
-            raise ActJepaError(f"{where}: priority_methods must be among extra_methods, got "
-                               f"{self.priority_methods}")
+        for name in ("priority_methods", "clean_extras"):
+            if not set(getattr(self, name)) <= set(self.extra_methods):
+                raise ActJepaError(f"{where}: {name} must be among extra_methods, got "
+                                   f"{getattr(self, name)}")
         if any(d < 1 or d > self.demos for d in self.data_demos):
             raise ActJepaError(f"{where}: data_demos must lie in [1, demos={self.demos}], got "
                                f"{self.data_demos}")
@@ -209,6 +224,13 @@ def seeds_for(config: PaperConfig, method: str) -> list[int]:
     return list(config.seeds[:1])
 
 
+def extra_sigmas(config: PaperConfig, method: str) -> list[float]:
+    """The noise levels an extra row is measured at."""
+    if "noise" not in config.tables or method in config.clean_extras:
+        return [0.0]
+    return list(config.sigmas)
+
+
 def plan_units(config: PaperConfig) -> list[Unit]:
     """Every unit the configured tables need, most informative first (seed 0 of act-jepa and
     raw, the priority extras, the other main rows, then ablations, the data sweep, extra seeds,
@@ -234,7 +256,7 @@ def plan_units(config: PaperConfig) -> list[Unit]:
             want(method.name, config.demos, seeds[seed_rank], sigmas)
             if seed_rank == 0 and method.name == RUN_ORDER[1] and "extras" in tables:
                 for name in config.priority_methods:
-                    want(name, config.demos, config.seeds[0], sigmas)
+                    want(name, config.demos, config.seeds[0], extra_sigmas(config, name))
         if seed_rank == 0 or not config.seeded_methods:
             for method in ABLATION_METHODS if "ablations" in tables else ():
                 seeds = seeds_for(config, method.name)
@@ -247,6 +269,6 @@ def plan_units(config: PaperConfig) -> list[Unit]:
                         want(name, demos, seeds[seed_rank], clean)
     for name in config.extra_methods if "extras" in tables else ():
         for seed in seeds_for(config, name):
-            want(name, config.demos, seed, config.sigmas if "noise" in tables else clean)
+            want(name, config.demos, seed, extra_sigmas(config, name))
     return [Unit(config.obs, task, METHODS[method], demos, seed, tuple(sorted(wanted[k])))
             for k in order for task, method, demos, seed in [k]]

@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -75,7 +76,22 @@ def ensure_demos(work: Path, config: PaperConfig, task: str) -> Path:
 def obs_keys(unit: Unit) -> list[str]:
     if unit.obs == "state":
         return ["state"]
-    return ["image", "state"] if unit.method.with_state else ["image"]
+    return ["image", unit.method.vector] if unit.method.vector else ["image"]
+
+
+def unit_data(work: Path, config: PaperConfig, unit: Unit) -> EpisodeSet:
+    """The unit's demonstrations with its observation keys; "proprio" is cut from the recorded
+    state (sim.proprio_of), the same cut the simulated arm makes when a policy reads it."""
+    from actjepa_core.evaluation.sim import proprio_of
+
+    keys = obs_keys(unit)
+    stored = ["state" if k == "proprio" else k for k in keys]
+    data = read_episodes(demos_path(work, config, unit.task), stored)
+    episodes = data.episodes[:unit.demos]
+    if "proprio" in keys:
+        episodes = [replace(e, obs={"image": e.obs["image"], "proprio": proprio_of(e.obs["state"])})
+                    for e in episodes]
+    return EpisodeSet(episodes, keys, data.action_dim, data.source, data.path)
 
 
 def train_config(unit: Unit, config: PaperConfig, init: Path | None = None) -> TrainConfig:
@@ -150,9 +166,7 @@ def run_unit(unit: Unit, config: PaperConfig, work: Path, results: Path) -> list
     if not todo:
         return []
     folder = work / unit.key
-    data = read_episodes(demos_path(work, config, unit.task), obs_keys(unit))
-    data = EpisodeSet(data.episodes[:unit.demos], data.obs_keys, data.action_dim, data.source,
-                      data.path)
+    data = unit_data(work, config, unit)
     bc_path = folder / "bc.pt"
     world = ensure_world(unit, config, work, data)
     times = {"train_wall_s": float((world / DONE).read_text()), "bc_wall_s": 0.0,

@@ -168,3 +168,49 @@ def test_a_bc_side_variant_reads_its_sources_encoder_without_training_one(push_d
     assert not (tmp_path / "state/push-v3/act-jepa+bc-std").exists()
     with pytest.raises(ActJepaError, match="starts from act-jepa\\+vicreg\\+noise's encoder"):
         PaperConfig(extra_methods=["act-jepa+vicreg+noise+bc-std"]).validate()
+
+
+def test_rows_at_the_floor_can_skip_the_noise_sweep():
+    from actjepa_core.bench.paper.plan import extra_sigmas
+
+    config = PaperConfig(tasks=["reach-v3"], extra_methods=["act-jepa+chunk", "raw+proprio"],
+                         clean_extras=["act-jepa+chunk"]).validate()
+    sweep = {u.method.name: u.sigmas for u in plan_units(config)}
+    assert sweep["act-jepa+chunk"] == (0.0,)
+    assert sweep["raw+proprio"] == tuple(config.sigmas)
+    assert extra_sigmas(PaperConfig(tables=["extras"]), "raw+proprio") == [0.0]
+    with pytest.raises(ActJepaError, match="clean_extras must be among extra_methods"):
+        PaperConfig(extra_methods=[], clean_extras=["act-jepa+chunk"]).validate()
+
+
+@pytest.mark.sim
+def test_a_proprioception_row_reads_hand_and_gripper_in_training_and_in_the_simulator(
+        tmp_path, one_torch_thread):
+    """The image + proprioception rows: the demos' "proprio" is cut from the recorded state, and
+    the policy trained on it gets the same cut from the simulated arm when evaluated."""
+    from actjepa_core.bench.paper import runner
+    from actjepa_core.bench.paper.plan import METHODS, Unit
+    from actjepa_core.data.episodes import write_episodes
+    from actjepa_core.evaluation.sim import collect_episodes
+
+    config = PaperConfig(obs="image", image_size=16, tasks=["reach-v3"], demos=2, data_demos=[2],
+                         train_steps=4, train_batch=8, bc_steps=4, eval_episodes=1, max_steps=3,
+                         train_overrides=["run.val_every=2", "run.log_every=2",
+                                          "run.checkpoint_every=2",
+                                          "model.image_channels=[4, 8]"],
+                         extra_methods=["raw+proprio"]).validate()
+    path = runner.demos_path(tmp_path, config, "reach-v3")
+    path.parent.mkdir(parents=True)
+    write_episodes(path, collect_episodes("reach-v3", 2, image_size=16, max_steps=6,
+                                          progress=False), source="test")
+    unit = Unit("image", "reach-v3", METHODS["raw+proprio"], 2, 0, (0.0,))
+    data = runner.unit_data(tmp_path, config, unit)
+    assert data.obs_keys == ["image", "proprio"]
+    full = runner.read_episodes(path, ["state"]).episodes[0].obs["state"]
+    first = data.episodes[0].obs
+    assert set(first) == {"image", "proprio"} and first["proprio"].shape == (len(full), 4)
+    assert (first["proprio"] == full[:, :4]).all()  # hand xyz, gripper
+
+    results = tmp_path / "r.jsonl"
+    [row] = runner.run_unit(unit, config, tmp_path, results)
+    assert row["obs_keys"] == ["image", "proprio"] and row["episodes"] == 1

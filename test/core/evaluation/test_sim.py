@@ -164,3 +164,18 @@ def test_exploration_mixes_random_actions_and_runs_the_full_length():
     assert not np.allclose(plain.actions[:10], mixed.actions[:10])
     with pytest.raises(ActJepaError, match="explore"):
         next(collect_episodes("reach-v3", 1, explore=1.5, progress=False))
+
+
+def test_proprioception_is_the_hand_and_gripper_part_of_the_state() -> None:
+    arm = SimArm("reach-v3", seed=0, proprio=True)
+    try:
+        for obs in (arm.reset(0), arm.step(np.array([1.0, 0.0, 0.0, -1.0]))[0]):
+            assert obs["proprio"].dtype == np.float32 and obs["proprio"].shape == (4,)
+            assert (obs["proprio"] == obs["state"][:4]).all()
+    finally:
+        arm.close()
+    plain = SimArm("reach-v3", seed=0)
+    try:
+        assert "proprio" not in plain.reset(0)  # recorded episodes keep their keys
+    finally:
+        plain.close()
