@@ -154,7 +154,8 @@ class LearnedParts:
             key = repr(trained) + (f" horizon {mpc.horizon}" if trained.conservative else "")
             out["value_state"] = self.get((task, "value", key), value)
         if mpc.prior.mode != "none":
-            settings = replace(mpc.prior, mode="proposal")  # the mode does not change training
+            # neither the mode nor the guard changes training
+            settings = replace(mpc.prior, mode="proposal", guard=False, margin=0.0)
             out["prior_state"] = self.get((task, "prior", repr(settings)),
                                           lambda: learn_prior(world, demos, mpc.prior))
         return out

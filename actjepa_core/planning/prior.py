@@ -8,7 +8,10 @@ Ghosh et al. 2021), so goals stay a run-time input: rolled out through the predi
 an (H, A) sequence, the planner searches around it, and the value or latent cost picks.
 
 ``mode: direct`` executes the prior's first action without any search: the measurement of what
-planning adds on top of the prior.
+planning adds on top of the prior. ``guard`` keeps the prior's action unless the search's plan
+beats the prior's own plan by ``margin`` under the same cost: safe policy improvement in the
+spirit of SPIBB (Laroche et al. 2019), since a learned cost rewards the search for finding its
+errors (measured: every unguarded search around the prior scored below the prior alone).
 """
 from __future__ import annotations
 
@@ -27,6 +30,11 @@ PRIOR_MODES = ("none", "proposal", "direct")
 @dataclass
 class PriorConfig:
     mode: str = "none"  # none | proposal (search starts at its rollout) | direct (no search)
+    # proposal: execute the search's plan only where the planner's own cost ranks it below the
+    # prior's plan by more than ``margin`` (cost units: with cost value, steps to go), else the
+    # prior's first action; a search whose cost is exploitable can then cost little
+    guard: bool = False
+    margin: float = 0.0
     hidden: list[int] = field(default_factory=lambda: [256, 256])
     discount: float = 0.99  # future-goal offsets ~ Geometric(1 - discount)
     p_current: float = 0.0  # goal shares as in value training; the rest: random states
@@ -38,6 +46,11 @@ class PriorConfig:
 
     def validate(self, where: str) -> "PriorConfig":
         check_choice(where, "prior.mode", self.mode, PRIOR_MODES)
+        if self.guard and self.mode != "proposal":
+            raise ActJepaError(f"{where}: prior.guard compares a search with the prior's plan; "
+                               f"expected prior.mode proposal, got {self.mode!r}")
+        if self.margin < 0:
+            raise ActJepaError(f"{where}: prior.margin must be >= 0, got {self.margin}")
         if self.steps < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ActJepaError(f"{where}: prior.steps, batch_size and lr must be positive")
         return self

@@ -154,6 +154,7 @@ class MPCPolicy(Policy):
         self.subgoals: torch.Tensor | None = None  # (M, D)
         self.scheme: GoalScheme | None = None
         self.last_targets: Targets | None = None
+        self.kept_prior = False  # prior.guard: whether the last tick executed the prior's action
         self.reset()
 
     def _learned(self, module: torch.nn.Module, state: dict | None, used: bool,
@@ -211,6 +212,9 @@ class MPCPolicy(Policy):
             extras.append(f"binary dims {list(c.binary_dims)}")
         if c.prior.mode != "none":
             extras.append("search from a goal-conditioned prior")
+        if c.prior.guard:
+            extras.append(f"the prior's action unless the plan beats its plan by "
+                          f"{c.prior.margin:g}")
         return (f"mpc policy: {c.planner}, horizon {c.horizon}, {s.samples} samples x "
                 f"{s.iterations} iterations, {c.goal} goal, {c.cost} cost"
                 + "".join(f", {e}" for e in extras))
@@ -317,10 +321,22 @@ class MPCPolicy(Policy):
             if c.prior.mode == "direct":
                 return snap(self.prior(start, goal)[0], c.binary_dims)  # (A,)
             proposal = propose(self.prior, self.model.predict, latent, start, goal, c.horizon)
-            self.planner.plan(self.cost_fn(latent, self.last_targets), proposal)
+            cost = self.cost_fn(latent, self.last_targets)
+            self.planner.plan(cost, proposal)
+            if c.prior.guard:
+                return self.guarded_action(cost, proposal)
         else:
             self.planner.plan(self.cost_fn(latent, self.last_targets))
         return self.planner.first_action()  # (A,)
+
+    def guarded_action(self, cost: cem.CostFn, proposal: torch.Tensor) -> torch.Tensor:
+        """The plan's first action if the cost ranks the plan below the prior's ``proposal``
+        (H, A) by more than ``prior.margin``, else the proposal's (the prior's own action)."""
+        dims = self.config.binary_dims
+        both = snap(torch.stack([self.planner.last.mean, proposal]), dims)  # (2, H, A)
+        planned, prior = cost(both).tolist()
+        self.kept_prior = planned > prior - self.config.prior.margin
+        return both[1 if self.kept_prior else 0, 0]  # (A,)
 
     def cost_fn(self, latent: torch.Tensor, targets: Targets) -> cem.CostFn:
         """Cost of sequences (N, H, A) from ``latent`` (1, D): weighted latent distance of the

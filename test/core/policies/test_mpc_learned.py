@@ -110,3 +110,37 @@ def test_train_policy_mpc_learns_the_value_from_demos_and_play(reach_explore_wor
                      "--config", str(settings), "--out", str(out)]) == 0
     loaded = load_policy(out, policy_type="mpc")
     assert loaded.config.cost == "value" and loaded.value is not None
+
+
+def test_the_guard_executes_the_plan_only_where_it_beats_the_priors_plan(world, learned,
+                                                                        start_and_goal):
+    """prior.guard: the wide search's action where its plan's value beats the prior's plan by
+    the margin, the prior's own first action where it does not (an unreachable margin)."""
+    obs, goal = start_and_goal
+
+    def guarded(margin: float) -> tuple[MPCPolicy, np.ndarray]:
+        policy = MPCPolicy(world, config("cost=value", "prior.mode=proposal", "cem.init_std=1.0",
+                                         "prior.guard=true", f"prior.margin={margin}"), **learned)
+        policy.set_goal(goal)
+        return policy, policy.act(obs)
+
+    free = MPCPolicy(world, config("cost=value", "prior.mode=proposal", "cem.init_std=1.0"),
+                     **learned)
+    free.set_goal(goal)
+    searched = free.act(obs)
+    kept, action = guarded(1e6)
+    assert kept.kept_prior
+    x = kept.processor.to_model(obs)
+    proposed = kept.prior(kept.model.encode_target(x), kept.goal)[0]
+    np.testing.assert_allclose(action, kept.processor.to_robot(proposed), atol=1e-5)
+    assert np.abs(searched - action).max() > 1e-2  # the search alone went elsewhere
+    used, action = guarded(0.0)
+    assert not used.kept_prior  # the wide search's plan is valued above the prior's here
+    np.testing.assert_allclose(action, searched, atol=1e-6)
+
+
+def test_a_guard_without_a_proposal_is_refused():
+    with pytest.raises(ActJepaError, match="prior.guard compares a search with the prior's plan"):
+        config("prior.mode=direct", "prior.guard=true").validate()
+    with pytest.raises(ActJepaError, match="prior.margin must be >= 0"):
+        config("prior.mode=proposal", "prior.guard=true", "prior.margin=-1").validate()
