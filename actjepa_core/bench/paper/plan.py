@@ -98,6 +98,10 @@ EXTRA_METHODS = (  # beyond the paper's recipe: named rows, the faithful rows st
     Method("act-jepa+vicreg", "act-jepa", VICREG, label="ACT-JEPA + VICReg terms + BC"),
     Method("act-jepa+vicreg+shift", "act-jepa", (*VICREG, *SHIFT),
            label="ACT-JEPA + VICReg terms + shift aug. + BC"),
+    # the training budget: the image encoders train 2,000 steps here (the 2-core budget), raw BC
+    # gains with twice that (raw+2x-steps); does the representation gain with five times it?
+    Method("act-jepa+vicreg+5x-steps", "act-jepa", VICREG, steps_factor=5,
+           label="ACT-JEPA + VICReg terms + BC, five times the steps"),
     Method("passive-jepa+vicreg", "passive-jepa", VICREG,
            label="Passive JEPA + VICReg terms + BC"),
     # the noise table's perturbation seen in training (o_t only; the JEPA targets stay clean, so
