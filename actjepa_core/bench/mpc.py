@@ -15,6 +15,7 @@ camera, and goals are the expert's final camera image (``--goal demo``).
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field, replace
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from actjepa_core.atomic import atomic_path
 from actjepa_core.bench.paper.runner import append_row
 from actjepa_core.config import TrainConfig, apply_overrides, load_yaml
 from actjepa_core.data.episodes import EpisodeSet, read_episodes, write_episodes
@@ -135,10 +137,13 @@ def ensure_world(task: str, config: MPCBenchConfig, work: Path) -> tuple[Path, l
 
 class LearnedParts:
     """The value and prior weights of each task, trained once per distinct setting of theirs
-    and shared by every cell that asks for the same (settings differ mostly in the search)."""
+    and shared by every cell that asks for the same (settings differ mostly in the search).
+    They are kept in ``folder`` too (one file per task, kind and settings, written whole), so a
+    stopped run does not train them again."""
 
-    def __init__(self):
+    def __init__(self, folder: Path | None = None):
         self.cache: dict[tuple[str, str, str], dict] = {}
+        self.folder = folder
 
     def parts(self, task: str, mpc, world, demos, config: MPCBenchConfig,
               work: Path) -> dict[str, dict]:
@@ -162,8 +167,30 @@ class LearnedParts:
 
     def get(self, key: tuple[str, str, str], make) -> dict:
         if key not in self.cache:
-            self.cache[key] = make()
+            path = self.path(key)
+            if path is not None and path.is_file():
+                saved = torch.load(path, weights_only=True)
+                if saved["key"] == list(key):  # a digest collision would be read as a miss
+                    self.cache[key] = saved["state"]
+            if key not in self.cache:
+                self.cache[key] = make()
+                if path is not None:
+                    with atomic_path(path) as scratch:
+                        torch.save({"key": list(key), "state": self.cache[key]}, scratch)
         return self.cache[key]
+
+    def path(self, key: tuple[str, str, str]) -> Path | None:
+        if self.folder is None:
+            return None
+        task, kind, settings = key
+        digest = hashlib.sha256(settings.encode()).hexdigest()[:16]
+        return self.folder / task / "learned" / f"{kind}-{digest}.pt"
+
+
+def guard_share(policy) -> dict[str, float]:
+    """With ``prior.guard``: the share of ticks that executed the search's plan."""
+    ticks = policy.guard_ticks
+    return {"plan_share": round(ticks[1] / sum(ticks), 4)} if sum(ticks) else {}
 
 
 def run(config: MPCBenchConfig, work: Path, results: Path, progress: bool = True) -> None:
@@ -177,7 +204,7 @@ def run(config: MPCBenchConfig, work: Path, results: Path, progress: bool = True
     cells = [(t, s) for t in config.tasks for s in config.settings if (t, s.name) not in done]
     bar = progress_bar(total=len(cells), desc="mpc", unit="cell", disable=not progress)
     worlds: dict[str, tuple[Path, list[float]]] = {}
-    learned = LearnedParts()
+    learned = LearnedParts(work)
     for task, setting in cells:
         if task not in worlds:
             worlds[task] = ensure_world(task, config, work)
@@ -197,7 +224,7 @@ def run(config: MPCBenchConfig, work: Path, results: Path, progress: bool = True
         row = {"task": task, "obs": config.obs, "setting": setting.name,
                "goal_source": setting.goal_source,
                "overrides": setting.overrides, "summary": policy.summary(),
-               **result.summary(), "rollout_rel_error": errors,
+               **result.summary(), **guard_share(policy), "rollout_rel_error": errors,
                "eval_wall_s": round(time.perf_counter() - t0, 1),
                "world": {"steps": config.world_steps, "overrides": config.world_overrides,
                          "demos": config.demos - config.val_demos,

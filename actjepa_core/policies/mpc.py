@@ -155,6 +155,7 @@ class MPCPolicy(Policy):
         self.scheme: GoalScheme | None = None
         self.last_targets: Targets | None = None
         self.kept_prior = False  # prior.guard: whether the last tick executed the prior's action
+        self.guard_ticks = [0, 0]  # prior.guard: ticks that kept the prior's action, the plan's
         self.reset()
 
     def _learned(self, module: torch.nn.Module, state: dict | None, used: bool,
@@ -336,6 +337,7 @@ class MPCPolicy(Policy):
         both = snap(torch.stack([self.planner.last.mean, proposal]), dims)  # (2, H, A)
         planned, prior = cost(both).tolist()
         self.kept_prior = planned > prior - self.config.prior.margin
+        self.guard_ticks[0 if self.kept_prior else 1] += 1
         return both[1 if self.kept_prior else 0, 0]  # (A,)
 
     def cost_fn(self, latent: torch.Tensor, targets: Targets) -> cem.CostFn:

@@ -106,16 +106,24 @@ def test_bench_mpc_trains_the_value_and_prior_once_per_task(tmp_path, one_torch_
         {"name": "value-prior", "goal_source": "demo",
          "overrides": [*small, "cost=value", "prior.mode=proposal"]},
         {"name": "value-prior-narrow", "goal_source": "demo",
-         "overrides": [*small, "cost=value", "prior.mode=proposal", "cem.init_std=0.05"]}]}
+         "overrides": [*small, "cost=value", "prior.mode=proposal", "cem.init_std=0.05"]},
+        {"name": "value-prior-guard", "goal_source": "demo",
+         "overrides": [*small, "cost=value", "prior.mode=proposal", "prior.guard=true"]}]}
     config = tmp_path / "bench_mpc_learned.yaml"
     config.write_text(yaml.safe_dump(tiny))
     results = tmp_path / "mpc-learned.jsonl"
     assert cli.main(["bench", "mpc", "--config", str(config), "--work", str(tmp_path / "work"),
                      "--results", str(results), "--quiet"]) == 0
     rows = [json.loads(line) for line in results.read_text().splitlines()]
-    assert [r["setting"] for r in rows] == ["prior-direct", "value-prior", "value-prior-narrow"]
+    assert [r["setting"] for r in rows] == ["prior-direct", "value-prior", "value-prior-narrow",
+                                            "value-prior-guard"]
     assert sorted(fits) == ["fit_prior", "fit_value"]
     assert "prior, no search" in rows[0]["summary"] and "value cost" in rows[1]["summary"]
+    assert "plan_share" not in rows[1] and 0 <= rows[3]["plan_share"] <= 1  # guarded ticks
+    results.unlink()  # a rerun from scratch reads the value and prior the first one kept
+    assert cli.main(["bench", "mpc", "--config", str(config), "--work", str(tmp_path / "work"),
+                     "--results", str(results), "--quiet", "--settings", "value-prior"]) == 0
+    assert sorted(fits) == ["fit_prior", "fit_value"]
     assert cli.main(["bench", "planning", "--config", str(config), "--world",
                      str(tmp_path / "work" / "reach-v3" / "world" / "best.pt"), "--data",
                      str(tmp_path / "work" / "reach-v3-expert.hdf5"), "--samples", "3",
