@@ -156,6 +156,7 @@ class MPCPolicy(Policy):
         self.last_targets: Targets | None = None
         self.kept_prior = False  # prior.guard: whether the last tick executed the prior's action
         self.guard_ticks = [0, 0]  # prior.guard: ticks that kept the prior's action, the plan's
+        self.guard_gains: list[float] = []  # prior.guard: prior's plan cost - the plan's, per tick
         self.reset()
 
     def _learned(self, module: torch.nn.Module, state: dict | None, used: bool,
@@ -338,6 +339,7 @@ class MPCPolicy(Policy):
         planned, prior = cost(both).tolist()
         self.kept_prior = planned > prior - self.config.prior.margin
         self.guard_ticks[0 if self.kept_prior else 1] += 1
+        self.guard_gains.append(prior - planned)
         return both[1 if self.kept_prior else 0, 0]  # (A,)
 
     def cost_fn(self, latent: torch.Tensor, targets: Targets) -> cem.CostFn:

@@ -120,6 +120,7 @@ def test_bench_mpc_trains_the_value_and_prior_once_per_task(tmp_path, one_torch_
     assert sorted(fits) == ["fit_prior", "fit_value"]
     assert "prior, no search" in rows[0]["summary"] and "value cost" in rows[1]["summary"]
     assert "plan_share" not in rows[1] and 0 <= rows[3]["plan_share"] <= 1  # guarded ticks
+    assert rows[3]["guard_gain_p50"] <= rows[3]["guard_gain_p90"]
     results.unlink()  # a rerun from scratch reads the value and prior the first one kept
     assert cli.main(["bench", "mpc", "--config", str(config), "--work", str(tmp_path / "work"),
                      "--results", str(results), "--quiet", "--settings", "value-prior"]) == 0
