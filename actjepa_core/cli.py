@@ -373,7 +373,9 @@ def cmd_train_policy(args: argparse.Namespace) -> None:
     try:
         world = FrozenWorld.from_checkpoint(args.encoder, device)
         data = getattr(args, "data", None)
-        demos = read_episodes(data, world.processor.keys) if data else None
+        vector = getattr(config, "vector", "")  # bc: a key the head reads, not the encoder
+        keys = [*world.processor.keys, *([vector] if vector else [])]
+        demos = read_episodes(data, keys) if data else None
         play = getattr(args, "play", None)
         extra = ({"play": read_episodes(play, world.processor.keys).episodes} if play else {})
         policy = cls.build(world, demos, config, **extra)
@@ -399,7 +401,9 @@ POLICY_COMMANDS = {
     "bc": PolicyCommand("MLP head by behavioural cloning (Algorithm 2)", True, (
         ("steps", {"type": int, "help": "head updates"}),
         ("chunk", {"type": int, "help": "actions per prediction, temporally ensembled"}),
-        ("seed", {"type": int, "help": "head initialisation, batches and validation split"}))),
+        ("seed", {"type": int, "help": "head initialisation, batches and validation split"}),
+        ("vector", {"help": "an observation key the head reads beside the latent, e.g. proprio "
+                            "(the encoder sees the camera alone)"}))),
     "nn": PolicyCommand("latent nearest-neighbour memory (Algorithm 3)", True, (
         ("k", {"type": int, "help": "neighbours averaged per action (default 1)"}),
         ("weighting", {"choices": ("inverse_distance", "uniform"),

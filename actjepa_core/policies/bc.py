@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -47,15 +47,20 @@ class BCFit:
 
 
 class BCHead(nn.Module):
-    """pi_omega: latent (B, D) -> the next ``chunk`` normalised actions (B, chunk, A)."""
+    """pi_omega: latent (B, D), with ``BCConfig.vector`` the standardised vector appended
+    (B, D + V) -> the next ``chunk`` normalised actions (B, chunk, A)."""
 
-    def __init__(self, latent_dim: int, action_dim: int, config: BCConfig):
+    def __init__(self, latent_dim: int, action_dim: int, config: BCConfig, vector_dim: int = 0):
         super().__init__()
         self.chunk, self.action_dim = config.chunk, action_dim
-        self.net = mlp(latent_dim, config.hidden, config.chunk * action_dim, config.activation)
+        width = latent_dim + vector_dim
+        self.net = mlp(width, config.hidden, config.chunk * action_dim, config.activation)
         # input standardisation (BCConfig.standardise); the identity unless set from the data
-        self.register_buffer("latent_mean", torch.zeros(latent_dim))
-        self.register_buffer("latent_std", torch.ones(latent_dim))
+        self.register_buffer("latent_mean", torch.zeros(width))
+        self.register_buffer("latent_std", torch.ones(width))
+        if vector_dim:  # the vector's own statistics (robot units -> standardised), always set
+            self.register_buffer("vector_mean", torch.zeros(vector_dim))
+            self.register_buffer("vector_std", torch.ones(vector_dim))
 
     def standardise_from(self, latents: torch.Tensor) -> None:
         """Per-dimension mean and std of the training latents (N, D) become the input scaling."""
@@ -94,9 +99,21 @@ class BCPolicy(Policy):
     config_class = BCConfig
 
     def __init__(self, world: FrozenWorld, config: BCConfig,
-                 head: dict[str, torch.Tensor] | None = None, fit: BCFit | None = None):
+                 head: dict[str, torch.Tensor] | None = None, fit: BCFit | None = None,
+                 vector_dim: int = 0):
         super().__init__(world, config)
-        self.head = BCHead(world.latent_dim, self.action_dim, self.config).to(self.device)
+        key = self.config.vector
+        if head is not None and "vector_mean" in head:
+            vector_dim = int(head["vector_mean"].numel())
+        if key and key in world.spec:
+            raise ActJepaError(f"bc vector {key!r} is already an input of the encoder "
+                               f"({sorted(world.spec)}); expected another observation key")
+        if bool(key) != bool(vector_dim):
+            raise ActJepaError(f"bc vector {key!r} and the head's vector size {vector_dim} "
+                               "disagree; expected both set (built with demos) or neither")
+        self.vector_dim = vector_dim  # V
+        self.head = BCHead(world.latent_dim, self.action_dim, self.config,
+                           vector_dim).to(self.device)
         if head is not None:
             # heads saved before the input standardisation existed carry no scaling: identity
             self.head.load_state_dict({**self.head.state_dict(), **head})
@@ -111,8 +128,12 @@ class BCPolicy(Policy):
         (whole demos held out, ``config.val_fraction``)."""
         config = (config or BCConfig()).validate()
         torch.manual_seed(config.seed)  # the head's initial weights
-        policy = cls(world, config)
         train_eps, val_eps = split_episodes(episode_list(demos), config.val_fraction, config.seed)
+        vectors = demo_vectors(train_eps, config.vector) if config.vector else None  # (N, V)
+        policy = cls(world, config, vector_dim=0 if vectors is None else vectors.shape[1])
+        if vectors is not None:
+            policy.head.vector_mean.copy_(vectors.mean(0))
+            policy.head.vector_std.copy_(vectors.std(0).clamp_min(STD_FLOOR))
         latents, targets = demo_tensors(policy, train_eps)  # (N, D), (N, chunk, A)
         if config.standardise:
             policy.head.standardise_from(latents)
@@ -137,8 +158,41 @@ class BCPolicy(Policy):
     def variant(self) -> str:
         return f"chunk {self.config.chunk}" if self.config.chunk > 1 else ""
 
+    @property
+    def obs_spec(self) -> dict[str, dict]:
+        """The encoder's observation spec, plus the head's vector."""
+        spec = dict(self.world.spec)
+        if self.vector_dim:
+            spec[self.config.vector] = {"shape": [self.vector_dim], "dtype": "float32"}
+        return spec
+
     def reset(self) -> None:
         self.ensemble.reset()
+
+    @torch.no_grad()
+    def encode(self, obs: Mapping[str, np.ndarray]) -> torch.Tensor:
+        """The frozen latent (1, D), with the head's vector appended (1, D + V)."""
+        latent = super().encode(obs)
+        if not self.vector_dim:
+            return latent
+        return torch.cat([latent, self.vector_input(obs)], dim=1)
+
+    def vector_input(self, obs: Mapping[str, np.ndarray]) -> torch.Tensor:
+        """The head's vector of one raw observation, checked and standardised, with the same
+        test-time noise as the encoder's input: (1, V)."""
+        key = self.config.vector
+        if key not in obs:
+            raise ActJepaError(f"observation is missing key {key!r}; the bc head reads it")
+        value = np.asarray(obs[key], dtype=np.float32)
+        if value.shape != (self.vector_dim,) or not np.isfinite(value).all():
+            raise ActJepaError(f"observation {key!r} has shape {value.shape}; expected "
+                               f"({self.vector_dim},) finite values")
+        v = torch.as_tensor(value, device=self.device)[None]
+        v = (v - self.head.vector_mean) / self.head.vector_std  # (1, V)
+        if self.obs_noise > 0:
+            v = v + self.obs_noise * torch.randn(v.shape, device=self.device,
+                                                 generator=self.noise_generator)
+        return v
 
     def act_latent(self, latent: torch.Tensor) -> torch.Tensor:
         require_finite_latent(latent, self.policy_type)
@@ -162,10 +216,25 @@ def chunk_targets(actions: torch.Tensor, lengths: Sequence[int], chunk: int) -> 
     return actions[torch.as_tensor(index, device=actions.device)]  # (N, chunk, A)
 
 
+def demo_vectors(episodes: Sequence[Episode], key: str) -> torch.Tensor:
+    """The head's vector over every step of ``episodes``, in robot units: (N, V)."""
+    for i, ep in enumerate(episodes):
+        if key not in ep.obs or np.asarray(ep.obs[key]).ndim != 2:
+            raise ActJepaError(f"demo {i} has no vector observation {key!r} (T, V) for the bc "
+                               f"head; it holds {sorted(ep.obs)}")
+    return torch.as_tensor(np.concatenate([np.asarray(ep.obs[key], dtype=np.float32)
+                                           for ep in episodes]))
+
+
 def demo_tensors(policy: BCPolicy, episodes: Sequence[Episode]
                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, D) frozen latents and (N, chunk, A) normalised targets of ``episodes``."""
+    """(N, D) frozen latents, with the head's standardised vector appended (N, D + V), and
+    (N, chunk, A) normalised targets of ``episodes``."""
     latents = policy.world.encode_episodes(episodes)  # (N, D)
+    if policy.vector_dim:
+        vectors = demo_vectors(episodes, policy.config.vector).to(latents.device)
+        head = policy.head
+        latents = torch.cat([latents, (vectors - head.vector_mean) / head.vector_std], dim=1)
     targets = chunk_targets(policy.processor.episode_actions(episodes),
                             [ep.num_steps for ep in episodes], policy.config.chunk)
     return latents, targets

@@ -37,6 +37,11 @@ class BCConfig:
     # latents vary little in scale (a JEPA near collapse: batch std ~0.007) is otherwise read by
     # a head that can hardly see the variation
     standardise: bool = False
+    # beyond the paper: an observation vector read by the head beside the frozen latent, e.g.
+    # "proprio" (the arm's own pose), standardised with the demos' statistics stored with the
+    # head: how frozen visual representations are usually put to work on a robot (R3M, VC-1),
+    # the encoder seeing the camera alone; "" reads the latent alone
+    vector: str = ""
 
     def validate(self, where: str = "config") -> "BCConfig":
         if not self.hidden or any(w < 1 for w in self.hidden):

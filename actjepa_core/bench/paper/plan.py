@@ -38,6 +38,7 @@ class Method:
     # a BC-side variant: the method whose trained encoder (same task, demos, seed) this row
     # reuses as it is, instead of training its own
     encoder_of: str = ""
+    bc_vector: str = ""  # BCConfig.vector: an observation key the BC head reads beside the latent
 
     def train_overrides(self) -> list[str]:
         return [f"objective={self.objective}", *self.overrides]
@@ -118,6 +119,22 @@ EXTRA_METHODS = (  # beyond the paper's recipe: named rows, the faithful rows st
     Method("act-jepa+vicreg+noise+bc-std", "act-jepa", (*VICREG, *NOISE), bc_standardise=True,
            encoder_of="act-jepa+vicreg+noise",
            label="ACT-JEPA + VICReg terms + noise aug. + BC on standardised latents"),
+    # the frozen encoders read with the arm's proprioception at the BC head (BCConfig.vector),
+    # the encoder seeing the camera alone: the protocol frozen visual representations are
+    # usually evaluated by on robots (R3M, VC-1); raw+head-proprio is its control
+    Method("raw+head-proprio", "raw", encoder_of="raw", bc_vector="proprio",
+           label="Raw BC encoder (frozen) + BC on latent and proprioception"),
+    Method("act-jepa+vicreg+head-proprio", "act-jepa", VICREG, encoder_of="act-jepa+vicreg",
+           bc_vector="proprio", label="ACT-JEPA + VICReg terms + BC on latent and proprioception"),
+    Method("passive-jepa+vicreg+head-proprio", "passive-jepa", VICREG,
+           encoder_of="passive-jepa+vicreg", bc_vector="proprio",
+           label="Passive JEPA + VICReg terms + BC on latent and proprioception"),
+    Method("act-jepa+bc-std+head-proprio", "act-jepa", bc_standardise=True, encoder_of="act-jepa",
+           bc_vector="proprio",
+           label="ACT-JEPA + BC on standardised latents and proprioception"),
+    Method("autoencoder+bc-std+head-proprio", "autoencoder", bc_standardise=True,
+           encoder_of="autoencoder", bc_vector="proprio",
+           label="Autoencoder + BC on standardised latents and proprioception"),
     # pretrain, then fine-tune end to end on the action loss (objective raw from the pretrained
     # encoder): how pretrained representations are most often used, beside the frozen protocol
     # the fine-tuned rows' control: end-to-end BC with their total budget (pretraining + tuning)

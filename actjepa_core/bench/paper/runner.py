@@ -80,16 +80,19 @@ def obs_keys(unit: Unit) -> list[str]:
 
 
 def unit_data(work: Path, config: PaperConfig, unit: Unit) -> EpisodeSet:
-    """The unit's demonstrations with its observation keys; "proprio" is cut from the recorded
-    state (sim.proprio_of), the same cut the simulated arm makes when a policy reads it."""
+    """The unit's demonstrations: the encoder's observation keys (``obs_keys``), and in the
+    episodes also the BC head's vector; "proprio" is cut from the recorded state
+    (sim.proprio_of), the same cut the simulated arm makes when a policy reads it."""
     from actjepa_core.evaluation.sim import proprio_of
 
     keys = obs_keys(unit)
-    stored = ["state" if k == "proprio" else k for k in keys]
+    wanted = [*keys, *([unit.method.bc_vector] if unit.method.bc_vector else [])]
+    stored = sorted({"state" if k == "proprio" else k for k in wanted})
     data = read_episodes(demos_path(work, config, unit.task), stored)
     episodes = data.episodes[:unit.demos]
-    if "proprio" in keys:
-        episodes = [replace(e, obs={"image": e.obs["image"], "proprio": proprio_of(e.obs["state"])})
+    if "proprio" in wanted:
+        episodes = [replace(e, obs={**{k: e.obs[k] for k in wanted if k != "proprio"},
+                                    "proprio": proprio_of(e.obs["state"])})
                     for e in episodes]
     return EpisodeSet(episodes, keys, data.action_dim, data.source, data.path)
 
@@ -174,7 +177,7 @@ def run_unit(unit: Unit, config: PaperConfig, work: Path, results: Path) -> list
     if not bc_path.exists():
         t0 = time.perf_counter()
         bc = BCConfig(steps=config.bc_steps, chunk=unit.method.bc_chunk, seed=unit.seed,
-                      standardise=unit.method.bc_standardise)
+                      standardise=unit.method.bc_standardise, vector=unit.method.bc_vector)
         BCPolicy.build(FrozenWorld.from_checkpoint(world / "best.pt"), data, bc).save(bc_path)
         (folder / "bc.time").write_text(f"{time.perf_counter() - t0:.1f}\n")
     times["bc_wall_s"] = float((folder / "bc.time").read_text())
@@ -197,7 +200,7 @@ def cell_row(unit: Unit, config: PaperConfig, sigma: float, result, times: dict,
     return {"obs": unit.obs, "task": unit.task, "method": m.name, "objective": m.objective,
             "overrides": [*config.train_overrides, *m.overrides], "bc_chunk": m.bc_chunk,
             "init_from": m.init_from, "bc_standardise": m.bc_standardise,
-            "encoder_of": m.encoder_of,
+            "encoder_of": m.encoder_of, "bc_vector": m.bc_vector,
             "obs_keys": obs_keys(unit), "image_size": config.image_size if unit.obs == "image"
             else None, "demos": unit.demos, "seed": unit.seed, "sigma": float(sigma),
             "successes": result.successes, "episodes": result.episodes,

@@ -192,13 +192,14 @@ def test_a_proprioception_row_reads_hand_and_gripper_in_training_and_in_the_simu
     from actjepa_core.bench.paper.plan import METHODS, Unit
     from actjepa_core.data.episodes import write_episodes
     from actjepa_core.evaluation.sim import collect_episodes
+    from actjepa_core.policies import load_policy
 
     config = PaperConfig(obs="image", image_size=16, tasks=["reach-v3"], demos=2, data_demos=[2],
                          train_steps=4, train_batch=8, bc_steps=4, eval_episodes=1, max_steps=3,
                          train_overrides=["run.val_every=2", "run.log_every=2",
                                           "run.checkpoint_every=2",
                                           "model.image_channels=[4, 8]"],
-                         extra_methods=["raw+proprio"]).validate()
+                         extra_methods=["raw+proprio", "raw+head-proprio"]).validate()
     path = runner.demos_path(tmp_path, config, "reach-v3")
     path.parent.mkdir(parents=True)
     write_episodes(path, collect_episodes("reach-v3", 2, image_size=16, max_steps=6,
@@ -214,3 +215,10 @@ def test_a_proprioception_row_reads_hand_and_gripper_in_training_and_in_the_simu
     results = tmp_path / "r.jsonl"
     [row] = runner.run_unit(unit, config, tmp_path, results)
     assert row["obs_keys"] == ["image", "proprio"] and row["episodes"] == 1
+
+    # the same vector at the BC head instead, beside the frozen raw encoder's latent of the image
+    head = Unit("image", "reach-v3", METHODS["raw+head-proprio"], 2, 0, (0.0,))
+    [row] = runner.run_unit(head, config, tmp_path, results)
+    assert (row["obs_keys"], row["bc_vector"]) == (["image"], "proprio")
+    policy = load_policy(tmp_path / head.key / "bc.pt")
+    assert list(policy.world.spec) == ["image"] and policy.obs_spec["proprio"]["shape"] == [4]

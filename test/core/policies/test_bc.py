@@ -248,3 +248,50 @@ def test_a_standardised_head_reads_latents_whose_variation_is_tiny():
         errors[standardise] = mse(head, latents, targets)
     baseline = float((targets - targets.mean(0)).pow(2).mean())
     assert errors[True] < 0.1 * baseline and errors[False] > 3 * errors[True], errors
+
+
+def with_proprio(demos):
+    """The reach demos with a "proprio" key (hand xyz and gripper: sim.proprio_of)."""
+    from dataclasses import replace
+
+    from actjepa_core.evaluation.sim import proprio_of
+
+    return [replace(ep, obs={**ep.obs, "proprio": proprio_of(ep.obs["state"])})
+            for ep in demos.episodes]
+
+
+def test_a_head_vector_is_read_beside_the_latent_and_travels_with_the_file(
+        reach_world, reach_demos, tmp_path):
+    """BCConfig.vector: the head reads the encoder's latent and the standardised "proprio"
+    vector; the policy asks for that key, refuses an observation without it, and acts on it."""
+    demos = with_proprio(reach_demos)
+    policy = train_bc(reach_world, demos, BCConfig(steps=100, vector="proprio"))
+    assert policy.obs_spec["proprio"] == {"shape": [4], "dtype": "float32"}
+    assert "proprio" not in policy.world.spec  # the encoder never sees it
+    ep = demos[0]
+    obs = {"state": ep.obs["state"][0], "proprio": ep.obs["proprio"][0]}
+    assert policy.encode(obs).shape == (1, policy.world.latent_dim + 4)
+    action = policy.act(obs)
+    moved = policy.act({**obs, "proprio": obs["proprio"] + np.float32(0.2)})
+    assert np.abs(moved - action).max() > 1e-4  # the head reads the vector
+    with pytest.raises(ActJepaError, match="missing key 'proprio'; the bc head reads it"):
+        policy.act({"state": obs["state"]})
+    with pytest.raises(ActJepaError, match=r"'proprio' has shape \(3,\); expected \(4,\)"):
+        policy.act({**obs, "proprio": obs["proprio"][:3]})
+    policy.save(tmp_path / "bc.pt")
+    loaded = load_policy(tmp_path / "bc.pt")
+    assert loaded.obs_spec == policy.obs_spec
+    np.testing.assert_array_equal(loaded.act(obs), action)
+    with pytest.raises(ActJepaError, match="bc vector 'state' is already an input of the encoder"):
+        train_bc(reach_world, demos, BCConfig(steps=10, vector="state"))
+    with pytest.raises(ActJepaError, match="demo 0 has no vector observation 'proprio'"):
+        train_bc(reach_world, reach_demos, BCConfig(steps=10, vector="proprio"))
+
+
+def test_a_head_vector_policy_drives_the_simulated_arm_with_its_proprioception(
+        reach_world, reach_demos):
+    """evaluate() gives the policy the simulator's "proprio" (SimArm(proprio=True))."""
+    policy = train_bc(reach_world, with_proprio(reach_demos), BCConfig(steps=100,
+                                                                        vector="proprio"))
+    result = evaluate(policy, "reach-v3", episodes=1, max_steps=5, progress=False)
+    assert result.episodes == 1 and result.records[0].length == 5
