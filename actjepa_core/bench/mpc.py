@@ -192,11 +192,12 @@ def guard_share(policy) -> dict[str, float]:
     """With ``prior.guard``: the share of ticks that executed the search's plan, and what the
     search gained over the prior's plan under the planning cost (median, p90): the scale a
     margin is chosen on."""
-    ticks = policy.guard_ticks
-    if not sum(ticks):
+    gains = np.asarray(policy.guard_gains)
+    if not gains.size:
         return {}
-    p50, p90 = np.percentile(policy.guard_gains, [50, 90])
-    return {"plan_share": round(ticks[1] / sum(ticks), 4), "guard_gain_p50": round(p50, 3),
+    p50, p90 = np.percentile(gains, [50, 90])
+    executed = float((gains >= policy.config.prior.margin).mean())
+    return {"plan_share": round(executed, 4), "guard_gain_p50": round(p50, 3),
             "guard_gain_p90": round(p90, 3)}
 
 

@@ -34,6 +34,7 @@ before acting.
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -58,6 +59,7 @@ from actjepa_core.policies.base import Policy, episode_list
 from actjepa_core.policies.world import FrozenWorld
 
 COSTS = ("terminal", "sum", "value")
+GUARD_HISTORY = 10000  # guarded ticks kept for statistics: a 50-episode cell of 150 ticks fits
 GOALS = ("final", "subgoals", "tracking")
 
 
@@ -155,8 +157,9 @@ class MPCPolicy(Policy):
         self.scheme: GoalScheme | None = None
         self.last_targets: Targets | None = None
         self.kept_prior = False  # prior.guard: whether the last tick executed the prior's action
-        self.guard_ticks = [0, 0]  # prior.guard: ticks that kept the prior's action, the plan's
-        self.guard_gains: list[float] = []  # prior.guard: prior's plan cost - the plan's, per tick
+        # prior.guard: the prior's plan cost minus the plan's, per tick (the plan ran where it is
+        # >= margin); bounded, since a node runs for hours
+        self.guard_gains: deque[float] = deque(maxlen=GUARD_HISTORY)
         self.reset()
 
     def _learned(self, module: torch.nn.Module, state: dict | None, used: bool,
@@ -337,9 +340,9 @@ class MPCPolicy(Policy):
         dims = self.config.binary_dims
         both = snap(torch.stack([self.planner.last.mean, proposal]), dims)  # (2, H, A)
         planned, prior = cost(both).tolist()
-        self.kept_prior = planned > prior - self.config.prior.margin
-        self.guard_ticks[0 if self.kept_prior else 1] += 1
-        self.guard_gains.append(prior - planned)
+        gain = prior - planned
+        self.kept_prior = gain < self.config.prior.margin
+        self.guard_gains.append(gain)
         return both[1 if self.kept_prior else 0, 0]  # (A,)
 
     def cost_fn(self, latent: torch.Tensor, targets: Targets) -> cem.CostFn:
