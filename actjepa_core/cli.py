@@ -16,6 +16,7 @@ from actjepa_core.errors import ActJepaError
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 EXIT_SKIPPED = 3  # convert: written, but some bag or episode was skipped (see the summary)
+DEFAULT_MPC_WORK = "runs/bench_mpc"  # `bench mpc --work`: demos and world models
 # evaluation.goals.GOAL_SOURCES, default first (importing it here would load MuJoCo for every
 # command; test_cli checks the two agree)
 GOAL_SOURCES = ("demo", "state", "demo-subgoals", "demo-waypoints")
@@ -292,7 +293,8 @@ def cmd_bench_mpc(args: argparse.Namespace) -> None:
     if args.out:
         from actjepa_core.bench.train_speed import write_section
 
-        command = f"actjepa bench mpc --config {args.config} --results {args.results}"
+        work = "" if args.work == DEFAULT_MPC_WORK else f" --work {args.work}"
+        command = f"actjepa bench mpc --config {args.config}{work} --results {args.results}"
         section = Path(args.results).stem  # one block per results file: mpc, mpc-image, ...
         write_section(Path(args.out), section, f"Command: `{command}`.\n\n{text}")
         print(f"wrote the MPC table into {args.out}")
@@ -638,7 +640,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = bench.add_parser("mpc", help="latent MPC success and planning time per planner and goal "
                                      "scheme (resumable JSON lines)")
     b.add_argument("--config", default="config/bench_mpc.yaml", help="settings YAML")
-    b.add_argument("--work", default="runs/bench_mpc", help="demos and world models (reused)")
+    b.add_argument("--work", default=DEFAULT_MPC_WORK,
+                   help="demos and world models (reused; one folder per world setting)")
     b.add_argument("--results", default="docs/results/mpc.jsonl", help="JSON lines file")
     b.add_argument("--tasks", nargs="+", default=None,
                    help="run only these of the config's tasks, in this order")

@@ -117,12 +117,40 @@ def world_data(task: str, config: MPCBenchConfig, work: Path) -> tuple[EpisodeSe
             expert.episodes[-config.val_demos:])
 
 
+def world_settings(config: MPCBenchConfig) -> dict:
+    """What a task's world model is trained from: a world folder trained from other settings
+    (another config sharing the ``--work`` folder) is never reused for this one."""
+    return {"obs": config.obs, "image_size": config.image_size if config.obs == "image" else None,
+            "demos": config.demos, "play_episodes": config.play_episodes,
+            "explore": config.explore, "play_steps": config.play_steps,
+            "world_steps": config.world_steps, "world_overrides": list(config.world_overrides),
+            "val_demos": config.val_demos}
+
+
+def check_world_settings(run: Path, config: MPCBenchConfig) -> None:
+    """One clear line when the finished world in ``run`` was trained from other settings."""
+    text = (run / "done").read_text()
+    if not text.strip():
+        raise ActJepaError(f"{run / 'done'} records no world settings (an older actjepa wrote "
+                           "it); expected them, to reuse the world: retrain it in another --work "
+                           "folder")
+    saved, wanted = json.loads(text), world_settings(config)
+    differ = sorted(k for k in wanted if saved.get(k) != wanted[k])
+    if differ:
+        had = ", ".join(f"{k}={saved.get(k)!r}" for k in differ)
+        asked = ", ".join(f"{k}={wanted[k]!r}" for k in differ)
+        raise ActJepaError(f"{run}: this world model was trained with {had}; the config asks "
+                           f"for {asked}: expected another --work folder for these settings")
+
+
 def ensure_world(task: str, config: MPCBenchConfig, work: Path) -> tuple[Path, list[float]]:
     from actjepa_core.evaluation.diagnostics import rollout_errors
     from actjepa_core.policies import FrozenWorld
     from actjepa_core.training.trainer import train
 
     run = world_dir(task, config, work)
+    if (run / "done").exists():
+        check_world_settings(run, config)
     data, held_out = world_data(task, config, work)
     if not (run / "done").exists():
         train_config = apply_overrides(TrainConfig(), [f"optim.steps={config.world_steps}",
@@ -130,7 +158,8 @@ def ensure_world(task: str, config: MPCBenchConfig, work: Path) -> tuple[Path, l
                                                        f"data.obs_keys={obs_keys(config)}",
                                                        *config.world_overrides])
         train(data, train_config, run, resume=(run / "last.pt").exists(), progress=False)
-        (run / "done").write_text("")
+        with atomic_path(run / "done") as scratch:
+            scratch.write_text(json.dumps(world_settings(config), sort_keys=True))
     errors = rollout_errors(FrozenWorld.from_checkpoint(run / "best.pt"), held_out,
                             config.horizon)
     return run / "best.pt", errors

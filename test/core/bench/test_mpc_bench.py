@@ -3,11 +3,14 @@ redoing finished cells, the table and timings rendered from what was measured.""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import yaml
 
 from actjepa_core import cli
+from actjepa_core.bench.mpc import MPCBenchConfig, Setting, ensure_world, world_dir, world_settings
+from actjepa_core.errors import ActJepaError
 
 pytestmark = pytest.mark.sim
 
@@ -132,3 +135,17 @@ def test_bench_mpc_trains_the_value_and_prior_once_per_task(tmp_path, one_torch_
     assert sorted(fits) == ["fit_prior", "fit_value"]  # timing trained nothing
     text = (tmp_path / "BENCH.md").read_text()  # its own block, named for the config
     assert "<!-- bench:planning-learned:start -->" in text and "`value-prior`" in text
+
+
+def test_bench_mpc_refuses_a_world_trained_from_other_settings(tmp_path):
+    """Two configs sharing a --work folder must not plan with each other's world models."""
+    config = MPCBenchConfig(settings=[Setting("cem-final")])
+    run = world_dir("reach-v3", config, tmp_path)
+    run.mkdir(parents=True)
+    (run / "done").write_text(json.dumps(world_settings(config)))
+    other = replace(config, world_overrides=[*config.world_overrides, "ema.tau_start=0.9999"])
+    with pytest.raises(ActJepaError, match=r"world_overrides=.*another --work folder"):
+        ensure_world("reach-v3", other, tmp_path)
+    (run / "done").write_text("")  # a marker that says nothing is not trusted either
+    with pytest.raises(ActJepaError, match=r"done records no world settings"):
+        ensure_world("reach-v3", config, tmp_path)
