@@ -341,6 +341,12 @@ def cmd_eval(args: argparse.Namespace) -> None:
         result_row,
     )
 
+    if args.threads < 0:
+        raise ActJepaError(f"--threads is {args.threads}; expected 0 (torch's default) or more")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.expert:
         policy, name = ExpertPolicy(args.task), "expert"
     else:
@@ -596,6 +602,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start configurations (collect's default demos use seed 0)")
     p.add_argument("--max-steps", type=int, default=None, help="cap per episode (default: task's)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads torch may use for one action (0: torch's default, all "
+                        "cores); as the policy node's torch_threads, 1 keeps the per-action time "
+                        "steady when other processes share the cores")
     p.add_argument("--goal", choices=GOAL_SOURCES, default=GOAL_SOURCES[0],
                    help="policies that plan toward a goal (MPC): how each episode's goal "
                         "observation is built, the expert's end state (demo) or the start "
