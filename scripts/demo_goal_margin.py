@@ -17,6 +17,7 @@ import json
 
 import numpy as np
 
+from actjepa_core.evaluation.evaluate import append_jsonl
 from actjepa_core.evaluation.goals import demo_path
 from actjepa_core.evaluation.sim import SimArm
 
@@ -32,8 +33,7 @@ def goal_distances(task: str, episodes: int, seed: int) -> np.ndarray:
         out = []
         for episode in range(episodes):
             demo_path(arm, episode)  # leaves the arm at the goal observation
-            _, info = arm._env.evaluate_state(arm._state, arm._last_action)
-            out.append(float(info["obj_to_target"]))
+            out.append(arm.task_metrics()["obj_to_target"])
         return np.asarray(out)
     finally:
         arm.close()
@@ -62,8 +62,7 @@ def main() -> None:
         row = margin_row(task, args.episodes, args.seed)
         print(json.dumps(row))
         if args.out:
-            with open(args.out, "a") as f:
-                f.write(json.dumps(row) + "\n")
+            append_jsonl(args.out, row)
 
 
 if __name__ == "__main__":

@@ -188,6 +188,15 @@ class SimArm:
         """The clipped action applied at the last step (zeros right after reset)."""
         return self._last_action.copy()
 
+    def task_metrics(self) -> dict[str, float]:
+        """Meta-World's own evaluation of the current state (``success``, ``obj_to_target``, ...):
+        the success metric, which measures the tool centre point, not the observed hand."""
+        if self._state is None:
+            raise ActJepaError(f"{self.task}: task_metrics() called before reset(); expected "
+                               "reset(episode) first")
+        _, info = self._env.evaluate_state(self._state, self._last_action)
+        return {key: float(value) for key, value in info.items()}
+
     def joint_positions(self) -> np.ndarray:
         """Arm hinge angles (rad) and finger slides (m), in ``joint_names`` order, float64."""
         return self._env.data.qpos[self._qpos_idx].copy()

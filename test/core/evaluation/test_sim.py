@@ -179,3 +179,19 @@ def test_proprioception_is_the_hand_and_gripper_part_of_the_state() -> None:
         assert "proprio" not in plain.reset(0)  # recorded episodes keep their keys
     finally:
         plain.close()
+
+
+def test_task_metrics_measure_success_at_the_tool_centre_not_the_observed_hand() -> None:
+    """reach-v3's expert steers the observed hand onto the goal; success is measured a few cm
+    lower (scripts/demo_goal_margin.py reads this metric for the demo goals' margin)."""
+    arm = SimArm("reach-v3", seed=1)
+    with pytest.raises(ActJepaError, match="before reset"):
+        arm.task_metrics()
+    obs, success = arm.reset(0), False
+    while not success:
+        obs, success = arm.step(arm.expert_action())
+    metrics = arm.task_metrics()
+    assert metrics["success"] == 1.0 and metrics["obj_to_target"] <= 0.05
+    hand_to_goal = float(np.linalg.norm(obs["state"][:3] - obs["state"][GOAL]))
+    assert abs(metrics["obj_to_target"] - hand_to_goal) > 0.01  # not the observed hand's distance
+    arm.close()
