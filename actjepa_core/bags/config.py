@@ -9,6 +9,7 @@ naming the file and the dotted key (``actjepa_core.config.from_dict``).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,17 @@ ACTION_SOURCES = ("topic", "joint_delta")
 ACTION_TIMINGS = ("after_obs", "next_tick", "tick")
 SPLITS = ("bag", "gap", "marker")
 TYPESTORES = ("auto", "humble", "iron", "jazzy", "kilted")
+# Sane ranges of the numeric keys, as interval text. Beyond them a value is a typo
+# or a unit mistake (1e10 Hz rounds the tick period to 0 ns; .inf s overflows nanoseconds), so it
+# is refused at load instead of failing deep in the conversion.
+MAX_RATE_HZ = 10_000.0  # a tick every 100 us: beyond any controller's rate
+MAX_SECONDS = 3600.0  # ages, gaps and clock jumps longer than an hour are not tolerances
+MAX_IMAGE_SIDE = 8192
+MIN_RATE_HZ = 0.01  # a tick every 100 s: slower is no control rate
+NUMBER_RANGES = {"rate_hz": f"[{MIN_RATE_HZ:g}, {MAX_RATE_HZ:g}]",
+                 "max_age_s": f"(0, {MAX_SECONDS:g}]",
+                 "clock_jump_s": f"(0, {MAX_SECONDS:g}]", "tick_phase": "[0, 1)",
+                 "episodes.gap_s": f"(0, {MAX_SECONDS:g}]"}
 
 
 @dataclass
@@ -63,6 +75,9 @@ class ConvertConfig:
     time_source: str = "receive"  # receive: bag timestamps | header: header.stamp where the
     # message has one (and it is not zero), else the receive time
     max_age_s: float = 0.1  # a stream whose latest message is older than this at a tick drops it
+    clock_jump_s: float = 0.5  # time_source header: a stream whose header stamp steps this much
+    # more (or less) than its receive time did is a clock jump (an NTP step, a driver restart):
+    # the episode is split there
     tick_phase: float = 0.5  # ticks start this fraction of a period after every stream has a
     # message: half a period away from the arrivals of same-rate streams, so jitter does not
     # flip which message a tick sees
@@ -87,14 +102,9 @@ class ConvertConfig:
         check_choice(where, "action.at", self.action.at, ACTION_TIMINGS)
         check_choice(where, "episodes.split", self.episodes.split, SPLITS)
         check_choice(where, "typestore", self.typestore, TYPESTORES)
-        for name, value in (("rate_hz", self.rate_hz), ("max_age_s", self.max_age_s),
-                            ("episodes.gap_s", self.episodes.gap_s)):
-            if value <= 0:
-                raise ActJepaError(f"{where}: {name} must be > 0, got {value}")
-        if not 0.0 <= self.tick_phase < 1.0:
-            raise ActJepaError(f"{where}: tick_phase must lie in [0, 1), got {self.tick_phase}")
-        if self.image_size < 0:
-            raise ActJepaError(f"{where}: image_size must be >= 0, got {self.image_size}")
+        problems = self.number_problems(where)
+        if problems:
+            raise ActJepaError("\n".join(problems))
         unknown = [f for f in self.joint_state_fields if f not in JOINT_STATE_FIELDS]
         if unknown or not self.joint_state_fields:
             raise ActJepaError(f"{where}: joint_state_fields {self.joint_state_fields}; expected "
@@ -107,6 +117,26 @@ class ConvertConfig:
                                "empty; expected a std_msgs/Bool or std_msgs/Empty topic")
         return self
 
+    def number_problems(self, where: str) -> list[str]:
+        """One line per numeric key that is not finite or out of its sane range (all of them at
+        once: a config with three bad numbers is fixed in one go)."""
+        problems = []
+        for key, interval in NUMBER_RANGES.items():
+            value = self._value(key)
+            if not (math.isfinite(value) and _inside(value, interval)):
+                problems.append(f"{where}: {key} is {value!r}; expected a finite number in "
+                                f"{interval}")
+        if not 0 <= self.image_size <= MAX_IMAGE_SIDE:
+            problems.append(f"{where}: image_size is {self.image_size}; expected 0 (the bag's "
+                            f"size) or a side in pixels up to {MAX_IMAGE_SIDE}")
+        return problems
+
+    def _value(self, dotted: str) -> float:
+        owner: Any = self
+        for part in dotted.split("."):
+            owner = getattr(owner, part)
+        return owner
+
     def action_joints(self) -> list[str]:
         return list(self.action.joint_names or self.joint_names)
 
@@ -116,6 +146,14 @@ class ConvertConfig:
         topics += [self.action.topic, self.episodes.marker_topic if
                    self.episodes.split == "marker" else ""]
         return list(dict.fromkeys(t for t in topics if t))
+
+
+def _inside(value: float, interval: str) -> bool:
+    """Whether ``value`` lies in ``interval``, written as "(0, 10]" or "[0, 1)"."""
+    low, high = (float(x) for x in interval[1:-1].split(","))
+    above = low <= value if interval[0] == "[" else low < value
+    below = value <= high if interval[-1] == "]" else value < high
+    return above and below
 
 
 def convert_config_from_dict(data: Any, where: str) -> ConvertConfig:

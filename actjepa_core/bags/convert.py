@@ -28,7 +28,7 @@ from actjepa_core.bags.reader import (
     Bag,
     BagError,
     StreamTimes,
-    find_bags,
+    discover_bags,
     read_messages,
     read_streams,
 )
@@ -74,6 +74,7 @@ class ConvertResult:
     episodes: list[Episode]
     bags: list[BagReport]
     config: ConvertConfig
+    notes: list[str] = field(default_factory=list)  # inputs left out: repeats, symlink loops
 
     @property
     def skipped(self) -> bool:
@@ -93,11 +94,12 @@ def convert_bags(paths: Sequence[str | Path], config: ConvertConfig) -> ConvertR
     """Convert every bag under ``paths``; never raises for one bad bag (see the reports)."""
     spec: dict[str, Any] = {}
     episodes, reports = [], []
-    for path in find_bags(paths):
+    bags, notes = discover_bags(paths)
+    for path in bags:
         eps, report = convert_bag(path, config, spec)
         episodes += eps
         reports.append(report)
-    return ConvertResult(episodes, reports, config)
+    return ConvertResult(episodes, reports, config, notes)
 
 
 def write_result(result: ConvertResult, out: str | Path) -> None:

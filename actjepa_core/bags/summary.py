@@ -9,7 +9,7 @@ from actjepa_core.bags.convert import MAX_LISTED, ConvertResult
 
 
 def format_summary(result: ConvertResult) -> str:
-    lines = []
+    lines = [f"input: {note}" for note in result.notes]
     for bag in result.bags:
         if bag.skipped:
             lines.append(f"{bag.path}: skipped: {bag.skipped}")
