@@ -198,6 +198,7 @@ RAMP_FROM = ("zero", "joint_positions", "none")
 MAX_RATE_HZ = 1000.0
 MAX_THREADS = 1024
 MAX_TIMEOUT_S = 3600.0
+CHECKPOINT_DIRS = ("models", "runs", "policies")  # where the README puts policy files
 
 POLICY_PARAMS: tuple[ParamSpec, ...] = (
     # -- what runs --
@@ -213,6 +214,16 @@ POLICY_PARAMS: tuple[ParamSpec, ...] = (
               "5 -> 80 ms); 0 = torch's default (every core).", 0, MAX_THREADS),
     ParamSpec("start_enabled", True, "Whether ~/enable starts true: false waits for an explicit "
               "~/enable before the first action."),
+    ParamSpec("require_enable", False, "For hardware: hold every command until an explicit "
+              "~/enable true, at start and again after every activate (a lifecycle transition "
+              "alone never starts the arm moving); overrides start_enabled. Read-only: set it in "
+              "the params file or on the command line.", read_only=True),
+    ParamSpec("checkpoint_dirs", CHECKPOINT_DIRS, "Folders a checkpoint must lie in "
+              "(after resolving symlinks; relative folders from the working directory); the "
+              "package's own models/ folder and the checkpoint the node was started with are "
+              "always accepted. A checkpoint set later (ros2 param set, by any peer on the "
+              "domain) outside them is refused. Read-only: set it in the params file or on the "
+              "command line.", items=str, read_only=True),
     # -- when it acts --
     ParamSpec("mode", "realtime", "lockstep: one action per new observation (every input "
               "updated since the last action), as soon as it arrives; realtime: act at "
@@ -269,11 +280,14 @@ POLICY_PARAMS: tuple[ParamSpec, ...] = (
               "control period.", 0.0, MAX_TIMEOUT_S),
     # -- safety --
     ParamSpec("action_min", [], "Lower action limit per dimension (or one value for all); [] = "
-              "the checkpoint's action bounds. Applied live.", items=float),
+              "the checkpoint's action bounds. Applied live; while active only a tighter value is "
+              "accepted.", items=float),
     ParamSpec("action_max", [], "Upper action limit per dimension (or one value for all); [] = "
-              "the checkpoint's action bounds. Applied live.", items=float),
+              "the checkpoint's action bounds. Applied live; while active only a tighter value is "
+              "accepted.", items=float),
     ParamSpec("max_delta", [], "Largest change of each action dimension per published action "
-              "(or one value for all); [] = unbounded. Applied live.", items=float),
+              "(or one value for all); [] = unbounded. Applied live; while active only a smaller "
+              "value is accepted.", items=float),
     ParamSpec("ramp_from", "zero", "What max_delta bounds the first action after "
               "activate/enable/reset against: zero (velocity or delta commands: start from "
               "rest), joint_positions (absolute position commands: the current positions of "
@@ -287,4 +301,4 @@ POLICY_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("warn_throttle_s", 5.0, "Each kind of problem is logged at most once per this "
               "period (it keeps being refused in between).", 0.01, MAX_TIMEOUT_S),
 )
-LIVE_POLICY_PARAMS = ("action_min", "action_max", "max_delta")
+LIVE_POLICY_PARAMS = ("action_min", "action_max", "max_delta")  # while active: only tighter

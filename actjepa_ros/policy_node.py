@@ -33,7 +33,7 @@ from __future__ import annotations
 import ctypes
 import sys
 import time
-from collections import deque
+from collections import Counter, deque
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -53,6 +53,7 @@ from actjepa_core.policies import load_policy
 from actjepa_core.units import MS_PER_S, NS_PER_S
 from actjepa_ros import conversions, observations, params, safety
 from actjepa_ros.params import LIVE_POLICY_PARAMS, POLICY_PARAMS
+from actjepa_ros.share import share_dir
 from actjepa_ros.spin import spin_node
 
 NODE_NAME = "policy_node"
@@ -115,7 +116,13 @@ class PolicyNode(LifecycleNode):
         self.renew_due: dict[str, float] = {}  # topic -> when to renew its subscription
         self.pub_action = self.pub_latency = self.pub_plan = None
         self.active = False
-        self.enabled = bool(self.p["start_enabled"])
+        self.enabled = bool(self.p["start_enabled"]) and not self.p["require_enable"]
+        # the file named at start is the operator's choice; any other must be in checkpoint_dirs
+        self.started_checkpoint = (Path(self.p["checkpoint"]).expanduser().resolve()
+                                   if self.p["checkpoint"] else None)
+        self.checkpoint_dirs = safety.resolve_folders(self.p["checkpoint_dirs"],
+                                                      [share_dir() / "models"])
+        self.changes: Counter[str] = Counter()  # accepted changes by kind, for /diagnostics
         self.lifecycle_label = "unconfigured"
         self.failure: str | None = None  # why the last configure failed
         self.blocked: str | None = None  # why the last control attempt published nothing
@@ -130,6 +137,21 @@ class PolicyNode(LifecycleNode):
         self.add_on_set_parameters_callback(self.on_set_parameters)
         for problem in self.param_problems.values():
             self.get_logger().error(f"{problem} (configure will fail until it is fixed)")
+        self.get_logger().info(self.startup_line())
+
+    def startup_line(self) -> str:
+        """What guards commanding, said once at start (an integrator reads it in the log)."""
+        hold = ("require_enable: every command held until an explicit ~/enable true (also after "
+                "each activate)" if self.p["require_enable"]
+                else f"commanding once active{'' if self.enabled else ' and enabled'}")
+        return (f"started: {hold}; safety limits only tighten while active; checkpoints from "
+                f"[{', '.join(str(f) for f in self.checkpoint_dirs)}]")
+
+    def audit(self, kind: str, text: str) -> None:
+        """An accepted change of what the arm may do: a warning (kept with the robot's logs)
+        and a count in /diagnostics, whoever made it."""
+        self.changes[kind] += 1
+        self.get_logger().warning(text)
 
     # ---- lifecycle --------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -141,37 +163,45 @@ class PolicyNode(LifecycleNode):
             self.get_logger().error(f"configure failed: {reason}")
             return TransitionCallbackReturn.FAILURE
         self.failure, self.lifecycle_label = None, "inactive"
+        self.audit("lifecycle", f"configured: inactive ({self.p['checkpoint']})")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         result = super().on_activate(state)  # enables the lifecycle publishers
         if result == TransitionCallbackReturn.SUCCESS:
             self.restart()
+            if self.p["require_enable"]:
+                self.enabled = False  # each activation waits for its own explicit ~/enable
             self.active, self.lifecycle_label = True, "active"
-            self.get_logger().info(f"active: {'commanding' if self.enabled else 'disabled'} on "
-                                   f"{self.p['output_topic']} ({self.p['mode']})")
+            state_text = ("commanding" if self.enabled else "disabled (require_enable: waiting "
+                          "for ~/enable true)" if self.p["require_enable"] else "disabled")
+            self.audit("lifecycle", f"active: {state_text} on {self.p['output_topic']} "
+                                    f"({self.p['mode']})")
         return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.active, self.lifecycle_label = False, "inactive"
-        self.get_logger().info("inactive: not commanding")
+        self.audit("lifecycle", "inactive: not commanding")
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.teardown()
         self.lifecycle_label = "unconfigured"
+        self.audit("lifecycle", "cleaned up: unconfigured, no policy loaded")
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.active = False
         self.teardown()
         self.lifecycle_label = "finalized"
+        self.audit("lifecycle", "shut down: finalized")
         return TransitionCallbackReturn.SUCCESS
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.active = False
         self.teardown()
         self.lifecycle_label = "unconfigured"
+        self.audit("lifecycle", "error: not commanding, unconfigured")
         return TransitionCallbackReturn.SUCCESS
 
     # ---- configure ----------------------------------------------------------------------------
@@ -182,7 +212,11 @@ class PolicyNode(LifecycleNode):
         if problems:
             raise ActJepaError("; ".join(problems))
         p = self.p
-        path = Path(p["checkpoint"]).expanduser()
+        outside = safety.checkpoint_problem(p["checkpoint"], self.checkpoint_dirs,
+                                            self.started_checkpoint)
+        if outside:
+            raise ActJepaError(outside)
+        path = Path(p["checkpoint"]).expanduser().resolve()  # the file checked is the file loaded
         if not p["checkpoint"] or not path.is_file():
             raise ActJepaError(f"checkpoint {p['checkpoint']!r} does not exist; expected a policy "
                                "file from `actjepa train-policy` (parameter checkpoint)")
@@ -547,10 +581,14 @@ class PolicyNode(LifecycleNode):
     def on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         if request.data and not self.enabled:
             self.restart()
+        changed = self.enabled != bool(request.data)
         self.enabled = bool(request.data)
         response.success = True
         response.message = "enabled" if self.enabled else "disabled: publishing nothing"
-        self.get_logger().info(response.message)
+        if changed:
+            self.audit("enable", response.message)
+        else:
+            self.get_logger().info(response.message)
         return response
 
     def on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
@@ -566,11 +604,21 @@ class PolicyNode(LifecycleNode):
         """Refuse values the node could not use; apply safety limits at once when configured."""
         new = {c.name: c.value for c in changes}
         problems = params.check_choices(new, POLICY_PARAMS)
+        if "checkpoint" in new:
+            outside = safety.checkpoint_problem(new["checkpoint"], self.checkpoint_dirs,
+                                                self.started_checkpoint)
+            if outside:
+                problems["checkpoint"] = outside
         limits = None
         if not problems and self.filter is not None and set(new) & set(LIVE_POLICY_PARAMS):
             merged = {**self.p, **{k: list(new[k]) for k in LIVE_POLICY_PARAMS if k in new}}
             try:
                 limits = self.limits(merged, self.policy.action_dim)
+                wider = safety.widening(self.filter.limits, limits) if self.active else None
+                if wider:
+                    problems["limits"] = (f"{wider} while active; limits only tighten while the "
+                                          "node is active: deactivate, set them, activate (or "
+                                          "restart with a new params file)")
             except ActJepaError as err:
                 problems["limits"] = str(err)
         if problems:
@@ -582,9 +630,16 @@ class PolicyNode(LifecycleNode):
         if limits is not None:
             self.filter.limits = limits
             self.p.update({k: list(v) for k, v in new.items() if k in LIVE_POLICY_PARAMS})
-            self.get_logger().info(f"action limits now [{limits.low.tolist()}, "
-                                   f"{limits.high.tolist()}], max_delta "
-                                   f"{limits.max_delta.tolist()}")
+            self.audit("limits", f"action limits now [{limits.low.tolist()}, "
+                                 f"{limits.high.tolist()}], max_delta "
+                                 f"{limits.max_delta.tolist()}")
+        elif set(new) & set(LIVE_POLICY_PARAMS):
+            self.audit("limits", "safety limits set: " + ", ".join(
+                f"{k} {list(new[k])}" for k in LIVE_POLICY_PARAMS if k in new)
+                + " (applied at the next configure)")
+        if "checkpoint" in new and new["checkpoint"] != self.get_parameter("checkpoint").value:
+            self.audit("checkpoint", f"checkpoint set to {new['checkpoint']!r} (loaded at the "
+                                     "next configure)")
         later = sorted(set(new) - set(LIVE_POLICY_PARAMS) - {"use_sim_time"})
         if later and self.policy is not None:
             self.get_logger().info(f"{', '.join(later)}: applied at the next configure "
@@ -614,7 +669,10 @@ class PolicyNode(LifecycleNode):
                   **({"subgoal_index": str(self.policy.subgoal_index),
                       "planned_cost": f"{self.policy.planned_cost:.4g}"}
                      if getattr(self.policy, "needs_goal", False) else {}),
-                  "checkpoint": self.p["checkpoint"]}
+                  "checkpoint": self.p["checkpoint"],
+                  "require_enable": str(self.p["require_enable"]),
+                  **{f"{kind}_changes": str(self.changes[kind])
+                     for kind in ("limits", "checkpoint", "lifecycle", "enable")}}
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()

@@ -65,6 +65,56 @@ class ActionLimits:
         return int(self.low.size)
 
 
+LIMIT_NAMES = ("action_min", "action_max", "max_delta")
+
+
+def widening(old: ActionLimits, new: ActionLimits) -> str | None:
+    """What in ``new`` is looser than ``old`` (one line), or None when ``new`` is as tight or
+    tighter in every dimension. While the arm moves only tightening is safe to apply at once: a
+    wider box or a larger step is a decision for whoever restarts commanding."""
+    looser = {"action_min": new.low < old.low, "action_max": new.high > old.high,
+              "max_delta": new.max_delta > old.max_delta}
+    olds = {"action_min": old.low, "action_max": old.high, "max_delta": old.max_delta}
+    news = {"action_min": new.low, "action_max": new.high, "max_delta": new.max_delta}
+    for name in LIMIT_NAMES:
+        dims = np.flatnonzero(looser[name])
+        if dims.size:
+            d = int(dims[0])
+            return (f"{name} would widen dimension {d} from {olds[name][d]:g} to "
+                    f"{news[name][d]:g}")
+    return None
+
+
+def checkpoint_problem(checkpoint: str, folders: Sequence[Path], accepted: Path | None = None
+                       ) -> str | None:
+    """Why ``checkpoint`` may not be loaded (one line), or None: after resolving symlinks it
+    must be ``accepted`` (the file the operator started the node with) or lie inside one of
+    ``folders`` (already resolved). A peer that can set parameters must not point the node at
+    any file on the robot's disk, and a symlink inside an allowed folder pointing out of it is
+    refused like the file it points to."""
+    if not checkpoint:
+        return None  # nothing to load: configure says so
+    resolved = Path(checkpoint).expanduser().resolve()
+    if resolved == accepted or any(resolved.is_relative_to(f) for f in folders):
+        return None
+    shown = f"{checkpoint!r}" + (f" (resolves to {str(resolved)!r})"
+                                 if str(resolved) != checkpoint else "")
+    return (f"checkpoint {shown} is outside checkpoint_dirs "
+            f"[{', '.join(str(f) for f in folders)}]; put it in one of them, or start the node "
+            "with it (or with checkpoint_dirs naming its folder)")
+
+
+def resolve_folders(folders: Sequence[str], always: Sequence[Path] = ()) -> list[Path]:
+    """``folders`` (relative ones from the working directory) and ``always``, symlinks
+    resolved, duplicates dropped, in order."""
+    out: list[Path] = []
+    for folder in [*(Path(f).expanduser() for f in folders if f), *always]:
+        resolved = folder.resolve()
+        if resolved not in out:
+            out.append(resolved)
+    return out
+
+
 class ActionFilter:
     """Clip an action into its limits and bound its change from the previously published one.
 

@@ -116,7 +116,8 @@ def node(policy_file, tmp_path_factory):
         "image_topic": TOPICS["image"], "image_key": "image", "image_resize": "false",
         "output_topic": TOPICS["action"], "action_min": f"[{-LIMIT}]",
         "action_max": f"[{LIMIT}]", "max_delta": f"[{MAX_DELTA}]", "stale_timeout_s": "1.0",
-        "warn_throttle_s": str(THROTTLE_S), "control_rate_hz": "20.0"}
+        "warn_throttle_s": str(THROTTLE_S), "control_rate_hz": "20.0",
+        "checkpoint_dirs": f"[{policy_file.parent}]"}  # the other policy files of the tests
     args = ["--params-file", "config/policy.yaml"]
     for key, value in overrides.items():
         args += ["-p", f"{key}:={value}"]
@@ -293,20 +294,23 @@ def test_parameters_out_of_range_or_inconsistent_are_refused_with_a_reason(feed)
     results = set_params(feed.ros, output_type="velocity")
     assert not results[0].successful and "float64_multi_array" in results[0].reason
     feed.expect_action(LOW)  # still commanding, with the old settings
-    # a valid limit change applies at once
+    # a tighter limit applies at once; a wider one waits for a deactivate (issue 28: was
+    # applied at once, here the test widened it back while active)
     assert set_params(feed.ros, action_max=[0.1])[0].successful
     assert feed.expect_action(LOW).max() <= 0.1 + 1e-9
+    assert lifecycle(feed.ros, Transition.TRANSITION_DEACTIVATE)
     assert set_params(feed.ros, action_max=[LIMIT])[0].successful
+    assert lifecycle(feed.ros, Transition.TRANSITION_ACTIVATE)
 
 
 def test_bad_checkpoint_fails_configure_but_not_the_process(feed, policy_file):
     assert lifecycle(feed.ros, Transition.TRANSITION_DEACTIVATE)
     assert lifecycle(feed.ros, Transition.TRANSITION_CLEANUP)
-    assert set_params(feed.ros, checkpoint="/nonexistent/policy.pt")[0].successful
+    missing = policy_file.with_name("missing.pt")  # inside checkpoint_dirs, but no file
+    assert set_params(feed.ros, checkpoint=str(missing))[0].successful
     assert not lifecycle(feed.ros, Transition.TRANSITION_CONFIGURE)
     assert lifecycle_state(feed.ros) == State.PRIMARY_STATE_UNCONFIGURED
-    assert "configure failed: checkpoint '/nonexistent/policy.pt' does not exist" in \
-        feed.node.log()
+    assert f"configure failed: checkpoint '{missing}' does not exist" in feed.node.log()
     not_a_policy = policy_file.with_name("garbage.pt")
     not_a_policy.write_bytes(b"this is not a checkpoint")
     assert set_params(feed.ros, checkpoint=str(not_a_policy))[0].successful

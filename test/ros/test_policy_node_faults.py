@@ -140,7 +140,8 @@ def node_args(checkpoint: Path, **changes: str) -> list[str]:
         "image_topic": TOPICS["image"], "image_key": "image", "image_resize": "false",
         "output_topic": TOPICS["action"], "action_min": f"[{-LIMIT}]",
         "action_max": f"[{LIMIT}]", "max_delta": f"[{MAX_DELTA}]", "stale_timeout_s": "1.0",
-        "warn_throttle_s": "1.0", "control_rate_hz": str(RATE_HZ), **changes}
+        "warn_throttle_s": "1.0", "control_rate_hz": str(RATE_HZ),
+        "checkpoint_dirs": f"[{checkpoint.parent}]", **changes}  # the other policy files
     args = ["--params-file", "config/policy.yaml"]
     for key, value in values.items():
         args += ["-p", f"{key}:={value}"]
@@ -1101,7 +1102,7 @@ def test_fuzz_hostile_checkpoints_never_run_code_and_fail_in_one_line(tmp_path, 
 def test_a_checkpoint_that_would_run_code_fails_configure_and_runs_nothing(feed, tmp_path,
                                                                          restore):
     marker = tmp_path / "code-ran"
-    evil = tmp_path / "evil.pt"
+    evil = Path(feed_checkpoint(feed)).with_name("evil.pt")  # inside checkpoint_dirs
     torch.save({"format": "actjepa", "kind": "policy", "x": RunsCode(marker, "system")}, evil)
     assert lifecycle(feed.ros, Transition.TRANSITION_DEACTIVATE)
     assert lifecycle(feed.ros, Transition.TRANSITION_CLEANUP)
