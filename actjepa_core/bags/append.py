@@ -2,13 +2,14 @@
 file rebuilt from a folder of bags (what ``recorder_node`` does with ``episodes_file``).
 
 Conversion is exactly ``actjepa convert``'s (``convert_bag`` with the same config); the episodes
-of one bag are written with ``write_episodes`` (its checks, its layout) and then copied into a copy
-of the episodes file, which replaces the file by rename only when complete and on disk. A reader
-therefore always sees a whole file: the one before the append or the one after, never a partial
-one, whatever kills the writer (SIGINT, SIGKILL, a power cut: the new file is fsynced before the
-rename and the folder after). A reader that has the file open (``actjepa train``) keeps reading
-the version it opened. Appending never changes an episode already in the file: a later version
-holds the earlier one's episodes, unchanged and in the same order, plus the new ones.
+of one bag are written with ``write_episodes_streamed`` (``write_episodes``' checks and layout,
+image frames a chunk at a time) and then copied into a copy of the episodes file, which replaces
+the file by rename only when complete and on disk. A reader therefore always sees a whole file:
+the one before the append or the one after, never a partial one, whatever kills the writer
+(SIGINT, SIGKILL, a power cut: the new file is fsynced before the rename and the folder after). A
+reader that has the file open (``actjepa train``) keeps reading the version it opened. Appending
+never changes an episode already in the file: a later version holds the earlier one's episodes,
+unchanged and in the same order, plus the new ones.
 
 The cost is one copy of the file per append (a byte copy in the kernel: well under a second per
 GB on local disks). The bag stays the source of truth: ``rebuild`` makes the file again from bags.
@@ -28,7 +29,8 @@ import h5py
 from actjepa_core.atomic import atomic_path
 from actjepa_core.bags.config import ConvertConfig
 from actjepa_core.bags.convert import BagReport, convert_bag, convert_bags, write_result
-from actjepa_core.data.episodes import Episode, write_episodes
+from actjepa_core.bags.frames import write_episodes_streamed
+from actjepa_core.data.episodes import Episode
 from actjepa_core.errors import ActJepaError
 
 MAX_SOURCE_CHARS = 8000  # /data's source attribute (HDF5 keeps attributes small): else summarised
@@ -114,12 +116,12 @@ def append_episodes(path: str | Path, episodes: Sequence[Episode], bag: str,
         scratch = tmp.with_name(tmp.name.removesuffix(TMP_SUFFIX) + ".new" + TMP_SUFFIX)
         try:
             if not path.exists():
-                write_episodes(scratch, episodes, source=f"bags: {bag}", obs_keys=obs_keys)
+                write_episodes_streamed(scratch, episodes, f"bags: {bag}", obs_keys)
                 os.replace(scratch, tmp)
                 total = len(episodes)
             else:
                 shutil.copyfile(path, tmp)
-                write_episodes(scratch, episodes, source=bag, obs_keys=obs_keys)
+                write_episodes_streamed(scratch, episodes, bag, obs_keys)
                 total = _merge(tmp, scratch, bag)
         finally:
             scratch.unlink(missing_ok=True)
@@ -180,6 +182,7 @@ def rebuild(bags: Sequence[str | Path], config: ConvertConfig, episodes_file: st
         result.update(added=len(converted.episodes), episodes=len(converted.episodes),
                       ticks=sum(r["ticks"] for r in reports), dropped=dict(dropped),
                       skipped_bags=sum(bool(r["skipped"]) for r in reports),
+                      gave_nothing=sum(not r["episodes_in_bag"] for r in reports),
                       skipped_episodes=sum(len(r["skipped_episodes"]) for r in reports))
         write_result(converted, out)
         _fsync(out.parent)
@@ -210,9 +213,11 @@ def describe(result: dict[str, Any]) -> str:
     if result["kind"] == "rebuild":
         if not result["ok"]:
             return f"rebuild of {out} failed{took}, file unchanged: {result['error']}"
+        empty = result.get("gave_nothing", 0)
         return (f"rebuilt {out} from {result['bag_count']} bag(s){took}: {result['episodes']} "
                 f"episode(s), {result['ticks']} ticks, {drops}; skipped "
-                f"{result['skipped_bags']} bag(s) and {result['skipped_episodes']} episode(s)")
+                f"{result['skipped_bags']} bag(s) and {result['skipped_episodes']} episode(s)"
+                + (f"; {empty} bag(s) gave no episode" if empty else ""))
     bag = Path(result["bag"]).name
     if not result["ok"]:
         return f"{bag}: not added to {out}{took}, file unchanged: {result['error']}"

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import cv2
 import numpy as np
 
 from actjepa_core.bags.config import ConvertConfig
 from actjepa_core.bags.reader import BagError
 from actjepa_core.data.messages import (
+    ConversionError,
     compressed_to_rgb,
     fit_image,
     image_to_rgb,
@@ -85,9 +87,17 @@ def _vector_decoder(topic: str, msgtype: str, config: ConvertConfig, path: Path)
 
 def _image_decoder(msgtype: str, config: ConvertConfig) -> Decoder:
     decode, size, resize = IMAGES[msgtype], config.image_size, config.image_resize
-    if not size:
-        return decode
-    return lambda msg: fit_image(decode(msg), (size, size), resize)
+
+    def frame(msg: Any) -> np.ndarray:
+        try:
+            rgb = decode(msg)
+            return fit_image(rgb, (size, size), resize) if size else rgb
+        except (cv2.error, MemoryError) as err:  # OpenCV's own failures: one line, not a trace
+            text = " ".join(str(err).split())[-160:]
+            raise ConversionError(f"image could not be decoded ({type(err).__name__}: {text}); "
+                                  "expected a jpeg, png or raw frame") from None
+
+    return frame
 
 
 def _action_decoder(types: dict[str, str], config: ConvertConfig, path: Path) -> Decoder:

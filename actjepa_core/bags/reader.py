@@ -8,6 +8,7 @@ Every failure to read a bag (missing, truncated, corrupt, unknown type, missing 
 """
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -17,11 +18,16 @@ from rosbags.interfaces import MessageDefinitionFormat
 from rosbags.rosbag2 import Reader
 from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 
+from actjepa_core.bags.inputs import (  # noqa: F401 - find_bags: the recorder's import
+    BAG_METADATA,
+    STORAGE_SUFFIXES,
+    describe,
+    discover_bags,
+    find_bags,
+)
 from actjepa_core.errors import ActJepaError
 from actjepa_core.units import NS_PER_S
 
-BAG_METADATA = "metadata.yaml"
-STORAGE_SUFFIXES = (".mcap", ".db3")
 # The type store for bags without embedded definitions: the bag's ros_distro if it names one;
 # Humble otherwise (the only distribution whose bags carry neither definitions nor ros_distro).
 DISTRO_STORES = {"humble": Stores.ROS2_HUMBLE, "iron": Stores.ROS2_IRON,
@@ -34,100 +40,41 @@ class BagError(ActJepaError):
     """A bag that cannot be converted; the message names the bag and why."""
 
 
-def find_bags(paths: Sequence[str | Path]) -> list[Path]:
-    """The bags named by ``paths``: bag folders, .mcap/.db3 files, or folders holding bags; each
-    recording once (see ``discover_bags``, which also says what it left out)."""
-    return discover_bags(paths)[0]
-
-
-def discover_bags(paths: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
-    """The bags under ``paths``, each recording once, and one line per thing left out.
-
-    A recording is its real path: a symlink to a bag, a relative and an absolute path to one bag,
-    or a ``latest -> run1`` link beside ``run1`` name the same recording, which is converted once
-    (the first name given wins; inside a folder real entries come before links). Folders are
-    walked without following a link to a folder already being walked (a symlink loop)."""
-    walk = _Walk()
-    for path in map(Path, paths):
-        if not path.exists():
-            raise ActJepaError(f"{path}: no such bag, file or folder")
-        before = len(walk.bags) + len(walk.repeats)
-        walk.visit(path, ())
-        if len(walk.bags) + len(walk.repeats) == before:
-            raise ActJepaError(f"{path}: no rosbag2 bag here; expected a folder with "
-                               f"{BAG_METADATA}, a {'/'.join(STORAGE_SUFFIXES)} file, or a "
-                               "folder holding such bags")
-    return walk.bags, walk.notes
-
-
-class _Walk:
-    """Bags found so far, by real path; the lines about repeats and loops left out."""
-
-    def __init__(self) -> None:
-        self.bags: list[Path] = []
-        self.real: dict[Path, Path] = {}  # real path -> the name it was first found under
-        self.repeats: list[Path] = []
-        self.notes: list[str] = []
-
-    def visit(self, path: Path, ancestors: tuple[Path, ...]) -> None:
-        try:
-            real = path.resolve(strict=True)
-        except (OSError, RuntimeError) as err:  # a loop of links, a dangling one, no permission
-            self.notes.append(f"{path}: not read: {describe(err)}")
-            return
-        if _is_bag(path):
-            self._add(path, real)
-            return
-        if not path.is_dir():
-            return
-        if real in ancestors:
-            self.notes.append(f"{path}: a symlink loop (it leads back to {real}); not followed")
-            return
-        try:
-            children = sorted(path.iterdir(), key=lambda c: (c.is_symlink(), c.name))
-        except OSError as err:
-            self.notes.append(f"{path}: folder not read: {describe(err)}")
-            return
-        for child in children:
-            if not child.name.startswith("."):
-                self.visit(child, (*ancestors, real))
-
-    def _add(self, path: Path, real: Path) -> None:
-        first = self.real.get(real)
-        if first is not None:
-            self.repeats.append(path)
-            self.notes.append(f"{path}: the same recording as {first} ({real}); counted once")
-            return
-        self.real[real] = path
-        self.bags.append(path)
-
-
-def _is_bag(path: Path) -> bool:
-    if path.is_file():
-        return path.suffix in STORAGE_SUFFIXES
-    return (path / BAG_METADATA).is_file()
-
-
 @dataclass
 class StreamTimes:
-    """One topic's messages in time order: ``times[i]`` (ns) of message number ``ordinal[i]``."""
+    """One topic's distinct messages in time order: ``times[i]`` (ns, the configured time source)
+    of message number ``ordinal[i]``, received at ``receive[i]``."""
 
     topic: str
     msgtype: str
     times: np.ndarray  # int64, ascending
     ordinal: np.ndarray  # int64: position of that message among the topic's messages in the bag
+    receive: np.ndarray | None = None  # int64 receive times (the bag's); None: equal to times
     messages: list[Any] | None = None  # deserialized, in time order (only when asked for)
+    duplicates: int = 0  # messages left out: the same stamp and bytes as one kept
+
+    def __post_init__(self) -> None:
+        if self.receive is None:
+            self.receive = self.times
 
     @property
     def rate_hz(self) -> float:
-        """The typical rate: 1 / median interval (pauses between episodes do not dilute it)."""
+        """The typical rate: 1 / median interval between distinct stamps (pauses between
+        episodes do not dilute it; messages sharing a stamp do not make it 0)."""
         gaps = np.diff(self.times)
-        median = float(np.median(gaps)) if gaps.size else 0.0
-        return NS_PER_S / median if median > 0 else 0.0
+        gaps = gaps[gaps > 0]
+        return NS_PER_S / float(np.median(gaps)) if gaps.size else 0.0
 
     @property
     def longest_gap_s(self) -> float:
         return float(np.diff(self.times).max()) / NS_PER_S if len(self.times) > 1 else 0.0
+
+    def select(self, mask: np.ndarray) -> "StreamTimes":
+        """The messages where ``mask`` holds (a span of the recording), same order."""
+        messages = (None if self.messages is None else
+                    [m for m, keep in zip(self.messages, mask) if keep])
+        return StreamTimes(self.topic, self.msgtype, self.times[mask], self.ordinal[mask],
+                           self.receive[mask], messages, 0)
 
 
 class Bag:
@@ -273,16 +220,6 @@ class Bag:
                            f"{describe(err)}") from None
 
 
-def describe(err: BaseException, limit: int = 160) -> str:
-    """An exception as one short line: its type and the first line of its text (libraries'
-    messages can run to many lines of context)."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    text = lines[0] if lines else ""
-    if len(text) > limit:
-        text = text[: limit - 3] + "..."
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
-
-
 def _parse_failure(err: BaseException) -> str:
     """rosbags' "Could not parse:" text (the whole definition, a position, the line) as one
     line: the line it stopped at."""
@@ -316,37 +253,62 @@ def header_time(msg: Any, receive_ns: int) -> int:
 
 def read_streams(bag: Bag, topics: Sequence[str], header_times: bool,
                  keep: Iterable[str] = ()) -> dict[str, StreamTimes]:
-    """Each topic's message times (receive or header), sorted; ``keep`` topics' messages too."""
+    """Each topic's distinct message times (receive or header), sorted, with their receive times;
+    ``keep`` topics' messages too. A message with the same stamp and bytes as an earlier one of its
+    topic (two identical publishers recorded, a bridge echoing) is left out and counted: it would
+    weigh twice and make every interval 0."""
     keep = set(keep)
     types = bag.require_topics(topics)
     decode_topics = set(topics) if header_times else keep
     deserializers = {t: bag.deserializer(t) for t in decode_topics}
-    times: dict[str, list[int]] = {t: [] for t in topics}
-    kept: dict[str, list[Any]] = {t: [] for t in keep}
+    found = {t: _Found() for t in topics}
     for topic, receive_ns, raw in bag.raw_messages(topics):
         msg = (bag.decode(deserializers[topic], raw, topic, receive_ns)
                if topic in deserializers else None)
-        times[topic].append(header_time(msg, receive_ns) if header_times else receive_ns)
-        if topic in keep:
-            kept[topic].append(msg)
-    streams = {}
-    for topic in topics:
-        stamps = np.asarray(times[topic], dtype=np.int64)
+        stamp = header_time(msg, receive_ns) if header_times else receive_ns
+        found[topic].add(stamp, receive_ns, raw, msg if topic in keep else None)
+    return {t: found[t].stream(t, types[t], t in keep) for t in topics}
+
+
+class _Found:
+    """One topic's messages as read (bag order), duplicates left out."""
+
+    def __init__(self) -> None:
+        self.stamps: list[int] = []
+        self.receive: list[int] = []
+        self.ordinal: list[int] = []
+        self.messages: list[Any] = []
+        self.seen: set[tuple[int, int, int]] = set()  # (stamp, size, CRC-32) of kept messages
+        self.count = 0
+
+    def add(self, stamp: int, receive_ns: int, raw: bytes, msg: Any) -> None:
+        ordinal, self.count = self.count, self.count + 1
+        key = (stamp, len(raw), zlib.crc32(raw))
+        if key in self.seen:
+            return
+        self.seen.add(key)
+        self.stamps.append(stamp)
+        self.receive.append(receive_ns)
+        self.ordinal.append(ordinal)
+        self.messages.append(msg)
+
+    def stream(self, topic: str, msgtype: str, keep: bool) -> StreamTimes:
+        stamps = np.asarray(self.stamps, dtype=np.int64)
         order = np.argsort(stamps, kind="stable")
-        messages = [kept[topic][i] for i in order] if topic in keep else None
-        streams[topic] = StreamTimes(topic, types[topic], stamps[order], order.astype(np.int64),
-                                     messages)
-    return streams
+        messages = [self.messages[i] for i in order] if keep else None
+        return StreamTimes(topic, msgtype, stamps[order],
+                           np.asarray(self.ordinal, dtype=np.int64)[order],
+                           np.asarray(self.receive, dtype=np.int64)[order], messages,
+                           self.count - len(self.stamps))
 
 
 def read_messages(bag: Bag, wanted: dict[str, set[int]]
-                  ) -> Iterator[tuple[str, int, int, Any]]:
-    """(topic, ordinal, receive ns, message) for the wanted message ordinals of each topic."""
-    deserializers = {t: bag.deserializer(t) for t, ordinals in wanted.items() if ordinals}
-    counters = dict.fromkeys(deserializers, 0)
-    for topic, receive_ns, raw in bag.raw_messages(deserializers):
+                  ) -> Iterator[tuple[str, int, int, bytes]]:
+    """(topic, ordinal, receive ns, raw CDR) for the wanted message ordinals of each topic
+    (``Bag.decode`` with ``Bag.deserializer`` makes the message)."""
+    counters = {t: 0 for t, ordinals in wanted.items() if ordinals}
+    for topic, receive_ns, raw in bag.raw_messages(counters):
         ordinal = counters[topic]
         counters[topic] += 1
         if ordinal in wanted[topic]:
-            yield topic, ordinal, receive_ns, bag.decode(deserializers[topic], raw, topic,
-                                                         receive_ns)
+            yield topic, ordinal, receive_ns, raw

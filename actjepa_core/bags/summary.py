@@ -1,6 +1,8 @@
-"""The text `actjepa convert` prints: per bag its episodes, ticks, dropped ticks and why, and each
-stream's message count and rate (the first thing to check when ticks are dropped: a stream slower
-than the output rate, or one that stopped); then what was skipped and why, and the totals."""
+"""The text `actjepa convert` prints: inputs left out (a recording named twice, a symlink loop);
+per bag its episodes, ticks, dropped ticks and why, and each stream's distinct message count and
+rate (the first thing to check when ticks are dropped: a stream slower than the output rate, or
+one that stopped); then what was skipped and why, and the totals. Every count is the file's: a
+bag that gave no episode is not counted among those converted from."""
 from __future__ import annotations
 
 from collections import Counter
@@ -21,7 +23,9 @@ def format_summary(result: ConvertResult) -> str:
         for stream in bag.streams:
             lines.append(f"    {stream.topic:<{width}}  {stream.msgtype:<34} "
                          f"{len(stream.times):>7} msgs {stream.rate_hz:>8.1f} Hz, longest gap "
-                         f"{stream.longest_gap_s:.3f} s")
+                         f"{stream.longest_gap_s:.3f} s"
+                         + (f", {stream.duplicates} duplicates left out" if stream.duplicates
+                            else ""))
         lines += [f"  warning: {why}" for why in bag.warnings]
         lines += [f"  skipped: {why}" for why in bag.skipped_episodes]
         lines += [f"  bad data: {why}" for why in bag.bad_messages[:MAX_LISTED]]
@@ -36,14 +40,16 @@ def _totals(result: ConvertResult) -> str:
     for bag in result.bags:
         dropped.update(bag.dropped)
     bags_skipped = sum(bool(b.skipped) for b in result.bags)
+    productive = sum(not b.gave_nothing for b in result.bags)
     episodes_skipped = sum(len(b.skipped_episodes) for b in result.bags)
     bad = sum(len(b.bad_messages) for b in result.bags)
     ticks = sum(b.ticks for b in result.bags)
     return (f"converted {_count(len(result.episodes), 'episode')} ({_count(ticks, 'tick')} at "
             f"{result.config.rate_hz:g} Hz, {_dropped(dropped)}) from "
-            f"{len(result.bags) - bags_skipped} of {_count(len(result.bags), 'bag')}; skipped "
+            f"{productive} of {_count(len(result.bags), 'bag')}; skipped "
             f"{_count(bags_skipped, 'bag')} and {_count(episodes_skipped, 'episode')}"
-            + (f"; {_count(bad, 'message')} with non-finite values" if bad else ""))
+            + (f"; {_count(bad, 'bad message')} (NaN/Inf, unconvertible, another length: "
+               "their ticks dropped)" if bad else ""))
 
 
 def _dropped(dropped: Counter) -> str:

@@ -21,6 +21,8 @@ import numpy as np
 
 from actjepa_core.units import NS_PER_S
 
+FAR_APART = "clocks disagree"  # why drop_far_apart drops a tick
+
 
 # ---- windows ----------------------------------------------------------------------------------
 def gap_windows(times: np.ndarray, gap_ns: int) -> list[tuple[int, int]]:
@@ -167,3 +169,21 @@ def _note(reasons: list[str], stale: np.ndarray, name: str) -> None:
     """Record ``stale {name}`` as the reason of each stale tick that has none yet."""
     for i in np.flatnonzero(stale):
         reasons[i] = reasons[i] or f"stale {name}"
+
+
+def drop_far_apart(plan: TickPlan, receive: dict[str, np.ndarray], action: str,
+                   action_receive: np.ndarray, bound_ns: int) -> None:
+    """Drop each kept tick whose messages were received more than ``bound_ns`` apart.
+
+    Ticks are planned on the configured time source; when that is header stamps and one clock
+    jumped or runs off, messages of different real moments would pair. Receive times are the
+    recorder's single clock, so this catches it whatever the stamps say. Planning on receive
+    times never exceeds max age + one period, the bound used, so this drops nothing there."""
+    columns = [receive[name][np.maximum(index, 0)] for name, index in plan.index.items()]
+    columns.append(action_receive[np.maximum(plan.action_index, 0)])
+    if plan.action_next is not None:
+        columns.append(action_receive[np.maximum(plan.action_next, 0)])
+    stacked = np.stack(columns)
+    spread = stacked.max(axis=0) - stacked.min(axis=0)
+    for i in np.flatnonzero(spread > bound_ns):
+        plan.reasons[i] = plan.reasons[i] or FAR_APART

@@ -1,11 +1,14 @@
 """Real rosbag2 files for the bag tests, written with the `rosbags` library: message builders for
 one ROS distribution's type store, a bag writer, a simulated-arm-like recording (each step's
-action, then the state it led to), and the checks and config the tests share."""
+action, then the state it led to), a made-up rig's recording with faults put in (``Rig``), and the
+checks and config the tests share."""
 from __future__ import annotations
 
 import dataclasses
 import sqlite3
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -164,3 +167,97 @@ def run_convert(capsys, *args) -> tuple[int, str, str]:
     code = cli.main(["convert", *map(str, args)])
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+# ---- a made-up 3-joint rig with a known ground truth (issue 29) --------------------------------
+# JointState at 100 Hz (every position is the real time the state was sampled), camera frames at
+# 15 Hz (every pixel is the frame's number), Float64MultiArray commands at 10 Hz (every value is
+# the real time the command was sent). Header stamps and receive times can be made to disagree,
+# and faults put in for a span of real time.
+JOINT_HZ, CAMERA_HZ, COMMAND_HZ = 100, 15, 10
+JOINT_STATES, CAMERA, COMMANDS = "/joint_states", "/camera/image", "/cmd"
+RIG_LATENCY_NS = 1_000_000  # publish -> receive
+RIG_RATE_HZ = 10.0  # the output: one tick per command
+RIG_MAX_AGE_S = 0.1
+RIG_BOUND_S = RIG_MAX_AGE_S + 1 / RIG_RATE_HZ  # the most a written tick's messages lie apart
+NS_PER_S = 10**9
+
+
+@dataclass
+class Rig:
+    """What to record for ``seconds``; each ``*_at`` function maps real time (s) to a change."""
+
+    seconds: float = 4.0
+    camera: bool = False
+    frame_shape: tuple[int, int] = (24, 32)  # rows, columns
+    stamp_offset: Callable[[float], float] = lambda t: 0.0  # header stamp minus real time (s)
+    joints_at: Callable[[float], list[str]] = lambda t: JOINTS  # names a JointState carries
+    empty_at: Callable[[float], bool] = lambda t: False  # JointState with no positions
+    command_length_at: Callable[[float], int] = lambda t: 3
+    frame_shape_at: Callable[[float], tuple[int, int] | None] = lambda t: None
+    duplicate: bool = False  # every message recorded twice (two identical publishers)
+    msgs: Msgs = field(default_factory=Msgs)
+
+    def records(self) -> list[tuple[str, int, object]]:
+        records = []
+        for k in range(int(self.seconds * JOINT_HZ)):
+            records.append(self._joint_state(k / JOINT_HZ))
+        for k in range(int(self.seconds * COMMAND_HZ)):
+            t = k / COMMAND_HZ + 0.003  # just after a state: a controller's reaction
+            records.append((COMMANDS, self._receive(t),
+                            self.msgs.array(np.full(self.command_length_at(t), t))))
+        if self.camera:
+            for k in range(int(self.seconds * CAMERA_HZ)):
+                records.append(self._frame(k))
+        return records + records if self.duplicate else records
+
+    def _receive(self, t: float) -> int:
+        return T0 + round(t * NS_PER_S) + RIG_LATENCY_NS
+
+    def _stamp(self, t: float) -> int:
+        return T0 + round((t + self.stamp_offset(t)) * NS_PER_S)
+
+    def _joint_state(self, t: float) -> tuple[str, int, object]:
+        names = self.joints_at(t)
+        position = [] if self.empty_at(t) else [t] * len(names)
+        return JOINT_STATES, self._receive(t), self.msgs.joints(self._stamp(t), names, position)
+
+    def _frame(self, k: int) -> tuple[str, int, object]:
+        t = k / CAMERA_HZ
+        rows, cols = self.frame_shape_at(t) or self.frame_shape
+        pixels = np.full((rows, cols, 3), k % 256, dtype=np.uint8)
+        return CAMERA, self._receive(t), self.msgs.compressed(self._stamp(t), pixels, "png")
+
+
+def rig_config(**changes) -> dict:
+    """The convert config of the rig (a dict: tests change keys before building it)."""
+    data = {"rate_hz": RIG_RATE_HZ, "max_age_s": RIG_MAX_AGE_S, "time_source": "header",
+            "observations": {"joints": [JOINT_STATES]}, "joint_names": JOINTS,
+            "action": {"topic": COMMANDS}, "image_size": 0}
+    data.update(changes)
+    return data
+
+
+def real_times(episode) -> tuple[np.ndarray, np.ndarray]:
+    """Per tick: the real time of its JointState, and of its command (the ground truth)."""
+    return episode.obs["joints"][:, 0].astype(float), episode.actions[:, 0].astype(float)
+
+
+def frame_times(episode) -> np.ndarray:
+    """Per tick: the real time of its camera frame (pixel value = frame number)."""
+    frames = np.asarray(episode.obs["image"])
+    return frames[:, 0, 0, 0].astype(float) / CAMERA_HZ
+
+
+def jpeg_frame(k: int, shape: tuple[int, int] = (480, 640)) -> np.ndarray:
+    """A camera-like frame (gradients moving with ``k``), for jpeg bags of realistic size."""
+    rows, cols = shape
+    y, x = np.mgrid[0:rows, 0:cols]
+    return np.stack([(x + k) % 256, (y + 2 * k) % 256, (x + y) // 5 % 256],
+                    axis=-1).astype(np.uint8)
+
+
+def encode_jpeg(rgb: np.ndarray) -> np.ndarray:
+    ok, data = cv2.imencode(".jpg", rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+    assert ok
+    return data.reshape(-1)
