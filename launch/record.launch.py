@@ -17,14 +17,23 @@ Without a ROS install, start the two nodes as
 ``python -m actjepa_ros.recorder_node --ros-args --params-file config/recorder.yaml``.
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = 'actjepa_ros'
 LOG_LEVEL = ['--ros-args', '--log-level', LaunchConfiguration('log_level')]
+
+
+def discovery_range_environment() -> list[SetEnvironmentVariable]:
+    """Localhost-only discovery unless the discovery_range argument opens it (Iron and later
+    read ROS_AUTOMATIC_DISCOVERY_RANGE, Humble ROS_LOCALHOST_ONLY)."""
+    chosen = LaunchConfiguration('discovery_range')
+    return [SetEnvironmentVariable('ROS_AUTOMATIC_DISCOVERY_RANGE', chosen),
+            SetEnvironmentVariable('ROS_LOCALHOST_ONLY', PythonExpression(
+                ["'1' if '", chosen, "' == 'LOCALHOST' else '0'"]))]
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -46,6 +55,12 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('log_level', default_value='info',
                               description='Log level of the node(s): debug, info, warn, error '
                                           'or fatal.'),
+        DeclareLaunchArgument('discovery_range', default_value='LOCALHOST',
+                              choices=['LOCALHOST', 'SUBNET', 'OFF', 'SYSTEM_DEFAULT'],
+                              description='ROS_AUTOMATIC_DISCOVERY_RANGE of the node(s): '
+                                          'LOCALHOST (default) keeps other hosts from '
+                                          'discovering them; SUBNET opens them to the network '
+                                          '(docs/SECURITY.md).'),
         DeclareLaunchArgument('namespace', default_value='',
                               description='Namespace for both nodes and their relative topics.'),
         DeclareLaunchArgument('use_sim_time', default_value='false',
@@ -67,4 +82,4 @@ def generate_launch_description() -> LaunchDescription:
              'autostart': ParameterValue(LaunchConfiguration('autostart'), value_type=bool),
              'use_sim_time': use_sim_time},
         ])
-    return LaunchDescription([*arguments, sim, recorder])
+    return LaunchDescription([*arguments, *discovery_range_environment(), sim, recorder])
