@@ -27,6 +27,14 @@ it arrives (deterministic rollouts against sim_node); ``mode: realtime`` acts at
 ``control_rate_hz`` on the latest observation. ``~/enable`` (SetBool) silences or resumes
 output, ``~/reset`` (Trigger) resets the policy's per-episode state; ``~/latency`` and
 ``/diagnostics`` report how it is doing.
+
+Any peer on the ROS domain can call these services and set parameters (DDS authenticates no one
+without SROS2; docs/SECURITY.md), so the node limits what that achieves: while active the safety
+limits only tighten (a wider box or step moves the arm faster than whoever started it agreed to;
+widening needs a deactivate), ``checkpoint`` must resolve inside ``checkpoint_dirs`` unless it is
+the file the node was started with, ``require_enable`` holds every command until an explicit
+``~/enable true`` after each activate, and every accepted change of limits, checkpoint, lifecycle
+state or enable is a warning and a count in /diagnostics.
 """
 from __future__ import annotations
 
