@@ -261,3 +261,38 @@ def encode_jpeg(rgb: np.ndarray) -> np.ndarray:
     ok, data = cv2.imencode(".jpg", rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
     assert ok
     return data.reshape(-1)
+
+
+def write_camera_bag(path: Path, seconds: float, shape: tuple[int, int] = (480, 640),
+                     broken: frozenset[int] = frozenset()) -> Path:
+    """A rig recording with jpeg frames of ``shape`` (camera-like: moving gradients), written in
+    time order one message at a time, so a 10-minute bag never sits in memory; frame numbers in
+    ``broken`` carry bytes that are no image."""
+    msgs = Msgs()
+    events = sorted([(round(k * NS_PER_S / JOINT_HZ), JOINT_STATES, k)
+                     for k in range(int(seconds * JOINT_HZ))]
+                    + [(round(k * NS_PER_S / CAMERA_HZ), CAMERA, k)
+                       for k in range(int(seconds * CAMERA_HZ))]
+                    + [(round(k * NS_PER_S / COMMAND_HZ) + 3_000_000, COMMANDS, k)
+                       for k in range(int(seconds * COMMAND_HZ))])
+    fmt = "rgb8; jpeg compressed bgr8"
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        types = {JOINT_STATES: "sensor_msgs/msg/JointState",
+                 CAMERA: "sensor_msgs/msg/CompressedImage",
+                 COMMANDS: "std_msgs/msg/Float64MultiArray"}
+        connections = {t: writer.add_connection(t, m, typestore=msgs.store)
+                       for t, m in types.items()}
+        for ns, topic, k in events:
+            t = ns / NS_PER_S
+            if topic == JOINT_STATES:
+                msg = msgs.joints(T0 + ns, JOINTS, [t] * 3)
+            elif topic == CAMERA:
+                data = (np.frombuffer(b"not an image" * 8, np.uint8) if k in broken
+                        else encode_jpeg(jpeg_frame(k, shape)))
+                msg = msgs.t["sensor_msgs/msg/CompressedImage"](header=msgs.header(T0 + ns),
+                                                                 format=fmt, data=data)
+            else:
+                msg = msgs.array([t] * 3)
+            writer.write(connections[topic], T0 + ns + RIG_LATENCY_NS,
+                         bytes(msgs.store.serialize_cdr(msg, types[topic])))
+    return path
