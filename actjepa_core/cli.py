@@ -40,9 +40,10 @@ def collect_one(args: argparse.Namespace, task: str, out: Path) -> None:
     from actjepa_core.data.episodes import write_episodes
     from actjepa_core.evaluation.sim import collect_episodes
 
+    keys = args.obs.split(",") if args.obs else None
     episodes = collect_episodes(task, args.episodes, seed=args.seed,
                                 image_size=args.image_size, max_steps=args.max_steps,
-                                progress=not args.quiet, explore=args.explore)
+                                progress=not args.quiet, explore=args.explore, keys=keys)
     eps = list(episodes)
     source = f"metaworld:{task}:seed={args.seed}" + (f":explore={args.explore}"
                                                      if args.explore else "")
@@ -416,6 +417,9 @@ POLICY_COMMANDS = {
         ("k", {"type": int, "help": "neighbours averaged per action (default 1)"}),
         ("weighting", {"choices": ("inverse_distance", "uniform"),
                        "help": "how k > 1 neighbours are averaged (default inverse_distance)"}))),
+    "e2e": PolicyCommand("the camera policy trained end to end (`actjepa train --set "
+                         "objective=bc`), wrapped as a policy file", False, (
+        ("ensemble_decay", {"type": float, "help": "temporal ensembling weight decay m"}),)),
     "mpc": PolicyCommand("latent MPC: CEM/MPPI/iCEM toward latent goals (Protocol 3; --data "
                          "for goal: tracking, cost: value or a prior)", False, (
         ("planner", {"choices": ("cem", "mppi", "icem"), "help": "sampling planner"}),
@@ -542,6 +546,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="episodes file to write (.hdf5); with --tasks, "
                                                 "the folder to write them into")
     p.add_argument("--image-size", type=int, default=None, help="also record SxS camera images")
+    p.add_argument("--obs", default=None, metavar="KEYS",
+                   help="observation keys to record, comma-separated, from state, proprio "
+                        "(hand xyz, gripper), image; e.g. image,proprio: what a real arm gives "
+                        "(default: state, and image with --image-size)")
     p.add_argument("--max-steps", type=int, default=None, help="cap per episode (default: task's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--explore", type=float, default=0.0,

@@ -14,13 +14,18 @@ from typing import Any, TypeVar
 import yaml
 
 from actjepa_core.atomic import atomic_path
-from actjepa_core.errors import ActJepaError
+from actjepa_core.errors import ActJepaError, check_choice
 
 ACTION_INJECTIONS = ("concat", "add", "film")
 ACTIVATIONS = ("relu", "gelu")
 PRECISIONS = ("fp32", "bf16")
 LOADERS = ("auto", "memory", "stream")
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
+IMAGE_NORMS = ("none", "group")
+# the registry (objectives/__init__.py) maps these names to builders; kept here as names only, so
+# validating a config never imports the models (test_config checks the two agree)
+OBJECTIVE_NAMES = ("act-jepa", "passive-jepa", "autoencoder", "action-reconstruction",
+                   "contrastive", "raw", "bc")
 
 
 @dataclass
@@ -34,6 +39,9 @@ class ModelConfig:
     predictor_hidden: list[int] = field(default_factory=lambda: [128, 128])  # <= D: bottleneck
     action_injection: str = "concat"  # concat | add | film
     activation: str = "relu"  # relu | gelu
+    # normalisation after each image conv: none (the paper's CNN) | group (GroupNorm, the
+    # visuomotor-policy habit: batch-size independent, unlike BatchNorm)
+    image_norm: str = "none"
 
     def validate(self, where: str) -> None:
         if self.action_injection not in ACTION_INJECTIONS:
@@ -42,6 +50,7 @@ class ModelConfig:
         if self.activation not in ACTIVATIONS:
             raise ActJepaError(f"{where}: model.activation is {self.activation!r}; "
                                f"expected one of {', '.join(ACTIVATIONS)}")
+        check_choice(where, "model.image_norm", self.image_norm, IMAGE_NORMS)
         if self.latent_dim < 1:
             raise ActJepaError(f"{where}: model.latent_dim must be >= 1, got {self.latent_dim}")
         for name in ("state_hidden", "image_channels", "action_hidden", "predictor_hidden"):
@@ -166,6 +175,34 @@ class ContrastiveConfig:
 
 
 @dataclass
+class BCObjectiveConfig:
+    """Objective ``bc``: a camera policy trained end to end on the action loss (encoder and head
+    together), the recipe visuomotor policies use: vector keys (the arm's own pose) joined late,
+    at the head, where they cannot swamp the image features; action chunks; an EMA of the
+    weights for deployment; and, optionally, ACT-JEPA's latent prediction as an auxiliary loss
+    on the same encoder (``jepa_weight``)."""
+
+    head_keys: list[str] = field(default_factory=list)  # vector keys read by the head, not the encoder
+    hidden: list[int] = field(default_factory=lambda: [256, 256])  # head widths
+    chunk: int = 1  # actions predicted per step (temporal ensembling at run time)
+    # lambda of BC + lambda * ACT-JEPA (predict the EMA target's latent of o_{t+1} from s_t, a_t;
+    # loss.variance_weight / covariance_weight keep the latents spread); 0 = plain BC
+    jepa_weight: float = 0.0
+    # EMA decay of the deployed encoder + head (warmed up as min(decay, (1 + n) / (10 + n)));
+    # 0 = deploy the last weights
+    policy_ema: float = 0.0
+
+    def validate(self, where: str) -> None:
+        if not self.hidden or any(w < 1 for w in self.hidden) or self.chunk < 1:
+            raise ActJepaError(f"{where}: bc.hidden must be positive widths and bc.chunk >= 1, "
+                               f"got {self.hidden} / {self.chunk}")
+        if not (0.0 <= self.jepa_weight < float("inf")) or not 0.0 <= self.policy_ema < 1.0:
+            raise ActJepaError(f"{where}: bc.jepa_weight must be a finite value >= 0 and "
+                               f"bc.policy_ema lie in [0, 1), got {self.jepa_weight} / "
+                               f"{self.policy_ema}")
+
+
+@dataclass
 class RunConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -200,14 +237,11 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
+    bc: BCObjectiveConfig = field(default_factory=BCObjectiveConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
     def validate(self, where: str = "config") -> "TrainConfig":
-        from actjepa_core.objectives import OBJECTIVES  # the registry imports the models
-
-        if self.objective not in OBJECTIVES:
-            raise ActJepaError(f"{where}: objective is {self.objective!r}; expected one of "
-                               f"{', '.join(OBJECTIVES)}")
+        check_choice(where, "objective", self.objective, OBJECTIVE_NAMES)
         if self.run.precision not in PRECISIONS:
             raise ActJepaError(f"{where}: run.precision is {self.run.precision!r}; expected one of "
                                f"{', '.join(PRECISIONS)}")
@@ -221,7 +255,7 @@ class TrainConfig:
             raise ActJepaError(f"{where}: loss.stop_gradient=false is an ablation of the no-EMA "
                                "model; set ema.enabled=false too")
         for part in (self.model, self.loss, self.ema, self.optim, self.data, self.augment,
-                     self.contrastive):
+                     self.contrastive, self.bc):
             part.validate(where)
         return self
 

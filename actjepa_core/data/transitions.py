@@ -20,7 +20,7 @@ from actjepa_core.errors import ActJepaError
 class Batch(NamedTuple):
     obs: dict[str, torch.Tensor]  # key -> (B, ...)
     actions: torch.Tensor  # (B, K, A), normalised
-    next_obs: dict[str, torch.Tensor]  # key -> (B, K, ...)
+    next_obs: dict[str, torch.Tensor]  # key -> (B, K, ...); empty when the objective reads none
 
 
 def split_episodes(episodes: Sequence[Episode], val_fraction: float,
@@ -41,18 +41,28 @@ class TransitionSet:
     """Model-ready tensors of a set of demos plus the valid start index of every K-step window."""
 
     def __init__(self, episodes: Sequence[Episode], obs_keys: Sequence[str],
-                 normaliser: Normaliser, steps: int = 1, device: str | torch.device = "cpu"):
+                 normaliser: Normaliser, steps: int = 1, device: str | torch.device = "cpu",
+                 pad_end: bool = False, next_steps: int | None = None):
+        """``pad_end``: windows may run past a demo's end, their indices held at its last step
+        (action chunks: the expert holds still at the end, so every step but the last starts a
+        window); otherwise a window must fit inside its demo. ``next_steps``: how many of the K
+        next observations a batch carries (default all K; an objective that reads none, such
+        as plain end-to-end BC, skips gathering and scaling K images per sample)."""
         self.steps = steps
+        self.next_steps = steps if next_steps is None else next_steps
         self.device = torch.device(device)
-        starts, offset = [], 0
+        starts, ends, offset = [], [], 0
         for ep in episodes:
-            n = ep.num_steps - steps  # windows t..t+K inside this demo
+            n = ep.num_steps - (1 if pad_end else steps)  # windows t..t+K inside this demo
             if n > 0:
                 starts.append(np.arange(offset, offset + n))
+                ends.append(np.full(n, offset + ep.num_steps - 1))
             offset += ep.num_steps
         if not starts:
             raise ActJepaError(f"no demo is longer than {steps} step(s); cannot form a transition")
         self.starts = torch.as_tensor(np.concatenate(starts), device=self.device)
+        # the last index each window may reach: its demo's last step
+        self.ends = torch.as_tensor(np.concatenate(ends), device=self.device)
         self.processor = ObservationProcessor.from_episodes(episodes, obs_keys, normaliser,
                                                             self.device)
         self.normaliser = self.processor.normaliser
@@ -68,9 +78,12 @@ class TransitionSet:
     def batch(self, positions: torch.Tensor) -> Batch:
         """Gather the transitions at ``positions`` (indices into the valid starts)."""
         t = self.starts[positions]  # (B,)
-        window = t[:, None] + self._window  # (B, K)
+        end = self.ends[positions, None]  # (B, 1)
+        window = torch.minimum(t[:, None] + self._window, end)  # (B, K)
+        following = torch.minimum(t[:, None] + self._window[:self.next_steps] + 1, end)  # (B, K')
         obs = self.processor.expand({k: v[t] for k, v in self.obs.items()})
-        next_obs = self.processor.expand({k: v[window + 1] for k, v in self.obs.items()})
+        next_obs = (self.processor.expand({k: v[following] for k, v in self.obs.items()})
+                    if self.next_steps else {})
         return Batch(obs, self.actions[window], next_obs)
 
     def epoch_batches(self, batch_size: int, generator: torch.Generator):

@@ -70,6 +70,10 @@ class EpisodeRecord:
     success: bool
     length: int  # ticks until first success, or max_steps
     ms_per_step: float  # mean policy time per tick in this episode
+    # Meta-World's obj_to_target at the end (reach: tool centre to target; push, pick-place:
+    # object to goal), metres: a continuous outcome, which a few episodes measure far more
+    # steadily than a success count
+    final_distance: float = float("nan")
 
 
 @dataclass
@@ -84,6 +88,7 @@ class EvalResult:
     ci_low: float  # 95% Wilson score interval of the rate
     ci_high: float
     mean_length: float
+    mean_final_distance: float  # metres; see EpisodeRecord.final_distance
     ms_mean: float  # policy time per step (act() only, not the simulator)
     ms_p50: float
     ms_p99: float
@@ -165,7 +170,8 @@ def run_episode(policy: Controller, arm: SimArm, episode: int, seed: int,
         times.append(time.perf_counter() - t0)
         obs, success = arm.step(action)
     ms = MS_PER_S * float(np.mean(times[start:])) if len(times) > start else 0.0
-    return EpisodeRecord(episode, success, arm.steps, ms)
+    distance = arm.task_metrics().get("obj_to_target", float("nan"))
+    return EpisodeRecord(episode, success, arm.steps, ms, distance)
 
 
 def summarise(records: list[EpisodeRecord], times: list[float], task: str, noise: float,
@@ -175,7 +181,9 @@ def summarise(records: list[EpisodeRecord], times: list[float], task: str, noise
     ms = MS_PER_S * np.asarray(times) if times else np.zeros(1)
     p50, p99 = np.percentile(ms, PERCENTILES)
     return EvalResult(task, n, noise, seed, max_steps, wins, wins / n, low, high,
-                      float(np.mean([r.length for r in records])), float(ms.mean()), float(p50),
+                      float(np.mean([r.length for r in records])),
+                      float(np.mean([r.final_distance for r in records])), float(ms.mean()),
+                      float(p50),
                       float(p99), records)
 
 

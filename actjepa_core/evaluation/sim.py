@@ -25,7 +25,7 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
 
 import functools  # noqa: E402  (the GL backend must be chosen before mujoco is imported)
 import warnings  # noqa: E402
-from typing import Any, Iterator  # noqa: E402
+from typing import Any, Iterator, Sequence  # noqa: E402
 
 import metaworld  # noqa: E402
 import numpy as np  # noqa: E402
@@ -232,6 +232,23 @@ class SimArm:
         return obs
 
 
+OBS_KEYS = ("state", "proprio", "image")  # what SimArm can observe
+
+
+def _check_keys(keys: Sequence[str] | None, image_size: int | None) -> tuple[str, ...]:
+    """The observation keys to record: the default, or a checked subset of ``OBS_KEYS``."""
+    if keys is None:
+        return ("state", "image") if image_size is not None else ("state",)
+    keys = tuple(keys)
+    unknown = sorted(set(keys) - set(OBS_KEYS))
+    if unknown or not keys:
+        raise ActJepaError(f"observation keys {list(keys)}: expected a non-empty subset of "
+                           f"{list(OBS_KEYS)}")
+    if "image" in keys and image_size is None:
+        raise ActJepaError("observation key 'image' needs an image size (--image-size S)")
+    return keys
+
+
 def proprio_of(state: np.ndarray) -> np.ndarray:
     """The proprioceptive part of Meta-World states (..., 39) -> (..., 4): hand xyz, gripper."""
     return np.ascontiguousarray(state[..., PROPRIO], dtype=np.float32)
@@ -239,7 +256,8 @@ def proprio_of(state: np.ndarray) -> np.ndarray:
 
 def collect_episodes(task: str, episodes: int, seed: int = 0, image_size: int | None = None,
                      max_steps: int | None = None, extra_steps: int = EXTRA_STEPS_AFTER_SUCCESS,
-                     progress: bool = True, explore: float = 0.0) -> Iterator[Episode]:
+                     progress: bool = True, explore: float = 0.0,
+                     keys: Sequence[str] | None = None) -> Iterator[Episode]:
     """Run the scripted expert on episodes 0..episodes-1 and yield each as an ``Episode``.
 
     Row t holds the observation at tick t and the (clipped) action applied at tick t. An episode
@@ -250,27 +268,33 @@ def collect_episodes(task: str, episodes: int, seed: int = 0, image_size: int | 
     ``explore`` > 0 makes play data for a world model that must plan (latent MPC): each tick's
     action is uniform random with that probability, and episodes run the full ``max_steps`` so
     they also show the arm leaving and regaining the goal, which expert-only demos never do.
+
+    ``keys`` picks the observation keys written (default: ``state``, and ``image`` with
+    ``image_size``): ``("image", "proprio")`` is what a real arm gives, a camera and its own
+    pose, without the object and goal positions the 39-d state holds.
     """
+    keys = _check_keys(keys, image_size)
     _check_task(task)
     episodes = _check_count("episodes", episodes, 1)
     extra_steps = _check_count("extra_steps", extra_steps, 0)
     if not 0.0 <= explore <= 1.0:
         raise ActJepaError(f"explore must lie in [0, 1] (a probability per tick), got {explore}")
     rng = np.random.default_rng(seed)
-    arm = SimArm(task, seed=seed, image_size=image_size, max_steps=max_steps)
+    arm = SimArm(task, seed=seed, image_size=image_size, max_steps=max_steps,
+                 proprio="proprio" in keys)
     solved = 0
     bar = progress_bar(total=episodes, desc=task, unit="ep", disable=not progress)
     try:
         for i in range(episodes):
             obs = arm.reset(i)
-            rows: dict[str, list[np.ndarray]] = {k: [] for k in obs}
+            rows: dict[str, list[np.ndarray]] = {k: [] for k in keys}
             actions: list[np.ndarray] = []
             stop = SuccessStop(extra_steps)
             while arm.steps < arm.max_steps:
                 if not explore and stop.due(arm.steps):
                     break
-                for key, value in obs.items():
-                    rows[key].append(value)
+                for key in keys:
+                    rows[key].append(obs[key])
                 random_tick = explore and rng.random() < explore
                 obs, success = arm.step(rng.uniform(ACTION_LOW, ACTION_HIGH, ACTION_DIM)
                                         if random_tick else arm.expert_action())

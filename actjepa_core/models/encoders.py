@@ -15,6 +15,7 @@ from actjepa_core.config import ModelConfig
 
 ACTIVATION_LAYERS = {"relu": nn.ReLU, "gelu": nn.GELU}
 CONV_KERNEL, CONV_STRIDE, CONV_PADDING = 4, 2, 1  # each conv halves the image side
+NORM_GROUPS = 8  # GroupNorm groups per conv (image_norm=group); widths not divisible use 1
 
 
 def mlp(in_dim: int, hidden: Sequence[int], out_dim: int,
@@ -54,7 +55,11 @@ class ImageEncoder(nn.Module):
         act = ACTIVATION_LAYERS[config.activation]
         layers: list[nn.Module] = []
         for out_ch in config.image_channels:
-            layers += [nn.Conv2d(channels, out_ch, CONV_KERNEL, CONV_STRIDE, CONV_PADDING), act()]
+            layers.append(nn.Conv2d(channels, out_ch, CONV_KERNEL, CONV_STRIDE, CONV_PADDING))
+            if config.image_norm == "group":
+                groups = NORM_GROUPS if out_ch % NORM_GROUPS == 0 else 1
+                layers.append(nn.GroupNorm(groups, out_ch))
+            layers.append(act())
             channels = out_ch
         self.convs = nn.Sequential(*layers)
         with torch.no_grad():

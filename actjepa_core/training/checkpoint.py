@@ -137,12 +137,14 @@ def init_encoder(model: nn.Module, path: str | Path, obs_spec: dict[str, dict]) 
     its EMA target, when it has one), so a run starts from a pretrained representation.
 
     The observation spec must match: the same keys, shapes and dtypes the encoder was trained
-    on. Normalisation statistics are fitted afresh on this run's data; fine-tuning on the data
+    on (the keys this run's encoder reads: objective ``bc`` feeds its head keys past it). Normalisation statistics are fitted afresh on this run's data; fine-tuning on the data
     the encoder was pretrained on (the usual case) gives the same statistics."""
     content = load_checkpoint(path, kind=WORLD_MODEL)
-    if content["obs_spec"] != obs_spec:
+    keys = getattr(model.encoder, "keys", sorted(obs_spec))  # what this run's encoder reads
+    wanted = {k: obs_spec[k] for k in keys}
+    if content["obs_spec"] != wanted:
         raise ActJepaError(f"run.init_encoder {path}: its encoder was trained on observations "
-                           f"{content['obs_spec']}; this run's data has {obs_spec}")
+                           f"{content['obs_spec']}; this run's encoder reads {wanted}")
     source = {k[len("encoder."):]: v for k, v in content["model"].items()
               if k.startswith("encoder.")}
     for prefix in ENCODER_PREFIXES:

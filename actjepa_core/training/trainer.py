@@ -29,7 +29,7 @@ from actjepa_core.data.streaming import SEED_STRIDE, StreamingTransitions, is_st
 from actjepa_core.data.transitions import Batch, EpochSampler, TransitionSet, split_episodes
 from actjepa_core.errors import ActJepaError
 from actjepa_core.models.world_model import collapse_metric
-from actjepa_core.objectives import build_objective
+from actjepa_core.objectives import build_objective, transition_window
 from actjepa_core.progress import progress_bar
 from actjepa_core.training import checkpoint as ckpt
 from actjepa_core.training import distributed
@@ -83,12 +83,8 @@ class Trainer:
         train_eps, val_eps = split_episodes(data.episodes, config.data.val_fraction,
                                             config.run.seed)
         self.normaliser = Normaliser.fit(train_eps, data.obs_keys)
-        k = config.loss.rollout_steps
         self.streamed = is_streamed(data)
-        transitions = StreamingTransitions if self.streamed else TransitionSet
-        self.train_set = transitions(train_eps, data.obs_keys, self.normaliser, k, self.device)
-        self.val_set = (transitions(val_eps, data.obs_keys, self.normaliser, 1, self.device)
-                        if val_eps else None)
+        self.train_set, self.val_set = self.transition_sets(train_eps, val_eps)
         self.n_demos = (len(train_eps), len(val_eps))
         self.obs_spec = {k: {"shape": list(s), "dtype": d} for k, (s, d) in data.obs_spec().items()}
         self.model = build_objective(config, {k: v["shape"] for k, v in self.obs_spec.items()},
@@ -119,6 +115,23 @@ class Trainer:
             mode = ("reduce-overhead" if self.device.type == "cuda" and not dist.enabled
                     else None)  # CUDA graphs cannot hold DDP's all-reduces
             self.loss_fn = torch.compile(self.loss_fn, mode=mode)
+
+    def transition_sets(self, train_eps, val_eps):
+        """Training and validation transitions, windowed as the objective asks: K steps of
+        actions and next observations, and whether windows run past a demo's end (chunks)."""
+        steps, pad_end, next_steps = transition_window(self.config)
+        keys, stats, device = self.data.obs_keys, self.normaliser, self.device
+        if pad_end and self.streamed:
+            raise ActJepaError(f"objective {self.config.objective!r} trains on action chunks, "
+                               "which the streaming loader does not window; set "
+                               "data.loader=memory (or a larger data.memory_budget_gb)")
+        if self.streamed:
+            return (StreamingTransitions(train_eps, keys, stats, steps, device),
+                    StreamingTransitions(val_eps, keys, stats, 1, device) if val_eps else None)
+        val_steps = steps if pad_end else 1
+        return (TransitionSet(train_eps, keys, stats, steps, device, pad_end, next_steps),
+                TransitionSet(val_eps, keys, stats, val_steps, device, pad_end,
+                              min(next_steps, val_steps)) if val_eps else None)
 
     @property
     def channels_last(self) -> bool:

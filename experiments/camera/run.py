@@ -1,0 +1,182 @@
+"""Camera + proprioception policies, end to end: the recipe study behind docs/results/camera.md.
+
+Each cell trains one ``bc`` objective run (experiments/camera/camera.yaml: the recipe, then one
+override set per row) on expert demos rendered once into an episodes file (camera image and the
+arm's own pose; never the object's or goal's position), wraps it as an ``e2e`` policy, evaluates it
+closed loop on held-out start configurations at each noise level, and appends one JSON line per
+(cell, noise) to the results file as soon as it is measured. A rerun skips what is there, and a
+stopped training run resumes from its last.pt. ``--shard i/n`` splits the cells between processes
+(one per core); ``--report`` rewrites the study's markdown page from the results file alone.
+
+    python -m experiments.camera.run --shard 0/2 &  python -m experiments.camera.run --shard 1/2
+    python -m experiments.camera.run --report
+"""
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from actjepa_core.config import TrainConfig, apply_overrides, load_yaml
+from actjepa_core.data.episodes import EpisodeSet, read_episodes, write_episodes
+from actjepa_core.errors import ActJepaError
+from actjepa_core.evaluation.evaluate import append_jsonl, evaluate, git_commit
+from actjepa_core.evaluation.sim import collect_episodes
+from actjepa_core.policies.end_to_end import EndToEndConfig, EndToEndPolicy
+from actjepa_core.policies.world import FrozenWorld
+from actjepa_core.training.trainer import train
+
+HERE = Path(__file__).resolve().parent
+KEYS = ("image", "proprio")  # what a real arm gives: a camera and its own pose
+
+
+@dataclass
+class Cell:
+    name: str  # the row: what differs from the recipe
+    tasks: list[str] = field(default_factory=lambda: ["reach-v3", "push-v3", "pick-place-v3"])
+    overrides: list[str] = field(default_factory=list)  # TrainConfig keys on top of the recipe
+    demos: list[int] = field(default_factory=lambda: [100])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    noise: list[float] = field(default_factory=lambda: [0.0])
+    image_size: int = 0  # 0: the study's
+    # pretrain + fine-tune: a first run with these overrides on top of the recipe (e.g. the
+    # ACT-JEPA objective on the camera alone) initialises the encoder; empty: from scratch
+    pretrain: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CameraStudy:
+    image_size: int = 64
+    demo_seed: int = 0  # evaluation uses eval_seed: never a demo's start configuration
+    eval_seed: int = 1
+    eval_episodes: int = 50
+    max_steps: int = 150
+    threads: int = 1  # torch threads per process (one process per core)
+    recipe: list[str] = field(default_factory=list)  # TrainConfig overrides every cell starts from
+    cells: list[Cell] = field(default_factory=list)
+
+    def validate(self, where: str = "camera study") -> "CameraStudy":
+        if not self.cells:
+            raise ActJepaError(f"{where}: cells is empty; expected at least one")
+        names = [c.name for c in self.cells]
+        if len(set(names)) != len(names):
+            raise ActJepaError(f"{where}: cell names repeat; expected each once: {names}")
+        return self
+
+
+def units(study: CameraStudy) -> list[tuple[Cell, str, int, int]]:
+    """Every (cell, task, demos, seed) in config order: the order the shards run them."""
+    return [(c, t, d, s) for c in study.cells for d in c.demos for s in c.seeds for t in c.tasks]
+
+
+def unit_key(cell: Cell, task: str, demos: int, seed: int, noise: float) -> tuple:
+    return (cell.name, task, demos, seed, float(noise))
+
+
+def done_keys(results: Path) -> set[tuple]:
+    if not results.exists():
+        return set()
+    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    return {(r["cell"], r["task"], r["demos"], r["seed"], float(r["noise"])) for r in rows}
+
+
+def demo_file(work: Path, task: str, demos: int, size: int, seed: int) -> Path:
+    """The rendered demos, collected once under a lock shared by the shards."""
+    path = work / "data" / f"{task}-{size}px-{demos}-seed{seed}.hdf5"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            write_episodes(path, collect_episodes(task, demos, seed=seed, image_size=size,
+                                                  keys=KEYS, progress=False),
+                           source=f"metaworld:{task}:seed={seed}")
+    return path
+
+
+def trained(data: EpisodeSet, config: TrainConfig, run_dir: Path) -> float:
+    """Train ``run_dir`` to its end (resuming a stopped run); the training seconds."""
+    finished = run_dir / "trained"
+    if not finished.exists():
+        started = time.perf_counter()
+        train(data, config, run_dir, resume=(run_dir / "last.pt").exists(), progress=False)
+        finished.write_text(f"{time.perf_counter() - started:.1f}\n")
+    return float(finished.read_text())
+
+
+def episodes(path: Path, config: TrainConfig) -> EpisodeSet:
+    """The demos with the keys the run reads (``data.obs_keys``; default both)."""
+    return read_episodes(path, config.data.obs_keys or list(KEYS))
+
+
+def cell_config(study: CameraStudy, cell: Cell, seed: int, data: Path,
+                run_dir: Path) -> tuple[TrainConfig, float]:
+    """The cell's config and the seconds spent pretraining its encoder (0 without)."""
+    overrides = [*study.recipe, *cell.overrides, f"run.seed={seed}"]
+    if not cell.pretrain:
+        return apply_overrides(TrainConfig(), overrides), 0.0
+    pre_dir = run_dir.with_name(run_dir.name + "-pretrain")
+    pre = apply_overrides(TrainConfig(), [*study.recipe, *cell.pretrain, f"run.seed={seed}"])
+    seconds = trained(episodes(data, pre), pre, pre_dir)
+    return apply_overrides(TrainConfig(), [*overrides,
+                                           f"run.init_encoder={pre_dir / 'last.pt'}"]), seconds
+
+
+def run_unit(study: CameraStudy, cell: Cell, task: str, demos: int, seed: int, work: Path,
+             results: Path, done: set[tuple]) -> None:
+    size = cell.image_size or study.image_size
+    data = demo_file(work, task, demos, size, study.demo_seed)
+    run_dir = work / "runs" / f"{cell.name}-{task}-{demos}-seed{seed}"
+    config, pretrain_s = cell_config(study, cell, seed, data, run_dir)
+    train_s = pretrain_s + trained(episodes(data, config), config, run_dir)
+    policy = EndToEndPolicy(FrozenWorld.from_checkpoint(run_dir / "last.pt"), EndToEndConfig())
+    for noise in cell.noise:
+        if unit_key(cell, task, demos, seed, noise) in done:
+            continue
+        result = evaluate(policy, task, study.eval_episodes, noise=noise, seed=study.eval_seed,
+                          max_steps=study.max_steps, progress=False)
+        append_jsonl(results, {
+            "study": "camera", "cell": cell.name, "task": task, "demos": demos, "seed": seed,
+            "image_size": size, **result.summary(), "train_s": train_s,
+            "steps": config.optim.steps, "precision": config.run.precision,
+            "threads": torch.get_num_threads(), "overrides": [*study.recipe, *cell.overrides],
+            "git_commit": git_commit()})
+        print(f"{cell.name} {task} demos={demos} seed={seed} noise={noise}: "
+              f"{result.successes}/{result.episodes}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default=str(HERE / "camera.yaml"))
+    p.add_argument("--results", default="docs/results/camera.jsonl")
+    p.add_argument("--work", default="runs/camera")
+    p.add_argument("--shard", default="0/1", help="i/n: run every n-th unit from the i-th")
+    p.add_argument("--only", default="", help="comma-separated cell names to run")
+    p.add_argument("--report", action="store_true", help="rewrite docs/results/camera.md")
+    args = p.parse_args(argv)
+    study = load_yaml(CameraStudy, args.config)
+    if args.report:
+        from experiments.camera.report import write_report
+
+        write_report(study, Path(args.results), Path(args.results).with_suffix(".md"))
+        return 0
+    torch.set_num_threads(study.threads)
+    index, count = (int(x) for x in args.shard.split("/"))
+    only = set(filter(None, args.only.split(",")))
+    results, work = Path(args.results), Path(args.work)
+    for i, (cell, task, demos, seed) in enumerate(units(study)):
+        if i % count != index or (only and cell.name not in only):
+            continue
+        done = done_keys(results)
+        if all(unit_key(cell, task, demos, seed, n) in done for n in cell.noise):
+            continue
+        run_unit(study, cell, task, demos, seed, work, results, done)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
