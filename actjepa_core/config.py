@@ -182,7 +182,8 @@ class BCObjectiveConfig:
     weights for deployment; and, optionally, ACT-JEPA's latent prediction as an auxiliary loss
     on the same encoder (``jepa_weight``)."""
 
-    head_keys: list[str] = field(default_factory=list)  # vector keys read by the head, not the encoder
+    # vector keys read by the head, not the encoder (e.g. proprio)
+    head_keys: list[str] = field(default_factory=list)
     hidden: list[int] = field(default_factory=lambda: [256, 256])  # head widths
     chunk: int = 1  # actions predicted per step (temporal ensembling at run time)
     # lambda of BC + lambda * ACT-JEPA (predict the EMA target's latent of o_{t+1} from s_t, a_t;

@@ -137,8 +137,9 @@ def init_encoder(model: nn.Module, path: str | Path, obs_spec: dict[str, dict]) 
     its EMA target, when it has one), so a run starts from a pretrained representation.
 
     The observation spec must match: the same keys, shapes and dtypes the encoder was trained
-    on (the keys this run's encoder reads: objective ``bc`` feeds its head keys past it). Normalisation statistics are fitted afresh on this run's data; fine-tuning on the data
-    the encoder was pretrained on (the usual case) gives the same statistics."""
+    on (the keys this run's encoder reads: objective ``bc`` feeds its head keys past it).
+    Normalisation statistics are fitted afresh on this run's data; fine-tuning on the data the
+    encoder was pretrained on (the usual case) gives the same statistics."""
     content = load_checkpoint(path, kind=WORLD_MODEL)
     keys = getattr(model.encoder, "keys", sorted(obs_spec))  # what this run's encoder reads
     wanted = {k: obs_spec[k] for k in keys}
