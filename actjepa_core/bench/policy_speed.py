@@ -17,9 +17,9 @@ from typing import Callable
 import numpy as np
 import torch
 
+from actjepa_core.device import resolve_device
 from actjepa_core.policies.configs import NNConfig
 from actjepa_core.policies.nearest import nearest, squared_norms
-from actjepa_core.training.trainer import resolve_device
 from actjepa_core.units import MS_PER_S
 
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)

@@ -8,7 +8,7 @@ from typing import Mapping, Sequence
 import torch
 
 from actjepa_core.config import TrainConfig
-from actjepa_core.models.encoders import mlp
+from actjepa_core.models.heads import action_head
 from actjepa_core.models.world_model import StepLoss
 from actjepa_core.objectives.base import EncoderObjective, Obs
 
@@ -19,10 +19,7 @@ class RawBC(EncoderObjective):
     def __init__(self, obs_shapes: Mapping[str, Sequence[int]], action_dim: int,
                  config: TrainConfig):
         super().__init__(obs_shapes, action_dim, config)
-        from actjepa_core.policies.configs import BCConfig  # policies import the trainer
-
-        head = BCConfig()
-        self.head = mlp(config.model.latent_dim, head.hidden, action_dim, head.activation)
+        self.head = action_head(config.model.latent_dim, action_dim)  # the BC head's default
 
     def loss(self, obs: Obs, actions: torch.Tensor, next_obs: Obs) -> StepLoss:
         s = self.encode(obs)  # (B, D)

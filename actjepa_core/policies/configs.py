@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from actjepa_core.config import ACTIVATIONS
 from actjepa_core.errors import ActJepaError, check_choice
+from actjepa_core.models.heads import HEAD_ACTIVATION, HEAD_HIDDEN
 
 NN_WEIGHTINGS = ("inverse_distance", "uniform")
 
@@ -22,8 +23,8 @@ class BCConfig:
     step at earlier steps are averaged with weights exp(-ensemble_decay * i), i = 0 the oldest.
     """
 
-    hidden: list[int] = field(default_factory=lambda: [256, 256])  # head widths between D and A
-    activation: str = "relu"  # relu | gelu
+    hidden: list[int] = field(default_factory=lambda: list(HEAD_HIDDEN))  # widths between D and A
+    activation: str = HEAD_ACTIVATION  # relu | gelu
     lr: float = 1e-3  # AdamW, cosine decay to 0 over `steps`
     weight_decay: float = 1e-4
     batch_size: int = 256

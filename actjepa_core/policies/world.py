@@ -19,8 +19,8 @@ from torch import nn
 from actjepa_core.data.episodes import Episode
 from actjepa_core.data.normalise import Normaliser
 from actjepa_core.data.processor import ObservationProcessor, ObsSpec
+from actjepa_core.device import resolve_device
 from actjepa_core.training import checkpoint as ckpt
-from actjepa_core.training.trainer import resolve_device
 
 ENCODE_BATCH = 1024  # observations per encoder pass (64x64 images: ~50 MB of float input)
 STORED = ("config", "obs_spec", "action_dim", "stats", "model")  # besides the passed-through extra

@@ -27,6 +27,7 @@ from actjepa_core.data.episodes import EpisodeSet
 from actjepa_core.data.normalise import Normaliser
 from actjepa_core.data.streaming import SEED_STRIDE, StreamingTransitions, is_streamed
 from actjepa_core.data.transitions import Batch, EpochSampler, TransitionSet, split_episodes
+from actjepa_core.device import resolve_device
 from actjepa_core.errors import ActJepaError
 from actjepa_core.models.world_model import collapse_metric
 from actjepa_core.objectives import build_objective, transition_window
@@ -48,15 +49,6 @@ class TrainResult:
     loss: float  # mean training loss over the last log window
     collapse: float
     best_val_score: float  # val_rel_loss of best.pt (train loss when no demos are held out)
-
-
-def resolve_device(name: str | torch.device) -> torch.device:
-    name = str(name)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ActJepaError(f"device {name!r} asked for, but CUDA is not available here")
-    return torch.device(name)
 
 
 class LossModule(nn.Module):

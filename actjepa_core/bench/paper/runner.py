@@ -145,7 +145,7 @@ def ensure_world(unit: Unit, config: PaperConfig, work: Path, data: EpisodeSet) 
 
 def device_name(device: str) -> str:
     """What trained an encoder, as the results record it: 'cpu' or 'cuda (NVIDIA H200)'."""
-    from actjepa_core.training.trainer import resolve_device
+    from actjepa_core.device import resolve_device
 
     resolved = resolve_device(device)
     if resolved.type != "cuda":
