@@ -75,9 +75,10 @@ class ConvertConfig:
     time_source: str = "receive"  # receive: bag timestamps | header: header.stamp where the
     # message has one (and it is not zero), else the receive time
     max_age_s: float = 0.1  # a stream whose latest message is older than this at a tick drops it
-    clock_jump_s: float = 0.5  # time_source header: a stream whose header stamp steps this much
+    clock_jump_s: float = 0.1  # time_source header: a stream whose header stamp steps this much
     # more (or less) than its receive time did is a clock jump (an NTP step, a driver restart):
-    # the episode is split there
+    # the recording is split there. A smaller step is taken as delivery jitter, so consecutive
+    # ticks may then lie one period +- this apart in real time
     tick_phase: float = 0.5  # ticks start this fraction of a period after every stream has a
     # message: half a period away from the arrivals of same-rate streams, so jitter does not
     # flip which message a tick sees
