@@ -16,7 +16,6 @@ from actjepa_core.errors import ActJepaError
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 EXIT_SKIPPED = 3  # convert: written, but some bag or episode was skipped (see the summary)
-DEFAULT_MPC_WORK = "runs/bench_mpc"  # `bench mpc --work`: demos and world models
 # evaluation.goals.GOAL_SOURCES, default first (importing it here would load MuJoCo for every
 # command; test_cli checks the two agree)
 GOAL_SOURCES = ("demo", "state", "demo-subgoals", "demo-waypoints")
@@ -160,76 +159,9 @@ def cmd_report(args: argparse.Namespace) -> None:
         print(f"{'curves':>20}: {plot_curves(run)}")
 
 
-def cmd_bench_paper(args: argparse.Namespace) -> None:
-    from actjepa_core.bench.paper.plan import load_paper_config
-    from actjepa_core.bench.paper.report import report, write_report
-    from actjepa_core.bench.paper.runner import run
-
-    config = load_paper_config(args.config)
-    if args.quick:
-        config = quick_config(config)
-    if args.device:
-        from dataclasses import replace
-
-        config = replace(config, train_device=args.device).validate()
-    results = Path(args.results or f"docs/results/paper-{config.obs}.jsonl")
-    if not args.report:
-        run(config, Path(args.work), results, jobs=args.jobs, progress=not args.quiet)
-    command = "actjepa bench paper" + (f" --config {args.config}" if args.config else "")
-    if args.out:
-        write_report(config, results, Path(args.out), command)
-        print(f"wrote the {config.obs} tables into {args.out} (plots in "
-              f"{Path(args.out).parent / 'results'})")
-    else:
-        print(report(config, results, command))
-
-
-def quick_config(config):
-    """The pipeline end to end in about a minute: one task, few demos, steps and episodes."""
-    from dataclasses import replace
-
-    return replace(config, tasks=config.tasks[:1], demos=4, data_demos=[2, 4], seeds=[0],
-                   sigmas=[0.0, 0.1], eval_episodes=2, max_steps=30, train_steps=20,
-                   train_batch=32, bc_steps=20, extra_methods=config.extra_methods[:1],
-                   priority_methods=config.priority_methods[:1],
-                   train_overrides=[*config.train_overrides, "run.val_every=10",
-                                    "run.log_every=10", "run.checkpoint_every=10"]).validate()
-
-
-def add_bench_paper_parser(bench: argparse._SubParsersAction) -> None:
-    b = bench.add_parser(
-        "paper", help="the paper's four tables re-measured (main, noise, ablations, data)",
-        description="Train every representation objective, a BC head on each frozen encoder, and "
-                    "evaluate in the simulator; one JSON line per finished cell, resumable.",
-        epilog="examples:\n  actjepa bench paper --config config/paper_state.yaml --jobs 2\n"
-               "  actjepa bench paper --config config/paper_image.yaml --report "
-               "--out docs/RESULTS.md\n  actjepa bench paper --quick --work /tmp/paper",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    b.add_argument("--config", default=None, help="paper config YAML (config/paper_state.yaml, "
-                                                  "config/paper_image.yaml)")
-    b.add_argument("--work", default="runs/paper", help="demos, encoders and heads (reused)")
-    b.add_argument("--results", default=None,
-                   help="JSON lines file (default docs/results/paper-<obs>.jsonl)")
-    b.add_argument("--jobs", type=int, default=1, help="worker processes (one per core)")
-    b.add_argument("--quick", action="store_true",
-                   help="one task, a few demos/steps/episodes: checks the pipeline end to end")
-    b.add_argument("--report", action="store_true",
-                   help="only rebuild the tables (and plots, with --out) from the results file")
-    b.add_argument("--out", default=None,
-                   help="markdown file to (re)write the tables section in, e.g. docs/RESULTS.md; "
-                        "plots go to results/ beside it")
-    from actjepa_core.bench.paper.plan import TRAIN_DEVICES
-
-    b.add_argument("--device", default=None, choices=TRAIN_DEVICES,
-                   help="where the encoders train (default: the config's train_device, cpu); "
-                        "BC heads and evaluation stay on the CPU")
-    b.add_argument("--quiet", action="store_true")
-    b.set_defaults(func=cmd_bench_paper)
-
-
 def cmd_compare(args: argparse.Namespace) -> None:
-    from actjepa_core.bench.compare import compare, table, write_jsonl
     from actjepa_core.data.episodes import read_episodes
+    from actjepa_core.evaluation.compare import compare, table, write_jsonl
 
     data = read_episodes(args.data, args.obs_keys.split(",") if args.obs_keys else None)
     rows = compare(data, Path(args.out), args.objectives.split(","),
@@ -258,64 +190,6 @@ def add_compare_parser(sub: argparse._SubParsersAction) -> None:
                    help="train config override for every objective, e.g. model.latent_dim=64")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_compare)
-
-
-def cmd_bench_planning(args: argparse.Namespace) -> None:
-    from actjepa_core.bench.mpc import load_mpc_bench_config
-    from actjepa_core.bench.planning_speed import run
-    from actjepa_core.data.episodes import read_episodes
-
-    config = load_mpc_bench_config(args.config).validate(args.config)
-    demos = read_episodes(args.data, ["state"]).episodes[:args.demos]
-    text = run(config, Path(args.world), demos, args.samples)
-    if args.out:
-        from actjepa_core.bench.train_speed import write_section
-
-        command = (f"actjepa bench planning --config {args.config} --world {args.world} "
-                   f"--data {args.data}")
-        # one block per config: bench_mpc -> planning, bench_mpc_learned -> planning-learned
-        suffix = Path(args.config).stem.removeprefix("bench_mpc").strip("_").replace("_", "-")
-        section = "planning" + (f"-{suffix}" if suffix else "")
-        write_section(Path(args.out), section, f"Command: `{command}`.\n\n{text}")
-        print(f"wrote the planning-time table into {args.out}")
-    else:
-        print(text)
-
-
-def cmd_bench_mpc(args: argparse.Namespace) -> None:
-    from actjepa_core.bench.mpc import load_mpc_bench_config, report, run
-
-    config = load_mpc_bench_config(args.config).validate(args.config)
-    if not args.report:
-        Path(args.work).mkdir(parents=True, exist_ok=True)
-        run(only(config, args.tasks, args.settings, args.config), Path(args.work),
-            Path(args.results), progress=not args.quiet)
-    text = report(config, Path(args.results))
-    if args.out:
-        from actjepa_core.bench.train_speed import write_section
-
-        work = "" if args.work == DEFAULT_MPC_WORK else f" --work {args.work}"
-        command = f"actjepa bench mpc --config {args.config}{work} --results {args.results}"
-        section = Path(args.results).stem  # one block per results file: mpc, mpc-image, ...
-        write_section(Path(args.out), section, f"Command: `{command}`.\n\n{text}")
-        print(f"wrote the MPC table into {args.out}")
-    else:
-        print(text)
-
-
-def only(config, tasks: list[str] | None, settings: list[str] | None, where: str):
-    """The bench config restricted to some of its tasks and settings, in the order given (the
-    tables still cover the whole config)."""
-    from dataclasses import replace
-
-    for kind, asked, known in (("task", tasks, config.tasks),
-                               ("setting", settings, [s.name for s in config.settings])):
-        unknown = sorted(set(asked or ()) - set(known))
-        if unknown:
-            raise ActJepaError(f"{where}: no {kind} {unknown[0]!r}; expected one of {known}")
-    by_name = {s.name: s for s in config.settings}
-    return replace(config, tasks=list(tasks or config.tasks),
-                   settings=[by_name[n] for n in settings] if settings else config.settings)
 
 
 def cmd_bench_train(args: argparse.Namespace) -> None:
@@ -498,16 +372,13 @@ EXAMPLES: dict[str, str] = {
                        "data/push.hdf5 --out policies/nn.pt --k 1",
     "train-policy mpc": "actjepa train-policy mpc --encoder runs/play/best.pt --out "
                         "policies/mpc.pt --config config/policy_mpc.yaml",
+    "train-policy e2e": "actjepa train-policy e2e --encoder runs/cam/best.pt --data "
+                        "data/cam.hdf5 --out policies/e2e.pt",
     "compare": "actjepa compare --data data/my_robot.hdf5 --out runs/compare\n"
                "actjepa compare --data data/my_robot.hdf5 --out runs/compare --objectives "
                "act-jepa,raw --steps 2000",
     "results": "actjepa results runs/eval.jsonl\nactjepa results runs/eval.jsonl --by-noise bc",
-    "bench": "actjepa bench train --out docs/BENCHMARKS.md\nactjepa bench paper --quick "
-             "--work /tmp/paper\nactjepa bench mpc --config config/bench_mpc.yaml",
-    "bench planning": "actjepa bench planning --world runs/bench_mpc/push-v3/world/best.pt "
-                      "--data runs/bench_mpc/push-v3-expert.hdf5 --out docs/BENCHMARKS.md",
-    "bench mpc": "actjepa bench mpc --config config/bench_mpc.yaml\n"
-                 "actjepa bench mpc --config config/bench_mpc.yaml --report",
+    "bench": "actjepa bench train --out docs/BENCHMARKS.md",
     "bench train": "actjepa bench train --out docs/BENCHMARKS.md\n"
                    "actjepa bench train --steps 100 --repeats 2\n"
                    "actjepa bench train --obs image --budget-mb 64 --out docs/BENCHMARKS.md",
@@ -548,8 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=None, help="also record SxS camera images")
     p.add_argument("--obs", default=None, metavar="KEYS",
                    help="observation keys to record, comma-separated, from state, proprio "
-                        "(hand xyz, gripper), image; e.g. image,proprio: what a real arm gives "
-                        "(default: state, and image with --image-size)")
+                        "(hand xyz, gripper), joints (as sim_node's joint_states), image; "
+                        "image,joints is what a real arm gives (default: state, and image with "
+                        "--image-size)")
     p.add_argument("--max-steps", type=int, default=None, help="cap per episode (default: task's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--explore", type=float, default=0.0,
@@ -654,32 +526,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--obs image: streaming DataLoader workers, one run per value")
     b.add_argument("--batch-size", type=int, default=64, help="--obs image: batch")
     b.set_defaults(func=cmd_bench_train)
-    add_bench_paper_parser(bench)
-    b = bench.add_parser("mpc", help="latent MPC success and planning time per planner and goal "
-                                     "scheme (resumable JSON lines)")
-    b.add_argument("--config", default="config/bench_mpc.yaml", help="settings YAML")
-    b.add_argument("--work", default=DEFAULT_MPC_WORK,
-                   help="demos and world models (reused; one folder per world setting)")
-    b.add_argument("--results", default="docs/results/mpc.jsonl", help="JSON lines file")
-    b.add_argument("--tasks", nargs="+", default=None,
-                   help="run only these of the config's tasks, in this order")
-    b.add_argument("--settings", nargs="+", default=None,
-                   help="run only these of the config's settings (by name)")
-    b.add_argument("--report", action="store_true", help="only print the table from the results")
-    b.add_argument("--out", default=None,
-                   help="markdown file to (re)write the MPC section in, e.g. docs/RESULTS.md")
-    b.add_argument("--quiet", action="store_true")
-    b.set_defaults(func=cmd_bench_mpc)
-    b = bench.add_parser("planning", help="per-action latent MPC time per planner setting, "
-                                          "against the matmul peak")
-    b.add_argument("--config", default="config/bench_mpc.yaml", help="settings YAML")
-    b.add_argument("--world", required=True, help="world-model checkpoint (best.pt)")
-    b.add_argument("--data", required=True, help="demos (episodes .hdf5): observations to plan "
-                                                 "from, and the tracking memory")
-    b.add_argument("--demos", type=int, default=90, help="demos used from --data")
-    b.add_argument("--samples", type=int, default=300, help="timed actions per setting")
-    b.add_argument("--out", default=None, help="markdown file to (re)write the section in")
-    b.set_defaults(func=cmd_bench_planning)
     add_examples(parser)
     return parser
 

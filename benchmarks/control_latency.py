@@ -38,8 +38,9 @@ import torch
 import yaml
 
 from actjepa_core.bench.policy_speed import demo_observations, timings_ms
-from actjepa_core.bench.train_speed import machine_line, write_section
+from actjepa_core.bench.train_speed import machine_line
 from actjepa_core.cli import main as actjepa
+from actjepa_core.evaluation.sections import write_section
 from actjepa_core.evaluation.tables import markdown_table
 from actjepa_core.units import MS_PER_S
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Per-step act() latency of BC / NN / MPC for state and 64x64 image observations, and the NN query
-# time against memory size (docs/BENCHMARKS.md). State policies come from scripts/results_state.sh;
+# time against memory size (docs/BENCHMARKS.md). State policies come from experiments/state/results_state.sh;
 # the image ones from a small image world model made here (latency only: quality is not the point).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,7 +1,7 @@
 """Where one training step's time goes (docs/BENCHMARKS.md), and eager vs torch.compile side by
 side.
 
-    .venv/bin/python scripts/profile_train_step.py --data data/push100.hdf5
+    .venv/bin/python benchmarks/profile_train_step.py --data data/push100.hdf5
 Same trainer, sizes and batch as `actjepa bench train`'s "ours, fp32" row.
 """
 from __future__ import annotations

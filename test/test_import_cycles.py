@@ -142,3 +142,13 @@ def test_the_raw_objective_head_is_the_bc_policy_default_head():
     objective = RawBC({"state": (5,)}, 3, config)
     widths = [m.out_features for m in objective.head if hasattr(m, "out_features")]
     assert widths == [*BCConfig().hidden, 3]
+
+
+def test_the_packages_never_import_the_experiments():
+    """experiments/ is not installed: a package module that imported it would break every
+    installed copy."""
+    offenders = sorted(module for module, path in module_files().items()
+                       if any(name == "experiments" or name.startswith("experiments.")
+                              for name in imported_names(path, module,
+                                                         path.name == "__init__.py")))
+    assert not offenders, f"{offenders} import experiments/"

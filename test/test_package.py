@@ -5,6 +5,7 @@
   machine brings everything in; adding an undeclared import fails here.
 * actjepa_core never imports ROS, and every third-party module it imports is a
   requirement (or extra) in setup.py, so `pip install -e '.[sim,ros,dev]'` is complete.
+* config/ holds only user configs; nothing of experiments/ is installed.
 * A colcon build of a copy of the repository succeeds and installs package.xml, the
   ament index marker, launch/ config/ models/ (sub-folders kept), the node executables
   in lib/actjepa_ros and both Python packages.
@@ -337,6 +338,28 @@ def _share_files(root):
     return sorted(files)
 
 
+USER_CONFIGS = {'policy.yaml', 'policy_bc.yaml', 'policy_mpc.yaml', 'policy_mpc_waypoints.yaml',
+                'sim.yaml', 'recorder.yaml', 'train.yaml', 'ros2_control_arm.yaml'}
+
+
+def _experiment_files(share):
+    """Installed files that belong to experiments/: a study's config, runner or probe."""
+    studies = {p.name for p in (REPO / 'experiments').rglob('*') if p.is_file()}
+    return sorted(str(rel) for rel in share if 'experiments' in rel.parts
+                  or (rel.parts[0] == 'config' and rel.name in studies))
+
+
+def test_only_user_configs_are_installed():
+    """config/ ships what a user runs (the nodes' params files, train.yaml, the MPC configs a
+    policy is made with); the studies' configs live in experiments/, which is never installed."""
+    share = _share_files(REPO)
+    configs = {rel.name for rel in share if rel.parts[0] == 'config'}
+    assert configs == USER_CONFIGS, f'config/ holds {sorted(configs - USER_CONFIGS)} too'
+    assert not _experiment_files(share)
+    setup_py = (REPO / 'setup.py').read_text()
+    assert "'experiments'" not in setup_py and 'experiments.*' not in setup_py
+
+
 def _colcon():
     candidate = Path(sys.executable).parent / 'colcon'
     if candidate.exists():
@@ -382,6 +405,8 @@ def test_colcon_build_installs_the_package(tmp_path):
 
     expected = _share_files(source)
     assert Path('models/probe_sub/probe.pt') in expected
+    installed = [path.relative_to(share) for path in share.rglob('*') if path.is_file()]
+    assert not _experiment_files(installed), 'an experiment file is installed'
     missing = [str(rel) for rel in expected if not (share / rel).is_file()]
     assert not missing, f'not installed under share/{PACKAGE}: {missing}'
 
@@ -401,3 +426,4 @@ def test_colcon_build_installs_the_package(tmp_path):
         assert src_modules <= installed, \
             f'{package}: not installed: {sorted(map(str, src_modules - installed))}'
     assert not (site_packages / 'test').exists(), 'the test folder must not be installed'
+    assert not (site_packages / 'experiments').exists(), 'experiments/ must not be installed'

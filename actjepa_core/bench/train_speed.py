@@ -20,11 +20,11 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
-from actjepa_core.atomic import atomic_path
 from actjepa_core.bench import reference
 from actjepa_core.config import ModelConfig, TrainConfig
 from actjepa_core.data.episodes import read_episodes, write_episodes
 from actjepa_core.errors import ActJepaError
+from actjepa_core.evaluation.sections import write_section
 from actjepa_core.evaluation.tables import markdown_table
 from actjepa_core.training.trainer import Trainer
 
@@ -225,19 +225,6 @@ def render_markdown(r: dict, data_path: str) -> str:
         f"`torch.mm`): fp32 {r['peaks']['fp32'][0]:.1f} GFLOP/s (n={r['peaks']['fp32'][1]}), "
         f"bf16 {r['peaks']['bf16'][0]:.1f} GFLOP/s (n={r['peaks']['bf16'][1]}).",
     ])
-
-
-def write_section(path: Path, key: str, text: str) -> None:
-    """Replace the block marked ``key`` in ``path`` (appended if absent; file created if needed)."""
-    start, end = f"<!-- bench:{key}:start -->", f"<!-- bench:{key}:end -->"
-    block = f"{start}\n{text}\n{end}"
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    if start in old and end in old:
-        new = old[:old.index(start)] + block + old[old.index(end) + len(end):]
-    else:
-        new = old.rstrip("\n") + "\n\n" + block + "\n"
-    with atomic_path(path) as tmp:
-        tmp.write_text(new)
 
 
 # ---- `actjepa bench train --obs image`: in memory vs streaming --------------------------------

@@ -1,5 +1,6 @@
 """The training benchmark runs both trainers on the same data and writes its block into a doc."""
-from actjepa_core.bench.train_speed import run_benchmark, write_section
+from actjepa_core.bench.train_speed import run_benchmark
+from actjepa_core.evaluation.sections import write_section
 
 
 def test_benchmark_compares_both_trainers_and_rewrites_its_block(push_demos_path, tmp_path):

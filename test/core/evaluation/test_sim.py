@@ -183,7 +183,7 @@ def test_proprioception_is_the_hand_and_gripper_part_of_the_state() -> None:
 
 def test_task_metrics_measure_success_at_the_tool_centre_not_the_observed_hand() -> None:
     """reach-v3's expert steers the observed hand onto the goal; success is measured a few cm
-    lower (scripts/demo_goal_margin.py reads this metric for the demo goals' margin)."""
+    lower (experiments/mpc/demo_goal_margin.py reads this metric for the demo goals' margin)."""
     arm = SimArm("reach-v3", seed=1)
     with pytest.raises(ActJepaError, match="before reset"):
         arm.task_metrics()
