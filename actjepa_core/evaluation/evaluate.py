@@ -34,7 +34,7 @@ from actjepa_core.units import MS_PER_S
 DEFAULT_SEED = 1  # `actjepa collect` defaults to seed 0: evaluation must not replay demo starts
 Z_95 = 1.959963984540054  # standard normal quantile for a two-sided 95% interval
 PERCENTILES = (50.0, 99.0)
-SIM_KEYS = ("state", "proprio", "image")  # what SimArm observes
+SIM_KEYS = ("state", "proprio", "joints", "image")  # what SimArm observes
 NOISE_SEED_SHIFT = 32  # episode noise seed = (seed << 32) + episode: distinct for every pair
 
 
@@ -128,7 +128,8 @@ def evaluate(policy: Controller, task: str, episodes: int, noise: float = 0.0,
         raise ActJepaError(f"observation noise needs a learned policy (it is added to the "
                            f"normalised observation); got {type(policy).__name__}")
     arm = SimArm(task, seed=seed, image_size=sim_image_size(policy), max_steps=max_steps,
-                 proprio=isinstance(policy, Policy) and "proprio" in policy.obs_spec)
+                 proprio=isinstance(policy, Policy) and "proprio" in policy.obs_spec,
+                 joints=isinstance(policy, Policy) and "joints" in policy.obs_spec)
     goals: GoalMaker | None = None
     old_noise, policy.obs_noise = policy.obs_noise, noise
     records: list[EpisodeRecord] = []

@@ -114,10 +114,13 @@ class SimArm:
     """One Meta-World task as a robot arm: reset to an episode's start, step an action, observe."""
 
     def __init__(self, task: str, seed: int = 0, image_size: int | None = None,
-                 max_steps: int | None = None, proprio: bool = False) -> None:
+                 max_steps: int | None = None, proprio: bool = False,
+                 joints: bool = False) -> None:
         _check_task(task)
         self.task = task
         self.proprio = proprio  # also observe "proprio" (``proprio_of``), for policies that read it
+        # also observe "joints": the positions sim_node publishes on joint_states, as float32
+        self.joints = joints
         self.seed = _check_count("seed", seed, 0)
         self.image_size = None if image_size is None else _check_count("image_size", image_size, 1)
         env_cls = _benchmark(task, self.seed * SEED_STRIDE).train_classes[task]
@@ -227,12 +230,14 @@ class SimArm:
         obs = {"state": np.asarray(self._state, dtype=np.float32)}
         if self.proprio:
             obs["proprio"] = proprio_of(obs["state"])
+        if self.joints:
+            obs["joints"] = self.joint_positions().astype(np.float32)
         if self.image_size is not None:
             obs["image"] = self.render()
         return obs
 
 
-OBS_KEYS = ("state", "proprio", "image")  # what SimArm can observe
+OBS_KEYS = ("state", "proprio", "joints", "image")  # what SimArm can observe
 
 
 def _check_keys(keys: Sequence[str] | None, image_size: int | None) -> tuple[str, ...]:
@@ -270,8 +275,10 @@ def collect_episodes(task: str, episodes: int, seed: int = 0, image_size: int | 
     they also show the arm leaving and regaining the goal, which expert-only demos never do.
 
     ``keys`` picks the observation keys written (default: ``state``, and ``image`` with
-    ``image_size``): ``("image", "proprio")`` is what a real arm gives, a camera and its own
-    pose, without the object and goal positions the 39-d state holds.
+    ``image_size``): ``("image", "joints")`` is what a real arm gives, a camera and its joint
+    states (``joints``: the 7 hinges and 2 finger slides, as sim_node publishes them), without
+    the object and goal positions the 39-d state holds; ``proprio`` is the hand position and
+    gripper opening cut from that state.
     """
     keys = _check_keys(keys, image_size)
     _check_task(task)
@@ -281,7 +288,7 @@ def collect_episodes(task: str, episodes: int, seed: int = 0, image_size: int | 
         raise ActJepaError(f"explore must lie in [0, 1] (a probability per tick), got {explore}")
     rng = np.random.default_rng(seed)
     arm = SimArm(task, seed=seed, image_size=image_size, max_steps=max_steps,
-                 proprio="proprio" in keys)
+                 proprio="proprio" in keys, joints="joints" in keys)
     solved = 0
     bar = progress_bar(total=episodes, desc=task, unit="ep", disable=not progress)
     try:

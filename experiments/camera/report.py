@@ -106,7 +106,8 @@ def render(study, rows: list[dict]) -> str:
     ablations = ["recipe", *[c.name for c in study.cells if c.tasks == [ABLATION_TASK]]]
     return "\n\n".join([
         "# Camera + proprioception policies, end to end",
-        "Observations: the corner camera and the arm's own pose (hand xyz, gripper opening); "
+        "Observations: the corner camera and the joint positions sim_node publishes (7 hinges, "
+        "2 finger slides); "
         "never the object's or goal's position. Success closed loop on held-out start "
         f"configurations ({study.eval_episodes} episodes per cell, evaluation seed "
         f"{study.eval_seed}, at most {study.max_steps} steps), 95% Wilson intervals. Training "

@@ -2,8 +2,9 @@
 
 Each cell trains one ``bc`` objective run (experiments/camera/camera.yaml: the recipe, then one
 override set per row) on expert demos rendered once into an episodes file (camera image and the
-arm's own pose; never the object's or goal's position), wraps it as an ``e2e`` policy, evaluates it
-closed loop on held-out start configurations at each noise level, and appends one JSON line per
+arm's joint positions; never the object's or goal's position), wraps it as an ``e2e`` policy,
+evaluates it closed loop on held-out start configurations at each noise level, and appends one
+JSON line per
 (cell, noise) to the results file as soon as it is measured. A rerun skips what is there, and a
 stopped training run resumes from its last.pt. ``--shard i/n`` splits the cells between processes
 (one per core); ``--report`` rewrites the study's markdown page from the results file alone.
@@ -32,7 +33,7 @@ from actjepa_core.policies.world import FrozenWorld
 from actjepa_core.training.trainer import train
 
 HERE = Path(__file__).resolve().parent
-KEYS = ("image", "proprio")  # what a real arm gives: a camera and its own pose
+KEYS = ("image", "joints")  # what a real arm gives: a camera and its joint states
 
 
 @dataclass
