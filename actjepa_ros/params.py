@@ -301,4 +301,48 @@ POLICY_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("warn_throttle_s", 5.0, "Each kind of problem is logged at most once per this "
               "period (it keeps being refused in between).", 0.01, MAX_TIMEOUT_S),
 )
+# ---- recorder_node -----------------------------------------------------------------------
+# rosbag2 storages the recorder writes (actjepa_core.bags.writer.STORAGES; test_recorder_node
+# checks the two agree: importing the writer here would load rosbags for every node)
+BAG_STORAGES = ("mcap", "sqlite3")
+RELIABILITIES = ("auto", "reliable", "best_effort")
+MAX_DEPTH = 100_000
+MAX_PERIOD_S = 3600.0
+SIM_TOPICS = ["joint_states", "sim_node/state", "sim_node/action", "sim_node/success"]
+
+RECORDER_PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("topics", SIM_TOPICS, "Topics to record (relative names resolve in the node's "
+              "namespace)."),
+    ParamSpec("types", [], "Message type of each topic, in the order of topics (e.g. "
+              "sensor_msgs/msg/JointState); [] = look each up in the ROS graph once a publisher "
+              "appears.", items=str),
+    ParamSpec("output_dir", "bags", "Folder the bags are written into (created if missing)."),
+    ParamSpec("bag_prefix", "episode", "Bag names: <prefix>_<date>_<time>_<episode number>."),
+    ParamSpec("storage", "mcap", "rosbag2 storage: mcap (Jazzy's default) or sqlite3.",
+              choices=BAG_STORAGES),
+    ParamSpec("autostart", False, "Start recording the first episode at startup."),
+    ParamSpec("marker_topic", "", "std_msgs/Bool: true starts an episode, false stops it "
+              "('' = none)."),
+    ParamSpec("reliability", "auto", "Subscriptions: auto = best effort for topics whose "
+              "publishers offer only best effort (cameras with sensor-data QoS), else reliable "
+              "(topics not yet published: reliable).", choices=RELIABILITIES),
+    ParamSpec("queue_depth", 100, "Messages each subscription queues while the node writes.",
+              1, MAX_DEPTH),
+    ParamSpec("discovery_period_s", 0.5, "How often topics of unknown type are looked up in the "
+              "ROS graph.", 0.01, MAX_PERIOD_S),
+    ParamSpec("flush_period_s", 1.0, "What was received is on disk, readable after a crash "
+              "(SIGKILL, OOM, power cut), within this many seconds (an MCAP chunk closed, or a "
+              "sqlite3 commit).", 0.01, MAX_PERIOD_S),
+    ParamSpec("fsync", True, "Each flush also waits for the disk (survives a power cut, not "
+              "only a killed process)."),
+    ParamSpec("episodes_file", "", "Episodes file (HDF5) each closed bag's episodes are "
+              "appended to, atomically, by a separate process ('' = only bags)."),
+    ParamSpec("convert_config", "", "YAML with the `actjepa convert` config (its "
+              "actjepa_convert entry, or a plain file); '' = the --params-file(s) this node was "
+              "started with."),
+    ParamSpec("convert_shutdown_timeout_s", 10.0, "On SIGINT/SIGTERM, how long conversions "
+              "still queued may take before they are left to ~/convert (a second signal: at "
+              "once).", 0.0, MAX_PERIOD_S),
+)
+
 LIVE_POLICY_PARAMS = ("action_min", "action_max", "max_delta")  # while active: only tighter

@@ -32,7 +32,7 @@ import yaml
 from rclpy.expand_topic_name import expand_topic_name
 
 from actjepa_core.errors import ActJepaError
-from actjepa_ros.params import POLICY_PARAMS, SIM_PARAMS, ParamSpec
+from actjepa_ros.params import POLICY_PARAMS, RECORDER_PARAMS, SIM_PARAMS, ParamSpec
 
 POLICY_VERSION = "0.2.0"  # the SROS2 policy schema (sros2/policy/schemas/policy.xsd)
 ENCLAVE_ROOT = "/actjepa"
@@ -142,16 +142,10 @@ def recorder_node_endpoints(p: dict[str, Any], namespace: str = "/") -> Endpoint
     return ends
 
 
-def recorder_params() -> tuple[ParamSpec, ...]:
-    from actjepa_ros.recorder_node import RECORDER_PARAMS  # loads the bag writer: only if asked
-
-    return RECORDER_PARAMS
-
-
 NODES: dict[str, tuple[Callable[[], Sequence[ParamSpec]], Callable[..., Endpoints]]] = {
     "policy_node": (lambda: POLICY_PARAMS, policy_node_endpoints),
     "sim_node": (lambda: SIM_PARAMS, sim_node_endpoints),
-    "recorder_node": (recorder_params, recorder_node_endpoints),
+    "recorder_node": (lambda: RECORDER_PARAMS, recorder_node_endpoints),
 }
 
 

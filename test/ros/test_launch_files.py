@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from actjepa_ros.params import POLICY_PARAMS, SIM_PARAMS
-from actjepa_ros.recorder_node import RECORDER_PARAMS
+from actjepa_ros.params import POLICY_PARAMS, RECORDER_PARAMS, SIM_PARAMS
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.py"))

@@ -28,7 +28,8 @@ from std_srvs.srv import Trigger
 from actjepa_core import cli
 from actjepa_core.bags.append import stale_temporaries
 from actjepa_core.data.episodes import Episode, read_episodes, write_episodes
-from actjepa_ros.recorder_node import RECORDER_PARAMS, message_class
+from actjepa_ros.params import RECORDER_PARAMS
+from actjepa_ros.recorder_node import message_class
 
 from ros_harness import NodeProcess, RosClient, domain_id
 
@@ -68,6 +69,13 @@ def test_message_types_resolve_to_classes():
     assert message_class("sensor_msgs/msg/JointState") is JointState
     assert message_class("std_msgs/Bool") is Bool
     assert {s.name for s in RECORDER_PARAMS} >= {"topics", "types", "output_dir", "storage"}
+
+
+def test_the_recorder_storages_are_the_bag_writers():
+    from actjepa_core.bags.writer import STORAGES
+    from actjepa_ros.params import BAG_STORAGES
+
+    assert set(BAG_STORAGES) == set(STORAGES)
 
 
 def test_start_stop_marker_and_sigint_lose_no_message(tester, start_node, tmp_path):

@@ -18,8 +18,7 @@ from rclpy.validate_full_topic_name import validate_full_topic_name
 from rclpy.validate_node_name import validate_node_name
 
 from actjepa_ros import policy_node, recorder_node, sim_node
-from actjepa_ros.params import POLICY_PARAMS, SIM_PARAMS
-from actjepa_ros.recorder_node import RECORDER_PARAMS
+from actjepa_ros.params import POLICY_PARAMS, RECORDER_PARAMS, SIM_PARAMS
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
