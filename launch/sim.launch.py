@@ -4,7 +4,8 @@
     ros2 launch actjepa_ros sim.launch.py checkpoint:=... sim_params_file:=my_sim.yaml
 
 sim_node (Meta-World's Sawyer in MuJoCo, config/sim.yaml: lock-step, publishing /clock) and
-policy_node (config/policy.yaml: lock-step, following /clock) in one namespace, so each policy
+policy_node (policy.launch.py, included: config/policy.yaml, lock-step, following /clock) in one
+namespace, so each policy
 action advances the arm by one step: a deterministic closed-loop evaluation over real topics.
 Without a ROS install, start the two nodes as
 ``python -m actjepa_ros.sim_node --ros-args --params-file config/sim.yaml`` and
@@ -12,10 +13,10 @@ Without a ROS install, start the two nodes as
 -p checkpoint:=...``.
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, SetEnvironmentVariable
+from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
-from launch_ros.actions import LifecycleNode, Node
-from launch_ros.parameter_descriptions import ParameterValue
+from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = 'actjepa_ros'
@@ -58,19 +59,20 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('use_sim_time', default_value='true',
                               description='The policy follows the simulator\'s /clock.'),
     ]
-    namespace = LaunchConfiguration('namespace')
-    use_sim_time = ParameterValue(LaunchConfiguration('use_sim_time'), value_type=bool)
-    sim = Node(package=PACKAGE, executable='sim_node', name='sim_node', namespace=namespace,
-               output='screen', arguments=LOG_LEVEL,
+    sim = Node(package=PACKAGE, executable='sim_node', name='sim_node',
+               namespace=LaunchConfiguration('namespace'), output='screen', arguments=LOG_LEVEL,
                parameters=[LaunchConfiguration('sim_params_file')])
-    policy = LifecycleNode(
-        package=PACKAGE, executable='policy_node', name='policy_node', namespace=namespace,
-        output='screen', arguments=LOG_LEVEL,
-        parameters=[
-            LaunchConfiguration('params_file'),
-            {'checkpoint': ParameterValue(LaunchConfiguration('checkpoint'), value_type=str),
-             'policy_type': ParameterValue(LaunchConfiguration('policy_type'), value_type=str),
-             'use_sim_time': use_sim_time,
-             'autostart': True},
-        ])
+    policy = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(PathJoinSubstitution([share, 'launch',
+                                                            'policy.launch.py'])),
+        launch_arguments={  # this file's arguments, passed on as they are
+            'checkpoint': LaunchConfiguration('checkpoint'),
+            'policy_type': LaunchConfiguration('policy_type'),
+            'params_file': LaunchConfiguration('params_file'),
+            'log_level': LaunchConfiguration('log_level'),
+            'discovery_range': LaunchConfiguration('discovery_range'),
+            'namespace': LaunchConfiguration('namespace'),
+            'use_sim_time': LaunchConfiguration('use_sim_time'),
+            'autostart': 'true',
+        }.items())
     return LaunchDescription([*arguments, *discovery_range_environment(), sim, policy])

@@ -96,6 +96,29 @@ def test_default_params_files_exist(path):
         assert (REPO / "config" / name).is_file(), f"config/{name} is missing"
 
 
+def declared_arguments(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return {first_string(c) for c in calls(tree, "DeclareLaunchArgument")}
+
+
+def test_the_simulator_launch_includes_the_policy_launch():
+    """sim.launch.py starts the sim node and includes policy.launch.py for the policy node (one
+    policy node block to keep right), handing it only arguments policy.launch.py declares."""
+    path = REPO / "launch" / "sim.launch.py"
+    tree = ast.parse(path.read_text(), filename=str(path))
+    executables = [keyword(c, "executable").value for name in NODE_ACTIONS
+                   for c in calls(tree, name)]
+    assert executables == ["sim_node"]
+    [include] = calls(tree, "IncludeLaunchDescription")
+    source = ast.unparse(include.args[0])
+    assert "'launch'" in source and "'policy.launch.py'" in source
+    handed = keyword(include, "launch_arguments").func.value  # {...}.items()
+    names = {k.value for k in handed.keys}
+    policy_arguments = declared_arguments(REPO / "launch" / "policy.launch.py")
+    assert names <= policy_arguments, names - policy_arguments
+    assert POLICY_ARGUMENTS <= names
+
+
 # ---- params files ---------------------------------------------------------------------------
 PARAMS_FILES = {"policy.yaml": "policy_node", "ros2_control_arm.yaml": "policy_node",
                 "sim.yaml": "sim_node", "recorder.yaml": "recorder_node"}
