@@ -18,7 +18,9 @@ import numpy as np
 from actjepa_core.atomic import atomic_path
 from actjepa_core.errors import ActJepaError
 
-SCALE = 2  # sim pixels -> video pixels
+SCALE = 2  # sim pixels -> video pixels (at least)
+VIDEO_SIDE = 256  # smaller pictures (a camera policy's own input) are enlarged to about this
+INSET_MARGIN = 6  # px between the policy-input inset and the picture's corner
 BAR_PX = 44  # status bar under the picture
 FPS = 30  # video frames per second (the arm ticks at 80 Hz: the video runs a little slow)
 HOLD_S = 0.6  # the last frame of each episode is held this long
@@ -45,13 +47,18 @@ class EpisodeRecord:
 
 
 def annotate(frame: np.ndarray, task: str, episode: int, episodes: int, step: int,
-             solved: bool, latency_ms: float | None, done: bool) -> np.ndarray:
-    """One video frame: the picture enlarged, a border, the status bar."""
-    picture = cv2.resize(frame, (frame.shape[1] * SCALE, frame.shape[0] * SCALE),
+             solved: bool, latency_ms: float | None, done: bool,
+             inset: bool = False) -> np.ndarray:
+    """One video frame: the picture enlarged, a border, the status bar; with ``inset`` (the
+    frame is what a camera policy read) that frame at its own size in the top-right corner."""
+    scale = max(SCALE, VIDEO_SIDE // frame.shape[1])
+    picture = cv2.resize(frame, (frame.shape[1] * scale, frame.shape[0] * scale),
                          interpolation=cv2.INTER_NEAREST)
     height, width = picture.shape[:2]
     out = np.zeros((height + BAR_PX, width, 3), np.uint8)
     out[:height] = picture
+    if inset:
+        draw_inset(out, frame)
     colour = GREEN if solved else (RED if done else GREY)
     cv2.rectangle(out, (0, 0), (width - 1, height - 1), colour, 3)
     cv2.putText(out, f"{task}  ep {episode + 1}/{episodes}", (8, 18), FONT, 0.45, WHITE, 1,
@@ -64,8 +71,17 @@ def annotate(frame: np.ndarray, task: str, episode: int, episodes: int, step: in
     return out
 
 
-def episode_frames(record: EpisodeRecord, episode: int, episodes: int, task: str
-                   ) -> list[np.ndarray]:
+def draw_inset(out: np.ndarray, frame: np.ndarray) -> None:
+    """``frame`` pixel for pixel, framed and labelled, in the top-right corner of ``out``."""
+    h, w = frame.shape[:2]
+    top, left = INSET_MARGIN + 12, out.shape[1] - w - INSET_MARGIN
+    out[top:top + h, left:left + w] = frame
+    cv2.rectangle(out, (left - 1, top - 1), (left + w, top + h), WHITE, 1)
+    cv2.putText(out, "policy input", (left - 18, top - 4), FONT, 0.35, WHITE, 1, cv2.LINE_AA)
+
+
+def episode_frames(record: EpisodeRecord, episode: int, episodes: int, task: str,
+                   inset: bool = False) -> list[np.ndarray]:
     """The annotated frames of one episode: the last ``steps + 1`` frames received (the sim
     re-sends the start picture until the policy answers), frame i showing the arm after i
     actions. Latencies align to the last steps (a latency sample can be lost while the
@@ -79,15 +95,16 @@ def episode_frames(record: EpisodeRecord, episode: int, episodes: int, task: str
         solved = any(record.success[:step])
         latency = record.latency_ms[step - 1 - missing] if step - 1 - missing >= 0 else None
         out.append(annotate(frame, task, episode, episodes, max(step, 0), solved, latency,
-                            i == len(frames) - 1))
+                            i == len(frames) - 1, inset))
     return out
 
 
-def video_frames(records: Sequence[EpisodeRecord], task: str) -> list[np.ndarray]:
+def video_frames(records: Sequence[EpisodeRecord], task: str,
+                 inset: bool = False) -> list[np.ndarray]:
     """Every episode's annotated frames, the last of each held for HOLD_S."""
     frames = []
     for e, record in enumerate(records):
-        shown = episode_frames(record, e, len(records), task)
+        shown = episode_frames(record, e, len(records), task, inset)
         frames += shown + shown[-1:] * (int(HOLD_S * FPS) - 1) if shown else []
     if not frames:
         raise ActJepaError("no camera frames were captured; expected the sim node's camera "
@@ -95,10 +112,10 @@ def video_frames(records: Sequence[EpisodeRecord], task: str) -> list[np.ndarray
     return frames
 
 
-def still(records: Sequence[EpisodeRecord], task: str) -> np.ndarray:
+def still(records: Sequence[EpisodeRecord], task: str, inset: bool = False) -> np.ndarray:
     """A telling frame: the end of the first solved episode (else the middle of the first)."""
     e = next((i for i, r in enumerate(records) if r.solved and r.frames), 0)
-    shown = episode_frames(records[e], e, len(records), task)
+    shown = episode_frames(records[e], e, len(records), task, inset)
     if not shown:
         raise ActJepaError("no camera frames were captured")
     return shown[-1] if records[e].solved else shown[len(shown) // 2]

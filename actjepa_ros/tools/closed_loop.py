@@ -21,6 +21,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Float64
 from std_srvs.srv import Trigger
 
+from actjepa_core.errors import ActJepaError
 from actjepa_core.evaluation.demo_video import EpisodeRecord
 from actjepa_core.evaluation.evaluate import wilson_interval
 from actjepa_ros.conversions import image_to_rgb
@@ -47,6 +48,27 @@ class ClosedLoopResult:
     latency_samples: int
 
 
+def policy_obs_spec(checkpoint: str | Path) -> dict[str, dict]:
+    """The observation keys (shape, dtype) a policy file's policy reads."""
+    from actjepa_core.policies.base import POLICY
+    from actjepa_core.training.checkpoint import load_checkpoint
+
+    return dict(load_checkpoint(checkpoint, kind=POLICY)["world"]["obs_spec"])
+
+
+def policy_params_files(checkpoint: str | Path) -> list[str]:
+    """policy.yaml, and policy_camera.yaml on top for a policy that reads the joint states
+    (a camera policy: no task-state vector in the loop)."""
+    return ["policy.yaml", *(["policy_camera.yaml"] if "joints" in policy_obs_spec(checkpoint)
+                             else [])]
+
+
+def camera_size(checkpoint: str | Path) -> int:
+    """The side of the square camera image the policy reads (0: it reads none)."""
+    spec = policy_obs_spec(checkpoint)
+    return int(spec["image"]["shape"][0]) if "image" in spec else 0
+
+
 def run_closed_loop(checkpoint: str | Path, task: str = "reach-v3", episodes: int = 10,
                     seed: int = 1, max_steps: int = 150, log_dir: str | Path | None = None,
                     verbose: bool = True, image_size: int = 0,
@@ -54,7 +76,14 @@ def run_closed_loop(checkpoint: str | Path, task: str = "reach-v3", episodes: in
     """Run ``episodes`` lock-step episodes (sim seed ``seed``) and measure success and latency.
 
     With ``image_size`` > 0 the sim node also renders its camera; each episode's camera frames
-    (as received over ROS), success flags and latencies are appended to ``capture``."""
+    (as received over ROS), success flags and latencies are appended to ``capture``. A policy
+    that reads the camera gets it at its own size, rendered as in its training demos (a
+    different ``image_size`` is refused)."""
+    wanted = camera_size(checkpoint)
+    if wanted and image_size not in (0, wanted):
+        raise ActJepaError(f"{checkpoint} reads {wanted}x{wanted} camera images; the sim would "
+                         f"render {image_size}x{image_size} (expected image_size {wanted} or 0)")
+    image_size = wanted or image_size
     log_dir = Path(log_dir or tempfile.mkdtemp(prefix="closed-loop-"))
     log_dir.mkdir(parents=True, exist_ok=True)
     domain = claim_domain()
@@ -76,9 +105,11 @@ def run_closed_loop(checkpoint: str | Path, task: str = "reach-v3", episodes: in
         if not ros.spin_until(lambda: ros.node.count_publishers("/sim_node/success") > 0,
                               START_TIMEOUT_S):
             raise RuntimeError(f"sim node did not start; see {log_dir / 'sim.log'}")
+        params = [a for name in policy_params_files(checkpoint)
+                  for a in ("--params-file", str(config_file(name)))]
         policy = NodeProcess("actjepa_ros.policy_node", [
-            "--params-file", str(config_file("policy.yaml")), "-p", f"checkpoint:={checkpoint}",
-            "-p", "use_sim_time:=true"], log_dir / "policy.log", domain, cwd=share_dir())
+            *params, "-p", f"checkpoint:={checkpoint}", "-p", "use_sim_time:=true"],
+            log_dir / "policy.log", domain, cwd=share_dir())
         for episode in range(episodes):
             if episode:  # the policy's per-episode state first, then the arm
                 ros.call(Trigger, "/policy_node/reset", Trigger.Request())

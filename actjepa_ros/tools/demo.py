@@ -26,13 +26,15 @@ from actjepa_core.evaluation.demo_video import (
 )
 from actjepa_ros.share import share_dir
 
-IMAGE_SIZE = 128  # sim camera side (px) for the video; the shipped policies use the state only
+IMAGE_SIZE = 128  # sim camera side (px) for the video of a policy that reads no camera
 MAX_STEPS = 200  # per episode: the shipped policies solve within ~150 steps when they do
+KINDS = {"camera": "camera", "state": "bc"}  # --policy-kind -> models/<task>_<suffix>.pt
 
 
-def shipped_policy(task: str) -> Path:
-    """models/<task without -v3>_bc.pt, in the source tree or the installed share folder."""
-    name = f"{task.removesuffix('-v3')}_bc.pt"
+def shipped_policy(task: str, kind: str = "camera") -> Path:
+    """models/<task without -v3>_camera.pt (camera + joint states; or _bc.pt, the policy on
+    the simulator's task state), in the source tree or the installed share folder."""
+    name = f"{task.removesuffix('-v3')}_{KINDS[kind]}.pt"
     for root in (Path.cwd(), share_dir()):
         if (root / "models" / name).is_file():
             return root / "models" / name
@@ -44,34 +46,45 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="pick-place-v3")
     parser.add_argument("--checkpoint", default=None,
-                        help="policy file (default: the shipped models/<task>_bc.pt)")
+                        help="policy file (default: the shipped models/<task>_camera.pt)")
+    parser.add_argument("--policy-kind", choices=tuple(KINDS), default="camera",
+                        help="which shipped policy without --checkpoint: camera (camera + joint "
+                             "states, what a real arm has) or state (the simulator's task state)")
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1,
                         help="sim start configurations (the policies were trained on seed 0)")
     parser.add_argument("--max-steps", type=int, default=MAX_STEPS)
-    parser.add_argument("--image-size", type=int, default=IMAGE_SIZE)
+    parser.add_argument("--image-size", type=int, default=IMAGE_SIZE,
+                        help="sim camera side for the video of a policy that reads no camera "
+                             "(a camera policy gets its own size)")
     parser.add_argument("--out", default="runs/demo-video", help="folder for the outputs")
     parser.add_argument("--video", default=None,
                         help="video file, .mp4 or .gif (default: OUT/<task>.mp4)")
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
-        checkpoint = Path(args.checkpoint) if args.checkpoint else shipped_policy(args.task)
+        checkpoint = (Path(args.checkpoint) if args.checkpoint
+                      else shipped_policy(args.task, args.policy_kind))
         if not checkpoint.is_file():
             raise ActJepaError(f"{checkpoint}: policy file not found")
-        from actjepa_ros.tools.closed_loop import run_closed_loop  # loads MuJoCo, torch, rclpy
+        # loads MuJoCo, torch, rclpy
+        from actjepa_ros.tools.closed_loop import camera_size, run_closed_loop
+
+        reads_camera = camera_size(checkpoint) > 0
 
         out = Path(args.out)
         records: list[EpisodeRecord] = []
         print(f"{args.task}: {checkpoint} drives sim_node over ROS 2 ({args.episodes} episodes, "
               f"seed {args.seed}, lock-step)", flush=True)
         r = run_closed_loop(checkpoint, args.task, args.episodes, args.seed, args.max_steps,
-                            out / "logs", image_size=args.image_size, capture=records)
-        frames = video_frames(records, args.task)
+                            out / "logs", image_size=0 if reads_camera else args.image_size,
+                            capture=records)
+        frames = video_frames(records, args.task, inset=reads_camera)
         video = write_video(args.video or out / f"{args.task}.mp4", frames)
         summary = write_summary(out / f"{args.task}-summary.png", records, args.task,
                                 f" (95% CI {100 * r.ci_low:.0f}-{100 * r.ci_high:.0f}%)")
-        frame = write_frame(out / f"{args.task}-frame.png", still(records, args.task))
+        frame = write_frame(out / f"{args.task}-frame.png",
+                            still(records, args.task, inset=reads_camera))
     except ActJepaError as err:
         print(f"demo: error: {err}", file=sys.stderr)
         return 2
