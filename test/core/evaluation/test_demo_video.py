@@ -19,17 +19,27 @@ def record(steps, solved_at=None, extra_start_frames=1, latencies=None):
 def test_frames_carry_the_picture_enlarged_with_a_status_bar():
     frame = dv.annotate(np.zeros((SIDE, SIDE, 3), np.uint8), "push-v3", 0, 3, 5, True, 1.5,
                         False)
-    assert frame.shape == (SIDE * dv.SCALE + dv.BAR_PX, SIDE * dv.SCALE, 3)
+    scale = max(dv.SCALE, dv.VIDEO_SIDE // SIDE)  # small pictures grow to about VIDEO_SIDE
+    assert frame.shape == (SIDE * scale + dv.BAR_PX, SIDE * scale, 3)
     assert tuple(frame[0, SIDE]) == dv.GREEN  # solved: green border
     running = dv.annotate(np.zeros((SIDE, SIDE, 3), np.uint8), "push-v3", 0, 3, 5, False,
                           None, False)
     assert tuple(running[0, SIDE]) == dv.GREY
 
 
+def test_a_camera_policy_s_input_is_shown_pixel_for_pixel_in_a_corner():
+    picture = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    frame = dv.annotate(picture, "push-v3", 0, 1, 5, False, 1.0, False, inset=True)
+    top, left = dv.INSET_MARGIN + 12, frame.shape[1] - 64 - dv.INSET_MARGIN
+    np.testing.assert_array_equal(frame[top:top + 64, left:left + 64], picture)
+    plain = dv.annotate(picture, "push-v3", 0, 1, 5, False, 1.0, False)
+    assert not np.array_equal(plain[top:top + 64, left:left + 64], picture)
+
+
 def test_episode_frames_align_steps_success_and_latency(monkeypatch):
     seen = []
-    monkeypatch.setattr(dv, "annotate", lambda frame, task, e, n, step, solved, latency, done:
-                        seen.append((step, solved, latency, done)) or frame)
+    monkeypatch.setattr(dv, "annotate", lambda frame, task, e, n, step, solved, latency, done,
+                        inset: seen.append((step, solved, latency, done)) or frame)
     # 3 start frames (the sim re-sent its first picture), 4 steps, solved at step 3, and the
     # first latency sample lost while the subscription was being matched
     dv.episode_frames(record(4, solved_at=3, extra_start_frames=3, latencies=[2.0, 3.0, 4.0]),
