@@ -3,6 +3,9 @@
 #   make setup    system library + .venv with torch (CPU wheel first) and actjepa_ros[sim,ros,dev,data]
 #   make test     the pytest suite but the `slow` tests (runs setup first when needed), lint included
 #   make test-long   the `slow` tests: long fault/soak runs, closed-loop MPC on push-v3
+#   make test-kernels  the core tests (training, policies, closed loop) again under torch's
+#                 portable kernels (ATEN_CPU_CAPABILITY=default), AVX2, and one torch thread:
+#                 a verdict that changes with the CPU fails here before it fails on another machine
 #   make lint     ruff check with ruff.toml's rules (what test/test_lint.py runs)
 #   make demo     the shipped policy drives the simulated arm over ROS 2 (two node processes):
 #                 N episodes -> video (MP4), PNG summary, success rate, latency (DEMO_* below)
@@ -41,6 +44,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends
 
 PYTEST_ARGS ?=
+# what `make test-kernels` reruns, and under which settings (env assignments, one run each)
+KERNEL_TESTS    ?= test/core
+KERNEL_SETTINGS ?= ATEN_CPU_CAPABILITY=default ATEN_CPU_CAPABILITY=avx2 OMP_NUM_THREADS=1
 
 DEMO_TASK     ?= pick-place-v3
 DEMO_POLICY   ?= models/$(subst -v3,,$(DEMO_TASK))_bc.pt
@@ -61,7 +67,7 @@ COLCON_WS ?= build/colcon_ws
 COLCON_BIN = $(if $(findstring /,$(COLCON)),$(abspath $(COLCON)),$(COLCON))
 COLCON_SHARE = $(COLCON_WS)/install/actjepa_ros/share/actjepa_ros
 
-.PHONY: help setup osmesa test test-long lint demo demo-train bench colcon clean distclean
+.PHONY: help setup osmesa test test-long test-kernels lint demo demo-train bench colcon clean distclean
 
 help:
 	@sed -n 's/^#   make /  make /p' $(firstword $(MAKEFILE_LIST))
@@ -104,6 +110,13 @@ test: $(STAMP)
 
 test-long: $(STAMP)
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+
+test-kernels: $(STAMP)
+	@for setting in $(KERNEL_SETTINGS); do \
+	  echo "+ $$setting pytest $(KERNEL_TESTS)"; \
+	  env $$setting $(PY) -m pytest -q -p no:cacheprovider -m "not slow" $(KERNEL_TESTS) \
+	    $(PYTEST_ARGS) || exit 1; \
+	done
 
 lint: $(STAMP)
 	$(PY) -m ruff check --config ruff.toml .

@@ -20,6 +20,12 @@ REACH_EPISODES = 40  # expert demos: enough goal coverage for a latent nearest n
 REACH_WORLD_STEPS = 600  # a brief pretraining run (seconds on one core)
 REACH_EVAL_EPISODES = 10  # closed-loop episodes per policy (seed 1: start configs unseen in demos)
 REACH_EVAL_STEPS = 150
+# A closed-loop verdict must not depend on the CPU's matmul kernels: a briefly trained policy's
+# success count on 10 episodes flips with them, because its near-misses end right at the 5 cm
+# success radius. What the tests assert instead is where the median episode ends: a policy that
+# controls the arm ends at most REACH_CLOSER times as far from the target as random actions do,
+# a margin several times wider than the kernels move it (docs/RESULTS.md, "Tests").
+REACH_CLOSER = 0.5
 
 # In expert-only demos the action is a function of the state, so the predictor can ignore it and
 # MPC has little to plan with; multi-step training (rollout_steps = 5) trains the predictor on its
@@ -82,3 +88,15 @@ class UniformRandomPolicy:
 
     def act(self, obs):
         return self.rng.uniform(-1.0, 1.0, self.action_dim).astype("float32")
+
+
+def median_final_distance(result) -> float:
+    """Metres between the target and where the median episode of an EvalResult ended."""
+    import numpy as np
+
+    return float(np.median([r.final_distance for r in result.records]))
+
+
+def reaches_closer_than_random(result, random) -> bool:
+    """The closed-loop verdict of the reach tests (see REACH_CLOSER)."""
+    return median_final_distance(result) < REACH_CLOSER * median_final_distance(random)
