@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from actjepa_core.data.augment import shift_batch
 from actjepa_core.data.episodes import (
     Episode,
     EpisodeSet,
@@ -114,38 +115,6 @@ def open_training_data(path: str | Path, obs_keys: Sequence[str] | None, loader:
 
 def is_streamed(data: EpisodeSet) -> bool:
     return any(isinstance(v, LazyFrames) for ep in data.episodes[:1] for v in ep.obs.values())
-
-
-# ---- augmentation on uint8 frames -----------------------------------------------------------
-def shift_frames(frames: torch.Tensor, pad: int, generator: torch.Generator | None
-                 ) -> torch.Tensor:
-    """DrQ random shift of (N, H, W, C) frames of any dtype: pad by ``pad`` pixels replicating
-    the border and crop back at an offset drawn per frame, done as one clamped-index gather (the
-    draws and the result equal ``augment.random_shift`` on the same frames as floats)."""
-    if pad <= 0:
-        return frames
-    n, height, width = frames.shape[:3]
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-    rows = (dy[:, None] + torch.arange(height) - pad).clamp_(0, height - 1)  # (N, H)
-    cols = (dx[:, None] + torch.arange(width) - pad).clamp_(0, width - 1)  # (N, W)
-    return frames[torch.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
-
-
-def shift_batch(batch: Batch, pad: int, generator: torch.Generator) -> Batch:
-    """Every image of a compact batch shifted, o_t and each o_{t+k} independently."""
-    if pad <= 0:
-        return batch
-
-    def shift(obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        out = {}
-        for key, x in obs.items():
-            if x.dtype == torch.uint8 and x.dim() >= 4:  # (B, H, W, C) or (B, K, H, W, C)
-                x = shift_frames(x.reshape(-1, *x.shape[-3:]), pad, generator).reshape(x.shape)
-            out[key] = x
-        return out
-
-    return Batch(shift(batch.obs), batch.actions, shift(batch.next_obs))
 
 
 # ---- the dataset ----------------------------------------------------------------------------

@@ -22,7 +22,6 @@ import torch
 from torch import nn
 
 from actjepa_core.config import TrainConfig, save_yaml, to_dict
-from actjepa_core.data.augment import random_shift
 from actjepa_core.data.episodes import EpisodeSet
 from actjepa_core.data.normalise import Normaliser
 from actjepa_core.data.streaming import SEED_STRIDE, StreamingTransitions, is_streamed
@@ -38,6 +37,7 @@ from actjepa_core.training.distributed import SINGLE, DistContext
 from actjepa_core.training.metrics import MetricsLog
 from actjepa_core.training.optimizer import make_optimizer
 from actjepa_core.training.schedules import lr_at, tau_at
+from actjepa_core.training.sources import InMemorySource, StreamedSource, TrainingSource
 
 VAL_BATCH = 1024
 
@@ -75,8 +75,8 @@ class Trainer:
         train_eps, val_eps = split_episodes(data.episodes, config.data.val_fraction,
                                             config.run.seed)
         self.normaliser = Normaliser.fit(train_eps, data.obs_keys)
-        self.streamed = is_streamed(data)
-        self.train_set, self.val_set = self.transition_sets(train_eps, val_eps)
+        streamed = is_streamed(data)
+        train_set, val_set = self.transition_sets(train_eps, val_eps, streamed)
         self.n_demos = (len(train_eps), len(val_eps))
         self.obs_spec = {k: {"shape": list(s), "dtype": d} for k, (s, d) in data.obs_spec().items()}
         self.model = build_objective(config, {k: v["shape"] for k, v in self.obs_spec.items()},
@@ -94,9 +94,7 @@ class Trainer:
             raise ActJepaError(f"optim.batch_size {config.optim.batch_size} is the global batch "
                                f"and must split evenly over the {dist.world_size} processes")
         self.local_batch = config.optim.batch_size // dist.world_size
-        self.sampler = (None if self.streamed else EpochSampler(
-            len(self.train_set), config.optim.batch_size, self.generator, self.device,
-            dist.rank, dist.world_size))
+        self.train_data, self.val_data = self.sources(train_set, val_set)
         self.step = 0
         self.saved_step = 0
         self.best_val = math.inf
@@ -108,22 +106,41 @@ class Trainer:
                     else None)  # CUDA graphs cannot hold DDP's all-reduces
             self.loss_fn = torch.compile(self.loss_fn, mode=mode)
 
-    def transition_sets(self, train_eps, val_eps):
+    def transition_sets(self, train_eps, val_eps, streamed: bool):
         """Training and validation transitions, windowed as the objective asks: K steps of
         actions and next observations, and whether windows run past a demo's end (chunks)."""
         steps, pad_end, next_steps = transition_window(self.config)
         keys, stats, device = self.data.obs_keys, self.normaliser, self.device
-        if pad_end and self.streamed:
+        if pad_end and streamed:
             raise ActJepaError(f"objective {self.config.objective!r} trains on action chunks, "
                                "which the streaming loader does not window; set "
                                "data.loader=memory (or a larger data.memory_budget_gb)")
-        if self.streamed:
+        if streamed:
             return (StreamingTransitions(train_eps, keys, stats, steps, device),
                     StreamingTransitions(val_eps, keys, stats, 1, device) if val_eps else None)
         val_steps = steps if pad_end else 1
         return (TransitionSet(train_eps, keys, stats, steps, device, pad_end, next_steps),
                 TransitionSet(val_eps, keys, stats, val_steps, device, pad_end,
                               min(next_steps, val_steps)) if val_eps else None)
+
+    def sources(self, train_set, val_set) -> tuple[TrainingSource, TrainingSource | None]:
+        """The transition sets behind the one interface the loop uses (training/sources.py)."""
+        cfg, dist = self.config, self.dist
+        if isinstance(train_set, StreamingTransitions):
+            def streamed(transitions):
+                return StreamedSource(transitions, self.local_batch, cfg.run.seed, dist.rank,
+                                      dist.world_size, cfg.data.shuffle_window, cfg.data.workers,
+                                      cfg.augment.shift)
+            return streamed(train_set), streamed(val_set) if val_set is not None else None
+        sampler = EpochSampler(len(train_set), cfg.optim.batch_size, self.generator, self.device,
+                               dist.rank, dist.world_size)
+        return (InMemorySource(train_set, cfg.augment.shift, sampler),
+                InMemorySource(val_set) if val_set is not None else None)
+
+    @property
+    def train_set(self):
+        """The training transitions (in memory or streamed)."""
+        return self.train_data.transitions
 
     @property
     def channels_last(self) -> bool:
@@ -150,8 +167,7 @@ class Trainer:
         if resumable:
             distributed.check_in_sync(self.trainable, self.dist, f"step {self.step}")
             extra["rng"] = distributed.gather(self._rng_state(), self.dist)
-            if self.sampler is not None:
-                extra["sampler"] = self.sampler.state_dict()
+            extra.update(self.train_data.state_dict())
             self.saved_step = self.step
         if self.dist.is_main:
             ckpt.save_checkpoint(path, ckpt.WORLD_MODEL, {**self.payload(), **extra})
@@ -185,8 +201,7 @@ class Trainer:
         self.step, self.best_val = int(content["step"]), float(content["best_val"])
         self.saved_step = self.step
         self.generator.set_state(content["generator"].cpu())
-        if self.sampler is not None and "sampler" in content:
-            self.sampler.load_state_dict(content["sampler"])
+        self.train_data.load_state_dict(content)
         rng = content.get("rng")
         if rng is not None and len(rng) == self.dist.world_size:
             torch.set_rng_state(rng[self.dist.rank]["cpu"].cpu())
@@ -209,38 +224,11 @@ class Trainer:
         self.model.update_target(tau)
         return out
 
-    def augmented(self, batch: Batch) -> Batch:
-        """DrQ random shift of every image in the batch (``augment.shift`` > 0), o_t and the
-        o_{t+k} shifted independently; states pass unchanged."""
-        pad = self.config.augment.shift
-        if pad <= 0:
-            return batch
-
-        def shift(obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-            out = {}
-            for key, x in obs.items():
-                if x.dim() >= 4:  # (B, H, W, C) or (B, K, H, W, C)
-                    image = x.shape[-3:]
-                    x = random_shift(x.reshape(-1, *image), pad, None).reshape(x.shape)
-                out[key] = x
-            return out
-
-        return Batch(shift(batch.obs), batch.actions, shift(batch.next_obs))
-
     def batches(self):
-        """Endless shuffled model-input batches, epoch after epoch (Algorithm 1's two loops):
-        gathered from device tensors and shifted here, or read and shifted by the streaming
-        loader's workers (which pass over the batches of the steps already taken)."""
-        if self.streamed:
-            data = self.config.data
-            for batch in self.train_set.loader(
-                    self.local_batch, self.config.run.seed, self.dist.rank, self.dist.world_size,
-                    data.shuffle_window, data.workers, self.config.augment.shift,
-                    skip=self.step):
-                yield self.noised(batch)
-            return
-        for positions in self.sampler:
-            yield self.noised(self.augmented(self.train_set.batch(positions)))
+        """Endless shuffled, shifted model-input batches, epoch after epoch (Algorithm 1's two
+        loops), from where the run stands, with the training noise on o_t."""
+        for batch in self.train_data.batches(skip=self.step):
+            yield self.noised(batch)
 
     def noised(self, batch: Batch) -> Batch:
         """Gaussian noise on o_t (``augment.noise`` > 0) at a std drawn per sample in
@@ -262,19 +250,17 @@ class Trainer:
         unlike the raw L2 loss it does not grow when the latent space merely expands, so it is
         what picks ``best.pt``.
         """
-        if self.val_set is None:
+        if self.val_data is None:
             return {}
         total, latents, targets = 0.0, [], []
-        batches = (self.val_set.ordered(VAL_BATCH, self.config.data.workers) if self.streamed
-                   else self.val_set.ordered(VAL_BATCH))
-        for batch in batches:
+        for batch in self.val_data.ordered(VAL_BATCH):
             out = self.model.loss(*batch)
             total += out.loss.item() * batch.actions.shape[0]
             latents.append(out.latent)
             if self.model.scale_free:
                 targets.append(self.model.encode_target(
                     {k: v[:, 0] for k, v in batch.next_obs.items()}))
-        loss = total / len(self.val_set)
+        loss = total / len(self.val_data)
         # latent losses are divided by the spread of the targets they chase; other objectives'
         # losses are in data units already (pixels, actions, nats)
         spread = torch.cat(targets).var(0).sum().item() if targets else 1.0

@@ -19,7 +19,6 @@ from actjepa_core.data.streaming import (
     StreamingTransitions,
     open_training_data,
     plan_data,
-    shift_frames,
 )
 from actjepa_core.data.transitions import TransitionSet
 from actjepa_core.errors import ActJepaError
@@ -137,12 +136,28 @@ def test_batches_do_not_depend_on_worker_count_and_skip_resumes(data_file):
         assert_same(b1, b2)
 
 
-def test_shift_on_uint8_frames_equals_random_shift_on_floats():
+def test_shift_on_uint8_frames_equals_the_shift_on_floats():
     frames = torch.randint(0, 256, (9, 10, 12, 3), dtype=torch.uint8)
-    shifted = shift_frames(frames, 3, torch.Generator().manual_seed(0))
+    shifted = random_shift(frames, 3, torch.Generator().manual_seed(0))
     expected = random_shift(frames.float() / 255, 3, torch.Generator().manual_seed(0))
     assert shifted.dtype == torch.uint8
     assert torch.equal(shifted.float() / 255, expected)
+
+
+def test_the_shift_is_pad_replicate_then_crop():
+    """DrQ's definition, written out: pad by replicating the border, crop at the drawn offset."""
+    import torch.nn.functional as F
+
+    images = torch.rand(5, 7, 9, 3)
+    pad = 2
+    shifted = random_shift(images, pad, torch.Generator().manual_seed(1))
+    generator = torch.Generator().manual_seed(1)
+    dy = torch.randint(0, 2 * pad + 1, (5,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (5,), generator=generator)
+    padded = F.pad(images.permute(0, 3, 1, 2), (pad,) * 4, mode="replicate").permute(0, 2, 3, 1)
+    for i in range(5):
+        crop = padded[i, dy[i]:dy[i] + 7, dx[i]:dx[i] + 9]
+        assert torch.equal(shifted[i], crop)
 
 
 def test_the_budget_picks_streaming_from_metadata_alone(data_file):
