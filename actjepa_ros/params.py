@@ -21,7 +21,7 @@ from rclpy.exceptions import (
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from actjepa_core.evaluation.tasks import MT50
+from actjepa_core.sim.tasks import MT50
 
 _TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
           float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
@@ -138,7 +138,7 @@ def check_choices(current: dict[str, Any], specs: Sequence[ParamSpec]) -> dict[s
 
 
 # ---- the nodes' parameters ------------------------------------------------------------------
-# every Meta-World v3 task: actjepa_core.evaluation.sim.TASKS by name (tasks.py, which does not
+# every Meta-World v3 task: actjepa_core.sim.experts.TASKS by name (tasks.py, which does not
 # load MuJoCo into every node; test_sim_node checks the two agree)
 SIM_TASKS = tuple(sorted(MT50))
 SIM_TICK_S = 0.0125  # simulated time per Meta-World v3 step: frame_skip 5 x MuJoCo timestep 2.5 ms

@@ -1,6 +1,6 @@
 """The simulated arm as a robot on ROS 2 topics: a stand-in for Gazebo or real hardware.
 
-Meta-World's Sawyer (``actjepa_core.evaluation.sim.SimArm``) publishes what an arm driver and
+Meta-World's Sawyer (``actjepa_core.sim.arm.SimArm``) publishes what an arm driver and
 camera would: ``joint_states``, ``camera/image_raw`` (rgb8, when ``image_size`` > 0), and, under
 the node's name, the 39-d task observation ``~/state`` and ``~/success``; with ``publish_clock`` it
 also publishes ``/clock`` and stamps every message of a tick with that same simulated time. It takes
@@ -36,7 +36,7 @@ from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import Trigger
 
 from actjepa_core.errors import ActJepaError
-from actjepa_core.evaluation.sim import ACTION_DIM, SimArm, SuccessStop
+from actjepa_core.sim.arm import ACTION_DIM, SimArm, SuccessStop
 from actjepa_core.units import NS_PER_S
 from actjepa_ros import conversions, params
 from actjepa_ros.params import SIM_PARAMS

@@ -143,7 +143,7 @@ def run_benchmark(data_path: str | None, out: str | None, steps: int = 300, repe
                   peak_sizes: tuple[int, ...] = PEAK_SIZES) -> dict:
     dev = torch.device(device)
     if data_path is None:
-        from actjepa_core.evaluation.sim import collect_episodes
+        from actjepa_core.sim.collect import collect_episodes
         data_path = os.path.join(tempfile.mkdtemp(prefix="bench-data-"), "demos.hdf5")
         write_episodes(data_path, collect_episodes(task, episodes, seed=0, progress=False),
                        source=f"metaworld:{task}")
@@ -247,7 +247,7 @@ def image_dataset(path: Path, budget_mb: float, task: str = "reach-v3",
     one episode at a time (chunked, compressed): making it never holds it in memory."""
     import numpy as np
 
-    from actjepa_core.evaluation.sim import collect_episodes
+    from actjepa_core.sim.collect import collect_episodes
 
     source = list(collect_episodes(task, SOURCE_EPISODES, seed=0, image_size=image_size,
                                    max_steps=100, progress=False))

@@ -25,10 +25,11 @@ import numpy as np
 
 from actjepa_core.errors import ActJepaError
 from actjepa_core.evaluation.goals import DEFAULT_GOAL_SOURCE, GoalMaker
-from actjepa_core.evaluation.sim import SimArm, expert_action, make_expert
 from actjepa_core.evaluation.tables import text_table
 from actjepa_core.policies.base import Policy
 from actjepa_core.progress import progress_bar
+from actjepa_core.sim.arm import SimArm
+from actjepa_core.sim.experts import expert_action, make_expert
 from actjepa_core.units import MS_PER_S
 
 DEFAULT_SEED = 1  # `actjepa collect` defaults to seed 0: evaluation must not replay demo starts

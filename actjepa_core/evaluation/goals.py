@@ -34,7 +34,7 @@ from typing import Mapping
 import numpy as np
 
 from actjepa_core.errors import ActJepaError, check_choice
-from actjepa_core.evaluation.sim import EXTRA_STEPS_AFTER_SUCCESS, SimArm, SuccessStop
+from actjepa_core.sim.arm import EXTRA_STEPS_AFTER_SUCCESS, SimArm, SuccessStop
 
 GOAL_SOURCES = ("demo", "state", "demo-subgoals", "demo-waypoints")  # `actjepa eval --goal`
 SUBGOAL_FRACTIONS = (1 / 3, 2 / 3)  # where along the expert's way to success subgoals are taken

@@ -98,7 +98,7 @@ def world_dir(task: str, config: MPCBenchConfig, work: Path) -> Path:
 
 def world_data(task: str, config: MPCBenchConfig, work: Path) -> tuple[EpisodeSet, list]:
     """Expert demos + play episodes for training; held-out expert demos for the rollout error."""
-    from actjepa_core.evaluation.sim import collect_episodes
+    from actjepa_core.sim.collect import collect_episodes
 
     paths, keys = demo_paths(task, config, work), obs_keys(config)
     image = config.image_size if config.obs == "image" else None

@@ -19,7 +19,7 @@ import numpy as np
 
 from actjepa_core.evaluation.evaluate import append_jsonl
 from actjepa_core.evaluation.goals import demo_path
-from actjepa_core.evaluation.sim import SimArm
+from actjepa_core.sim.arm import SimArm
 
 # Meta-World v3's success radii (the tasks' evaluate_state): the metric info["obj_to_target"]
 # measures hand to target on reach-v3, object to target on push-v3 and pick-place-v3

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from actjepa_core.evaluation.tasks import MT10  # noqa: E402
+from actjepa_core.sim.tasks import MT10  # noqa: E402
 
 COMMAND = "OMP_NUM_THREADS=1 python experiments/mt10/mt10.py"
 CHUNK = 10

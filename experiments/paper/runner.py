@@ -62,7 +62,7 @@ def demos_path(work: Path, config: PaperConfig, task: str) -> Path:
 def ensure_demos(work: Path, config: PaperConfig, task: str) -> Path:
     """Scripted-expert demonstrations, images pre-rendered once into the file (written
     atomically, so a stopped collection is redone, never half-read)."""
-    from actjepa_core.evaluation.sim import collect_episodes
+    from actjepa_core.sim.collect import collect_episodes
 
     path = demos_path(work, config, task)
     if not path.exists():
@@ -83,7 +83,7 @@ def unit_data(work: Path, config: PaperConfig, unit: Unit) -> EpisodeSet:
     """The unit's demonstrations: the encoder's observation keys (``obs_keys``), and in the
     episodes also the BC head's vector; "proprio" is cut from the recorded state
     (sim.proprio_of), the same cut the simulated arm makes when a policy reads it."""
-    from actjepa_core.evaluation.sim import proprio_of
+    from actjepa_core.sim.arm import proprio_of
 
     keys = obs_keys(unit)
     wanted = [*keys, *([unit.method.bc_vector] if unit.method.bc_vector else [])]

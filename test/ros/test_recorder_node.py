@@ -123,7 +123,7 @@ def test_start_stop_marker_and_sigint_lose_no_message(tester, start_node, tmp_pa
 
 def test_round_trip_sim_expert_recorder_convert(tester, start_node, tmp_path):
     """Episodes recorded over DDS convert into the simulator's own (state, action) pairs."""
-    from actjepa_core.evaluation.sim import ARM_JOINTS, SimArm
+    from actjepa_core.sim.arm import ARM_JOINTS, SimArm
 
     out = tmp_path / "bags"
     topics = "[joint_states,sim_node/state,sim_node/action,sim_node/success,camera/image_raw]"
@@ -332,7 +332,7 @@ def test_episodes_file_grows_per_episode_equals_convert_and_trains(tester, start
     is appended (the result logged and on ~/conversion); `actjepa train` reads the file while the
     next episode records; the file equals `actjepa convert` on the bags with the same params
     file; ~/convert rebuilds the same file from the folder."""
-    from actjepa_core.evaluation.sim import ARM_JOINTS
+    from actjepa_core.sim.arm import ARM_JOINTS
 
     out, demos = tmp_path / "bags", tmp_path / "demos.hdf5"
     params = recorder_params(

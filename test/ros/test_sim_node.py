@@ -12,7 +12,8 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import Trigger
 
-from actjepa_core.evaluation.sim import ARM_JOINTS, TASKS, SimArm
+from actjepa_core.sim.arm import ARM_JOINTS, SimArm
+from actjepa_core.sim.experts import TASKS
 from actjepa_ros import params
 
 from ros_harness import NodeProcess, domain_id

@@ -32,10 +32,10 @@ from std_srvs.srv import Trigger
 
 from actjepa_core.config import TrainConfig, to_dict
 from actjepa_core.data.normalise import Normaliser
-from actjepa_core.evaluation.sim import SimArm
 from actjepa_core.models import ACTJEPA
 from actjepa_core.policies import FrozenWorld, NearestNeighbourPolicy
 from actjepa_core.policies.configs import NNConfig
+from actjepa_core.sim.arm import SimArm
 
 from ros_harness import NodeProcess, RosClient, domain_id
 

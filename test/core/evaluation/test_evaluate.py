@@ -19,10 +19,10 @@ from actjepa_core.evaluation.evaluate import (
     result_row,
     wilson_interval,
 )
-from actjepa_core.evaluation.sim import ACTION_DIM, STATE_DIM
 from actjepa_core.models import ACTJEPA
 from actjepa_core.policies import FrozenWorld, Policy
 from actjepa_core.policies.configs import NNConfig
+from actjepa_core.sim.arm import ACTION_DIM, STATE_DIM
 
 SHORT = 6  # ticks per episode: enough to exercise the loop, fast on 2 cores
 

@@ -14,8 +14,9 @@ import torch
 from actjepa_core.config import apply_overrides
 from actjepa_core.data.episodes import EpisodeSet
 from actjepa_core.evaluation.evaluate import evaluate
-from actjepa_core.evaluation.sim import ACTION_DIM, collect_episodes
 from actjepa_core.policies import FrozenWorld, MPCConfig, MPCPolicy
+from actjepa_core.sim.arm import ACTION_DIM
+from actjepa_core.sim.collect import collect_episodes
 from actjepa_core.training.trainer import train
 
 from demo_data import UniformRandomPolicy, small_config

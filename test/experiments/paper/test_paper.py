@@ -189,8 +189,8 @@ def test_a_proprioception_row_reads_hand_and_gripper_in_training_and_in_the_simu
     """The image + proprioception rows: the demos' "proprio" is cut from the recorded state, and
     the policy trained on it gets the same cut from the simulated arm when evaluated."""
     from actjepa_core.data.episodes import write_episodes
-    from actjepa_core.evaluation.sim import collect_episodes
     from actjepa_core.policies import load_policy
+    from actjepa_core.sim.collect import collect_episodes
     from experiments.paper import runner
     from experiments.paper.plan import METHODS, Unit
 

@@ -7,14 +7,9 @@ import pytest
 
 from actjepa_core.data.episodes import read_episodes, write_episodes  # noqa: E402
 from actjepa_core.errors import ActJepaError  # noqa: E402
-from actjepa_core.evaluation.sim import (  # noqa: E402
-    ACTION_DIM,
-    STATE_DIM,
-    TASKS,
-    TASKS_PER_BENCHMARK,
-    SimArm,
-    collect_episodes,
-)
+from actjepa_core.sim.arm import ACTION_DIM, STATE_DIM, TASKS_PER_BENCHMARK, SimArm  # noqa: E402
+from actjepa_core.sim.collect import collect_episodes  # noqa: E402
+from actjepa_core.sim.experts import TASKS  # noqa: E402
 
 GOAL = slice(36, 39)  # goal xyz in the Meta-World state
 OBJECT = slice(4, 7)  # first object's xyz
@@ -148,7 +143,7 @@ def test_collected_episodes_round_trip_through_the_episodes_file(tmp_path) -> No
 
 
 def test_exploration_mixes_random_actions_and_runs_the_full_length():
-    from actjepa_core.evaluation.sim import collect_episodes
+    from actjepa_core.sim.collect import collect_episodes
 
     plain = next(collect_episodes("reach-v3", 1, seed=0, max_steps=40, progress=False))
     mixed = next(collect_episodes("reach-v3", 1, seed=0, max_steps=40, progress=False,

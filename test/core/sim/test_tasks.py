@@ -9,8 +9,10 @@ from metaworld.env_dict import MT10_V3, MT50_V3
 
 from actjepa_core.data.episodes import read_episodes
 from actjepa_core.errors import ActJepaError
-from actjepa_core.evaluation import sim
-from actjepa_core.evaluation.tasks import MT10, MT50, TASK_SETS, check_task, resolve_tasks
+from actjepa_core.sim import arm as sim_arm
+from actjepa_core.sim import collect as sim_collect
+from actjepa_core.sim import experts
+from actjepa_core.sim.tasks import MT10, MT50, TASK_SETS, check_task, resolve_tasks
 
 NON_DEFAULT = ("drawer-close-v3", "button-press-topdown-v3", "window-open-v3", "assembly-v3")
 
@@ -18,9 +20,9 @@ NON_DEFAULT = ("drawer-close-v3", "button-press-topdown-v3", "window-open-v3", "
 def test_the_sets_are_metaworlds_and_every_task_has_an_expert():
     assert MT10 == tuple(MT10_V3) and MT50 == tuple(MT50_V3)
     assert set(MT10) <= set(MT50) and len(MT50) == 50
-    assert list(sim.TASKS) == list(MT50)
+    assert list(experts.TASKS) == list(MT50)
     for task in MT50:
-        assert sim.TASKS[task] is policies.ENV_POLICY_MAP[task]
+        assert experts.TASKS[task] is policies.ENV_POLICY_MAP[task]
     assert TASK_SETS == {"mt10": MT10, "mt50": MT50}
 
 
@@ -37,20 +39,20 @@ def test_task_lists_resolve_in_order_once_each():
 
 @pytest.mark.parametrize("task", NON_DEFAULT)
 def test_non_default_tasks_collect_and_their_experts_succeed(task):
-    episodes = list(sim.collect_episodes(task, 2, seed=0, progress=False))
+    episodes = list(sim_collect.collect_episodes(task, 2, seed=0, progress=False))
     assert [ep.success for ep in episodes] == [True, True]
     for ep in episodes:
-        assert ep.obs["state"].shape[1:] == (sim.STATE_DIM,)
-        assert ep.actions.shape[1:] == (sim.ACTION_DIM,)
+        assert ep.obs["state"].shape[1:] == (sim_arm.STATE_DIM,)
+        assert ep.actions.shape[1:] == (sim_arm.ACTION_DIM,)
         assert np.isfinite(ep.obs["state"]).all() and np.abs(ep.actions).max() <= 1.0
 
 
 def test_another_task_has_the_same_arm_and_camera():
-    arm = sim.SimArm("door-open-v3", image_size=32)
+    arm = sim_arm.SimArm("door-open-v3", image_size=32)
     try:
         obs = arm.reset(0)
         assert obs["image"].shape == (32, 32, 3) and obs["image"].std() > 0
-        assert arm.joint_positions().shape == (len(sim.ARM_JOINTS),)
+        assert arm.joint_positions().shape == (len(sim_arm.ARM_JOINTS),)
     finally:
         arm.close()
 

@@ -1,0 +1,97 @@
+"""Expert demonstrations from the simulated arm, in the episodes format (`data/episodes.py`):
+what `actjepa collect` writes. Reproducible from (task, seed, episode index) alone (arm.py says
+how start configurations are drawn)."""
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from actjepa_core.data.episodes import Episode
+from actjepa_core.errors import ActJepaError
+from actjepa_core.progress import progress_bar
+from actjepa_core.sim.arm import (
+    ACTION_DIM,
+    ACTION_HIGH,
+    ACTION_LOW,
+    EXTRA_STEPS_AFTER_SUCCESS,
+    OBS_KEYS,
+    SimArm,
+    SuccessStop,
+    check_count,
+)
+from actjepa_core.sim.experts import check_expert_task
+
+
+def _check_keys(keys: Sequence[str] | None, image_size: int | None) -> tuple[str, ...]:
+    """The observation keys to record: the default, or a checked subset of ``OBS_KEYS``."""
+    if keys is None:
+        return ("state", "image") if image_size is not None else ("state",)
+    keys = tuple(keys)
+    unknown = sorted(set(keys) - set(OBS_KEYS))
+    if unknown or not keys:
+        raise ActJepaError(f"observation keys {list(keys)}: expected a non-empty subset of "
+                           f"{list(OBS_KEYS)}")
+    if "image" in keys and image_size is None:
+        raise ActJepaError("observation key 'image' needs an image size (--image-size S)")
+    return keys
+
+
+def collect_episodes(task: str, episodes: int, seed: int = 0, image_size: int | None = None,
+                     max_steps: int | None = None, extra_steps: int = EXTRA_STEPS_AFTER_SUCCESS,
+                     progress: bool = True, explore: float = 0.0,
+                     keys: Sequence[str] | None = None) -> Iterator[Episode]:
+    """Run the scripted expert on episodes 0..episodes-1 and yield each as an ``Episode``.
+
+    Row t holds the observation at tick t and the (clipped) action applied at tick t. An episode
+    ends ``extra_steps`` ticks after its first success, or after ``max_steps`` ticks; failures are
+    yielded too (``success=False``) so the caller decides whether to keep them. A generator, so
+    long runs can be written without holding every image in memory twice.
+
+    ``explore`` > 0 makes play data for a world model that must plan (latent MPC): each tick's
+    action is uniform random with that probability, and episodes run the full ``max_steps`` so
+    they also show the arm leaving and regaining the goal, which expert-only demos never do.
+
+    ``keys`` picks the observation keys written (default: ``state``, and ``image`` with
+    ``image_size``): ``("image", "joints")`` is what a real arm gives, a camera and its joint
+    states (``joints``: the 7 hinges and 2 finger slides, as sim_node publishes them), without
+    the object and goal positions the 39-d state holds; ``proprio`` is the hand position and
+    gripper opening cut from that state.
+    """
+    keys = _check_keys(keys, image_size)
+    check_expert_task(task)
+    episodes = check_count("episodes", episodes, 1)
+    extra_steps = check_count("extra_steps", extra_steps, 0)
+    if not 0.0 <= explore <= 1.0:
+        raise ActJepaError(f"explore must lie in [0, 1] (a probability per tick), got {explore}")
+    rng = np.random.default_rng(seed)
+    arm = SimArm(task, seed=seed, image_size=image_size, max_steps=max_steps,
+                 proprio="proprio" in keys, joints="joints" in keys)
+    solved = 0
+    bar = progress_bar(total=episodes, desc=task, unit="ep", disable=not progress)
+    try:
+        for i in range(episodes):
+            obs = arm.reset(i)
+            rows: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+            actions: list[np.ndarray] = []
+            stop = SuccessStop(extra_steps)
+            while arm.steps < arm.max_steps:
+                if not explore and stop.due(arm.steps):
+                    break
+                for key in keys:
+                    rows[key].append(obs[key])
+                random_tick = explore and rng.random() < explore
+                obs, success = arm.step(rng.uniform(ACTION_LOW, ACTION_HIGH, ACTION_DIM)
+                                        if random_tick else arm.expert_action())
+                actions.append(arm.last_action)
+                stop.record(arm.steps, success)
+            solved += stop.first_success is not None
+            bar.update(1)
+            bar.set_postfix(success=f"{solved}/{i + 1}")
+            yield Episode(obs={k: np.stack(v) for k, v in rows.items()},
+                          actions=np.stack(actions), success=stop.first_success is not None,
+                          attrs={"task": task, "episode_index": i, "seed": arm.seed,
+                                 "explore": explore})
+    finally:
+        bar.close()
+        arm.close()
