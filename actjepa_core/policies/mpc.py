@@ -11,15 +11,13 @@ by one step, seeds the next tick's search.
 
 The goal is encoded with the TARGET (EMA) encoder: the predictor was trained to output target
 latents, and online and target latents of one observation differ by far more than one step's
-change (measured on reach-v3: ~7 vs ~2 squared L2), so an online-encoded goal would rank sequences
-by the encoders' disagreement instead of by progress. The live observation goes through the online
+change, so an online-encoded goal would rank sequences by the encoders' disagreement instead of
+by progress. The live observation goes through the online
 encoder, as in training. Without EMA (the ablation) both are the online encoder.
 
 The world model decides whether this works. In expert-only demos the action is a function of the
-state, so the predictor can learn to ignore it. Measured MPC success on reach-v3 (20 episodes, the
-default MPCConfig): expert demos, 1-step training 4/20; expert demos, ``loss.rollout_steps=5`` 7/20;
-demos where half the ticks take a random action, 1-step 2/20, 5-step 16/20; random policy 0/20.
-So: train MPC's world model on demos with exploration and with rollout_steps ~ the horizon.
+state, so the predictor can learn to ignore it: train MPC's world model on demos with exploration
+and with rollout_steps ~ the horizon (what each choice gives: docs/results/mpc.md).
 
 Learned planning aids (TD-MPC2's recipe, planning/value.py and planning/prior.py), both goal-
 conditioned so goals stay a run-time input: ``cost: value`` scores a sequence by a value V(s, g)
@@ -71,7 +69,7 @@ class TrackingConfig:
 
 @dataclass
 class MPCConfig:
-    """Protocol 3 settings; the defaults were measured on reach-v3 (config/policy_mpc.yaml).
+    """Protocol 3 settings; the defaults were chosen by measurement (docs/results/mpc.md).
     Where goals come from is the caller's business (`actjepa eval --goal`, the node's goal
     topics), not the policy's."""
 
