@@ -44,12 +44,8 @@ class ModelConfig:
     image_norm: str = "none"
 
     def validate(self, where: str) -> None:
-        if self.action_injection not in ACTION_INJECTIONS:
-            raise ActJepaError(f"{where}: model.action_injection is {self.action_injection!r}; "
-                               f"expected one of {', '.join(ACTION_INJECTIONS)}")
-        if self.activation not in ACTIVATIONS:
-            raise ActJepaError(f"{where}: model.activation is {self.activation!r}; "
-                               f"expected one of {', '.join(ACTIVATIONS)}")
+        check_choice(where, "model.action_injection", self.action_injection, ACTION_INJECTIONS)
+        check_choice(where, "model.activation", self.activation, ACTIVATIONS)
         check_choice(where, "model.image_norm", self.image_norm, IMAGE_NORMS)
         if self.latent_dim < 1:
             raise ActJepaError(f"{where}: model.latent_dim must be >= 1, got {self.latent_dim}")
@@ -127,9 +123,7 @@ class DataConfig:
         if not 0.0 <= self.val_fraction < 1.0:
             raise ActJepaError(f"{where}: data.val_fraction must lie in [0, 1), got "
                                f"{self.val_fraction}")
-        if self.loader not in LOADERS:
-            raise ActJepaError(f"{where}: data.loader is {self.loader!r}; expected one of "
-                               f"{', '.join(LOADERS)}")
+        check_choice(where, "data.loader", self.loader, LOADERS)
         if self.memory_budget_gb <= 0 or self.workers < 0 or self.shuffle_window < 1:
             raise ActJepaError(f"{where}: data.memory_budget_gb must be > 0, data.workers >= 0 "
                                "and data.shuffle_window >= 1")
@@ -243,12 +237,8 @@ class TrainConfig:
 
     def validate(self, where: str = "config") -> "TrainConfig":
         check_choice(where, "objective", self.objective, OBJECTIVE_NAMES)
-        if self.run.precision not in PRECISIONS:
-            raise ActJepaError(f"{where}: run.precision is {self.run.precision!r}; expected one of "
-                               f"{', '.join(PRECISIONS)}")
-        if self.run.memory_format not in MEMORY_FORMATS:
-            raise ActJepaError(f"{where}: run.memory_format is {self.run.memory_format!r}; "
-                               f"expected one of {', '.join(MEMORY_FORMATS)}")
+        check_choice(where, "run.precision", self.run.precision, PRECISIONS)
+        check_choice(where, "run.memory_format", self.run.memory_format, MEMORY_FORMATS)
         if self.run.dist_timeout_s <= 0:
             raise ActJepaError(f"{where}: run.dist_timeout_s must be > 0, got "
                                f"{self.run.dist_timeout_s}")
