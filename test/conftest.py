@@ -118,7 +118,7 @@ def reach_random():
 @pytest.fixture(scope="session")
 def reach_explore_world(tmp_path_factory):
     """Path of a small world model (last.pt) trained with 5-step rollouts on exploration data."""
-    from actjepa_core.evaluation.sim import ACTION_DIM
+    from actjepa_core.sim.arm import ACTION_DIM
 
     data = EpisodeSet(list(exploration_episodes("reach-v3", EXPLORE_EPISODES)), ["state"],
                       ACTION_DIM, "test:reach-v3:explore")

@@ -41,7 +41,7 @@ EXPLORE_WORLD_STEPS = 2000
 
 def expert_demos_file(tmp_path_factory, task: str, episodes: int):
     """A real episodes file: scripted-expert demos from MuJoCo (seed 0), state observations."""
-    from actjepa_core.evaluation.sim import collect_episodes
+    from actjepa_core.sim.collect import collect_episodes
 
     path = tmp_path_factory.mktemp("data") / f"{task}.hdf5"
     write_episodes(path, collect_episodes(task, episodes, seed=0, progress=False),
@@ -51,7 +51,7 @@ def expert_demos_file(tmp_path_factory, task: str, episodes: int):
 
 def exploration_episodes(task: str, episodes: int, seed: int = 0):
     """Expert episodes where each tick's action is uniform random with prob. EXPLORE_RANDOM."""
-    from actjepa_core.evaluation.sim import collect_episodes
+    from actjepa_core.sim.collect import collect_episodes
 
     return collect_episodes(task, episodes, seed=seed, max_steps=EXPLORE_STEPS,
                             explore=EXPLORE_RANDOM, progress=False)

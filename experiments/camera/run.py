@@ -27,9 +27,9 @@ from actjepa_core.config import TrainConfig, apply_overrides, load_yaml
 from actjepa_core.data.episodes import EpisodeSet, read_episodes, write_episodes
 from actjepa_core.errors import ActJepaError
 from actjepa_core.evaluation.evaluate import append_jsonl, evaluate, git_commit
-from actjepa_core.evaluation.sim import collect_episodes
 from actjepa_core.policies.end_to_end import EndToEndConfig, EndToEndPolicy
 from actjepa_core.policies.world import FrozenWorld
+from actjepa_core.sim.collect import collect_episodes
 from actjepa_core.training.trainer import train
 
 HERE = Path(__file__).resolve().parent

@@ -222,7 +222,7 @@ def test_chunked_policy_names_its_variant_for_results_tables(reach_world, reach_
 @pytest.mark.sim
 def test_the_shipped_policy_file_acts_as_it_did_when_written():
     """models/reach_bc.pt predates the FrozenWorld/registry code: same file, same actions."""
-    from actjepa_core.evaluation.sim import SimArm
+    from actjepa_core.sim.arm import SimArm
 
     policy = load_policy(SHIPPED_POLICY)
     arm = SimArm("reach-v3", seed=1)
@@ -260,7 +260,7 @@ def with_proprio(demos):
     """The reach demos with a "proprio" key (hand xyz and gripper: sim.proprio_of)."""
     from dataclasses import replace
 
-    from actjepa_core.evaluation.sim import proprio_of
+    from actjepa_core.sim.arm import proprio_of
 
     return [replace(ep, obs={**ep.obs, "proprio": proprio_of(ep.obs["state"])})
             for ep in demos.episodes]

@@ -10,8 +10,9 @@ from actjepa_core.config import TrainConfig, apply_overrides
 from actjepa_core.data.episodes import EpisodeSet, write_episodes
 from actjepa_core.errors import ActJepaError
 from actjepa_core.evaluation.evaluate import evaluate
-from actjepa_core.evaluation.sim import ACTION_DIM, SimArm, collect_episodes
 from actjepa_core.policies import EndToEndPolicy, FrozenWorld, load_policy
+from actjepa_core.sim.arm import ACTION_DIM, SimArm
+from actjepa_core.sim.collect import collect_episodes
 from actjepa_core.training.trainer import train
 
 pytestmark = [pytest.mark.sim, pytest.mark.usefixtures("one_torch_thread")]

@@ -13,11 +13,11 @@ from actjepa_core.config import apply_overrides, load_yaml
 from actjepa_core.errors import ActJepaError
 from actjepa_core.evaluation.evaluate import evaluate
 from actjepa_core.evaluation.goals import GoalMaker, state_goal
-from actjepa_core.evaluation.sim import SimArm
 from actjepa_core.models.world_model import latent_distance
 from actjepa_core.planning.cem import CEMConfig
 from actjepa_core.policies import FrozenWorld, load_policy
 from actjepa_core.policies.mpc import MPCConfig, MPCPolicy
+from actjepa_core.sim.arm import SimArm
 
 from demo_data import (
     REACH_EVAL_EPISODES,
