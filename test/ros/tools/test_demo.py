@@ -27,7 +27,8 @@ def test_demo_writes_video_summary_and_frame_and_prints_their_paths(tmp_path):
     import av  # the data extra: make setup installs it
     proc = subprocess.run(
         [sys.executable, "-m", "actjepa_ros.tools.demo", "--task", "reach-v3", "--episodes", "2",
-         "--max-steps", "25", "--image-size", "32", "--out", str(tmp_path)],
+         "--max-steps", "25", "--image-size", "32", "--policy-kind", "state",
+         "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=600, cwd=REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
