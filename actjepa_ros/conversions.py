@@ -133,6 +133,28 @@ def check_twist_fields(fields: Sequence[str], action_dim: int) -> None:
                               f"{list(TWIST_FIELDS)}, none repeated")
 
 
+def twist_to_hand(msg: TwistStamped, scale: float, frame_id: str) -> np.ndarray:
+    """TwistStamped -> a hand velocity command (3,) = ``scale`` x twist.linear, not yet clipped.
+
+    Refused (``ConversionError``): a twist in a frame other than ``frame_id`` (an empty
+    header.frame_id means the command frame, as MoveIt Servo reads it), non-finite values, or an
+    angular part: a hand that cannot turn (Meta-World's Sawyer) would silently do something else
+    than asked.
+    """
+    frame = msg.header.frame_id
+    if frame and frame_id and frame != frame_id:
+        raise ConversionError(f"twist in frame {frame!r}; expected {frame_id!r} (or '')")
+    linear, angular = msg.twist.linear, msg.twist.angular
+    hand = np.array([linear.x, linear.y, linear.z], dtype=np.float64)
+    turn = np.array([angular.x, angular.y, angular.z], dtype=np.float64)
+    if not (np.isfinite(hand).all() and np.isfinite(turn).all()):
+        raise ConversionError(f"twist {hand.tolist()} / {turn.tolist()} contains NaN or Inf")
+    if turn.any():
+        raise ConversionError(f"twist has angular velocity {turn.tolist()}; expected 0 (the "
+                              "hand keeps its orientation)")
+    return hand * scale
+
+
 def default_twist_fields(action_dim: int) -> list[str]:
     """linear.x, .y, .z, angular.x, .y, .z for the first six dimensions; later ones unsent."""
     return [TWIST_FIELDS[i] if i < len(TWIST_FIELDS) else "" for i in range(action_dim)]
@@ -159,17 +181,20 @@ def to_joint_trajectory(action: np.ndarray, joint_names: Sequence[str], stamp: T
 
 def action_message_factory(kind: str, dim: int, stamp: Callable[[], Time],
                            twist_fields: Sequence[str] = (), frame_id: str = "",
-                           joint_names: Sequence[str] = (), time_from_start_s: float = 0.0
+                           joint_names: Sequence[str] = (), time_from_start_s: float = 0.0,
+                           twist_scale: float = 1.0
                            ) -> tuple[Callable[[np.ndarray], Any], type]:
     """(action -> message, message type) for an output kind, checked once for ``dim``:
-    ``float64_multi_array``, ``twist_stamped`` (``twist_fields``, [] = the default mapping) or
-    ``joint_trajectory`` (``joint_names``, one per dimension). ``stamp()`` gives header times."""
+    ``float64_multi_array``, ``twist_stamped`` (``twist_fields``, [] = the default mapping;
+    each field ``twist_scale`` x its action value) or ``joint_trajectory`` (``joint_names``, one
+    per dimension). ``stamp()`` gives header times."""
     if kind == "float64_multi_array":
         return (lambda a: to_float64_multi_array(a, "action")), Float64MultiArray
     if kind == "twist_stamped":
         fields = list(twist_fields) or default_twist_fields(dim)
         check_twist_fields(fields, dim)
-        return (lambda a: to_twist_stamped(a, fields, stamp(), frame_id)), TwistStamped
+        return (lambda a: to_twist_stamped(np.asarray(a, np.float64) * twist_scale, fields,
+                                           stamp(), frame_id)), TwistStamped
     if kind == "joint_trajectory":
         names = list(joint_names)
         if len(names) != dim:

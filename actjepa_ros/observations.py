@@ -1,8 +1,11 @@
 """Which ROS input fills which observation key, and the observation built from their values.
 
 A checkpoint says what observation it takes (keys, shapes, dtypes); the policy node's ``*_key``
-parameters say which input fills which key. ``plan_inputs`` checks, once at configure, that the
-two agree (every key filled, images only from the camera, vector sizes adding up) so that a
+parameters say which input fills which key, and ``image_keys``/``image_topics``/
+``image_transports`` (parallel lists: ROS parameters cannot be lists of structs) name several
+cameras, each filling its own key (scene + wrist is the common real cell). ``plan_inputs``
+checks, once at configure, that the two agree (every key filled, images only from cameras, one
+camera per image key, vector sizes adding up) so that a
 mismatch fails configure with a reason instead of failing every control tick; ``assemble`` then
 builds each tick's observation from the inputs' latest values. Pure numpy: no ROS here.
 """
@@ -21,7 +24,9 @@ from actjepa_ros.conversions import JOINT_STATE_FIELDS
 INPUTS = {"joint_states": ("joint_states_topic", "joint_states_key"),
           "state": ("state_topic", "state_key"),
           "image": ("image_topic", "image_key")}
+VECTOR_INPUTS = ("joint_states", "state")
 IMAGE_NDIM = 3  # (H, W, C)
+TRANSPORTS = ("raw", "compressed")  # params.IMAGE_TRANSPORTS (no rclpy here)
 COMPRESSED_SUFFIX = "/compressed"  # image_transport's "compressed" plugin: <base topic>/compressed
 
 
@@ -42,6 +47,7 @@ class Input:
     key: str
     topic: str
     size: int | None = None  # vector inputs: values this input must carry
+    transport: str | None = None  # cameras: raw or compressed; None for vector inputs
     value: np.ndarray | None = None
     problem: str | None = None  # why the newest message was refused
     count: int = 0  # valid messages so far
@@ -56,32 +62,64 @@ def plan_inputs(p: Mapping[str, Any], spec: Mapping[str, dict],
     An input whose key the checkpoint lacks is skipped (``note`` says so), so one params file
     serves state-only and image checkpoints alike; a key no input fills is an error.
     """
+    candidates = [Input(name, p[INPUTS[name][1]], p[INPUTS[name][0]])
+                  for name in VECTOR_INPUTS if p[INPUTS[name][1]] and p[INPUTS[name][0]]]
     inputs = {}
-    for name, (topic_param, key_param) in INPUTS.items():
-        key, topic = p[key_param], p[topic_param]
-        if not key or not topic:
+    for inp in candidates + camera_inputs(p, note):
+        if inp.key not in spec:
+            note(f"{inp.name} input ('{inp.key}' from {inp.topic}) not used: the checkpoint's "
+                 f"observation keys are {sorted(spec)}")
             continue
-        if name == "image":
-            topic = image_transport_topic(topic, p.get("image_transport", "raw"))
-        if key not in spec:
-            note(f"{name} input ('{key}' from {topic}) not used: the checkpoint's observation "
-                 f"keys are {sorted(spec)}")
-            continue
-        inputs[name] = Input(name, key, topic)
+        inputs[inp.name] = inp
     for key, entry in spec.items():
         users = [i for i in inputs.values() if i.key == key]
         image_like = len(entry["shape"]) == IMAGE_NDIM
         if not users:
             raise ActJepaError(f"observation key '{key}' (shape {entry['shape']}) is filled by "
-                               "no input; set joint_states_key, state_key or image_key")
+                               "no input; set joint_states_key, state_key, image_key or "
+                               "image_keys")
         names = [u.name for u in users]
-        if (names != ["image"]) if image_like else ("image" in names):
+        cameras = [u for u in users if u.transport is not None]
+        if (len(users) != 1 or not cameras) if image_like else cameras:
             raise ActJepaError(f"observation key '{key}' has shape {entry['shape']}: "
-                               f"{'only' if image_like else 'never'} the image input can fill "
+                               f"{'exactly one' if image_like else 'no'} camera input can fill "
                                f"it (got {names})")
         if not image_like:
             _plan_vector(p, key, int(np.prod(entry["shape"])), inputs)
     return inputs
+
+
+def camera_inputs(p: Mapping[str, Any], note: Callable[[str], None] = lambda _: None
+                  ) -> list[Input]:
+    """The configured cameras: one per entry of ``image_keys`` (with ``image_topics`` and
+    ``image_transports``), or else the single ``image_key``/``image_topic``/``image_transport``
+    camera (named "image", as before several cameras existed)."""
+    keys = list(p.get("image_keys") or [])
+    if not keys:
+        key, topic, transport = p["image_key"], p["image_topic"], p.get("image_transport", "raw")
+        return ([Input("image", key, image_transport_topic(topic, transport),
+                       transport=transport)] if key and topic else [])
+    topics = list(p.get("image_topics") or [])
+    transports = list(p.get("image_transports") or []) or ["raw"]
+    transports = transports * len(keys) if len(transports) == 1 else transports
+    _check_cameras(keys, topics, transports)
+    if p.get("image_key"):
+        note(f"image_keys {keys} set: image_key/image_topic/image_transport not used")
+    return [Input(f"image/{key}", key, image_transport_topic(topic, transport),
+                  transport=transport) for key, topic, transport in zip(keys, topics, transports)]
+
+
+def _check_cameras(keys: list[str], topics: list[str], transports: list[str]) -> None:
+    """Parallel lists that line up: one topic and one transport per key, no key twice."""
+    if len(topics) != len(keys) or len(transports) != len(keys):
+        raise ActJepaError(f"image_keys {keys} name {len(keys)} cameras but image_topics "
+                           f"{topics} and image_transports {transports} do not give one entry "
+                           "each (image_transports: [] = all raw, one value = every camera)")
+    bad = [t for t in transports if t not in TRANSPORTS]
+    if bad or not all(keys) or not all(topics) or len(set(keys)) != len(keys):
+        raise ActJepaError(f"cameras {list(zip(keys, topics, transports))}: expected distinct "
+                           f"non-empty keys, non-empty topics and transports among "
+                           f"{list(TRANSPORTS)}")
 
 
 def _plan_vector(p: Mapping[str, Any], key: str, total: int, inputs: dict[str, Input]) -> None:

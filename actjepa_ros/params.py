@@ -177,6 +177,22 @@ SIM_PARAMS: tuple[ParamSpec, ...] = (
               "with it; run the other nodes with use_sim_time:=true."),
     ParamSpec("action_topic", "~/action", "Actions in (std_msgs/Float64MultiArray, 4 values: "
               "hand dx, dy, dz in [-1, 1], gripper effort); in expert mode, actions out."),
+    ParamSpec("twist_topic", "~/twist", "Hand velocity in (geometry_msgs/TwistStamped, MoveIt "
+              "Servo's input): action dx, dy, dz = twist_scale x twist.linear, clipped to "
+              "Meta-World's [-1, 1]; the angular part must be 0 (the hand does not turn). "
+              "lockstep: one step once a twist and a gripper command are both in, either first; "
+              "realtime: the latest of each. '' = not subscribed."),
+    ParamSpec("gripper_topic", "~/gripper", "Gripper command in (std_msgs/Float64): Meta-World's "
+              "gripper effort, -1 open to +1 closed, clipped to [-1, 1]; pairs with twist_topic. "
+              "'' = not subscribed."),
+    ParamSpec("twist_frame_id", "base", "Frame twists must be given in: the arm base "
+              "(Meta-World's world axes: x across the table, y away from the robot, z up); a "
+              "twist stamped in another frame is refused, an empty header.frame_id means this "
+              "frame."),
+    ParamSpec("twist_scale", 1.0, "Action units per unit of twist.linear: 1.0 reads the twist "
+              "as unitless in [-1, 1] (MoveIt Servo's command_in_type 'unitless'; 1 = the "
+              "largest step, 1 cm per 12.5 ms tick); 1.25 reads it in m/s (a full action moves "
+              "the hand at 0.8 m/s).", 1e-6, 1e6),
     ParamSpec("joint_states_topic", "joint_states", "sensor_msgs/JointState of the arm's 7 hinges "
               "and 2 finger slides."),
     ParamSpec("image_topic", "camera/image_raw", "sensor_msgs/Image rgb8 from the fixed camera."),
@@ -255,6 +271,16 @@ POLICY_PARAMS: tuple[ParamSpec, ...] = (
               "cv_bridge) on image_topic; compressed: CompressedImage (jpeg, png) on "
               "<image_topic>/compressed, as image_transport's compressed plugin publishes it.",
               choices=IMAGE_TRANSPORTS),
+    ParamSpec("image_keys", [], "Several cameras: the observation key each fills (e.g. [scene, "
+              "wrist]), in the order of image_topics and image_transports (ROS parameters cannot "
+              "be lists of structs: three parallel lists). [] = the one camera of image_key, "
+              "image_topic and image_transport; when set, those three are not used. Every "
+              "camera's newest frame must be fresh (stale_timeout_s) for an action.", items=str),
+    ParamSpec("image_topics", [], "Several cameras: the base topic of each camera in image_keys "
+              "(image_transport naming, as image_topic).", items=str),
+    ParamSpec("image_transports", [], "Several cameras: 'raw' or 'compressed' for each camera in "
+              "image_keys (as image_transport); [] = all raw, one value = every camera.",
+              items=str),
     ParamSpec("image_resize", True, "Resize images to the model's size; false refuses images of "
               "another size."),
     ParamSpec("goal_topic", "", "MPC: Float64MultiArray goal for state_key ('' = none)."),
@@ -274,6 +300,14 @@ POLICY_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("twist_fields", [], "twist_stamped: the twist field of each action dimension "
               "(linear.x ... angular.z, '' = not sent); [] = linear xyz then angular xyz.",
               items=str),
+    ParamSpec("twist_scale", 1.0, "twist_stamped: each twist field = twist_scale x its action "
+              "value, after the safety filter (m/s or rad/s per action unit; 1.0 for MoveIt "
+              "Servo's command_in_type 'unitless' and for sim_node's default twist_scale).",
+              1e-6, 1e6),
+    ParamSpec("gripper_topic", "", "twist_stamped: std_msgs/Float64 topic the last action "
+              "dimension goes to, as is after the safety filter (a gripper command, e.g. "
+              "sim_node's ~/gripper); twist_fields then default to linear xyz for the others. "
+              "'' = no gripper output."),
     ParamSpec("trajectory_joint_names", [], "joint_trajectory: joint names, one per action "
               "dimension; [] = joint_names.", items=str),
     ParamSpec("trajectory_time_s", 0.0, "joint_trajectory: time_from_start of the point; 0 = one "

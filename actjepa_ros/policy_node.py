@@ -6,7 +6,9 @@ process), activate starts commanding, deactivate stops, cleanup forgets the poli
 ``autostart`` it walks itself to active, for use without a lifecycle manager.
 
 Inputs map ROS topics onto the checkpoint's observation keys (``*_key`` parameters): JointState
-(reordered by ``joint_names``), a Float64MultiArray vector and an Image/CompressedImage. Only the
+(reordered by ``joint_names``), a Float64MultiArray vector and one Image/CompressedImage per
+camera (``image_key``, or several with ``image_keys``/``image_topics``/``image_transports``); an
+action needs every camera's newest frame fresh, as every other input. Only the
 newest message of each input is kept (depth-1 queues); an input that is malformed, non-finite,
 of the wrong size or stale blocks commanding (one throttled log line per input says why) until
 good data returns. Every action passes ``safety.ActionFilter`` (limits, per-tick change, finite),
@@ -26,7 +28,9 @@ one in force (or, before the first, no goal and no action).
 it arrives (deterministic rollouts against sim_node); ``mode: realtime`` acts at
 ``control_rate_hz`` on the latest observation. ``~/enable`` (SetBool) silences or resumes
 output, ``~/reset`` (Trigger) resets the policy's per-episode state; ``~/latency`` and
-``/diagnostics`` report how it is doing.
+``/diagnostics`` report how it is doing. ``output_type: twist_stamped`` with ``gripper_topic``
+publishes the last action dimension on its own (std_msgs/Float64, the gripper) beside the twist
+of the others, as MoveIt Servo and a gripper controller take them.
 
 Any peer on the ROS domain can call these services and set parameters (DDS authenticates no one
 without SROS2; docs/SECURITY.md), so the node limits what that achieves: while active the safety
@@ -122,7 +126,7 @@ class PolicyNode(LifecycleNode):
         self.owned_timers: list[Any] = []
         self.input_subscriptions: dict[str, tuple[Any, tuple]] = {}  # topic -> (sub, its args)
         self.renew_due: dict[str, float] = {}  # topic -> when to renew its subscription
-        self.pub_action = self.pub_latency = self.pub_plan = None
+        self.pub_action = self.pub_latency = self.pub_plan = self.pub_gripper = None
         self.active = False
         self.enabled = bool(self.p["start_enabled"]) and not self.p["require_enable"]
         # the file named at start is the operator's choice; any other must be in checkpoint_dirs
@@ -244,6 +248,10 @@ class PolicyNode(LifecycleNode):
         self.pub_action = self.create_lifecycle_publisher(
             msg_type, p["output_topic"],
             QoSProfile(depth=OUTPUT_DEPTH, reliability=ReliabilityPolicy.RELIABLE))
+        self.pub_gripper = (self.create_lifecycle_publisher(
+            Float64, p["gripper_topic"],
+            QoSProfile(depth=OUTPUT_DEPTH, reliability=ReliabilityPolicy.RELIABLE))
+            if p["gripper_topic"] else None)
         self.pub_latency = self.create_lifecycle_publisher(Float64, p["latency_topic"], 10)
         self.pub_plan = (self.create_lifecycle_publisher(Float64MultiArray, p["plan_topic"], 10)
                          if self.policy.needs_goal and p["plan_topic"] else None)
@@ -257,7 +265,8 @@ class PolicyNode(LifecycleNode):
             f"loaded {self.policy.policy_type} policy {str(path)!r} on {p['device']} in "
             f"{time.monotonic() - started:.1f} s (warm-up act {warm_ms:.1f} ms); inputs "
             + ", ".join(f"{i.topic} -> '{i.key}'" for i in self.inputs.values())
-            + f"; output {p['output_type']} on {p['output_topic']}")
+            + f"; output {p['output_type']} on {p['output_topic']}"
+            + (f", gripper on {p['gripper_topic']}" if p["gripper_topic"] else ""))
 
     def warm_up(self, spec: dict[str, dict]) -> float:
         """One act() on a zero observation: the first real action is not slowed by lazy init."""
@@ -280,9 +289,28 @@ class PolicyNode(LifecycleNode):
         p = self.p
         return conversions.action_message_factory(
             p["output_type"], dim, stamp=lambda: self.get_clock().now().to_msg(),
-            twist_fields=p["twist_fields"], frame_id=p["output_frame_id"],
+            twist_fields=self.twist_fields(dim), frame_id=p["output_frame_id"],
             joint_names=p["trajectory_joint_names"] or p["joint_names"],
-            time_from_start_s=p["trajectory_time_s"] or 1.0 / p["control_rate_hz"])
+            time_from_start_s=p["trajectory_time_s"] or 1.0 / p["control_rate_hz"],
+            twist_scale=p["twist_scale"])
+
+    def twist_fields(self, dim: int) -> list[str]:
+        """twist_fields, checked against gripper_topic: with a gripper output the last action
+        dimension is the gripper's, so no twist field may carry it too (a gripper effort sent
+        as a rotation would turn the hand)."""
+        p, fields = self.p, list(self.p["twist_fields"])
+        if not p["gripper_topic"]:
+            return fields
+        if p["output_type"] != "twist_stamped":
+            raise ActJepaError(f"gripper_topic {p['gripper_topic']!r} is set but output_type is "
+                               f"{p['output_type']!r}; expected twist_stamped (the other outputs "
+                               "carry every action dimension), or gripper_topic ''")
+        if not fields:
+            return conversions.default_twist_fields(dim - 1) + [""]
+        if len(fields) == dim and fields[-1]:
+            raise ActJepaError(f"twist_fields {fields} send the last action dimension as "
+                               f"{fields[-1]}, but it goes to gripper_topic; expected '' there")
+        return fields
 
     def subscribe(self, spec: dict[str, dict]) -> None:
         p = self.p
@@ -300,17 +328,21 @@ class PolicyNode(LifecycleNode):
         if "state" in self.inputs:
             subs.append((Float64MultiArray, p["state_topic"], lambda m: self.receive(
                 "state", lambda: conversions.multi_array_vector(m), length=len(m.data))))
-        if "image" in self.inputs:
-            shape = spec[self.inputs["image"].key]["shape"]
-            image_type = CompressedImage if p["image_transport"] == "compressed" else Image
-            subs.append((image_type, self.inputs["image"].topic, lambda m: self.receive(
-                "image", lambda: self.decode_image(m, shape), m.header.stamp, len(m.data))))
+        subs += [self.camera_subscription(inp, spec[inp.key]["shape"])
+                 for inp in self.inputs.values() if inp.transport is not None]
         if self.policy.needs_goal:
             subs += self.goal_subscriptions(spec)
         for msg_type, topic, callback in subs:
             subscription = self.create_subscription(msg_type, topic, callback, qos)
             self.owned_subscriptions.append(subscription)
             self.input_subscriptions[topic] = (subscription, (msg_type, topic, callback, qos))
+
+    def camera_subscription(self, inp: observations.Input, shape: Sequence[int]
+                            ) -> tuple[type, str, Callable]:
+        """One camera: Image or CompressedImage by its transport, decoded to its key's shape."""
+        image_type = CompressedImage if inp.transport == "compressed" else Image
+        return (image_type, inp.topic, lambda m: self.receive(
+            inp.name, lambda: self.decode_image(m, shape), m.header.stamp, len(m.data)))
 
     def goal_subscriptions(self, spec: dict[str, dict]) -> list[tuple[type, str, Callable]]:
         """MPC goal inputs; each message is checked by its length before any conversion."""
@@ -346,12 +378,12 @@ class PolicyNode(LifecycleNode):
             self.destroy_timer(timer)
         for subscription in self.owned_subscriptions:
             self.destroy_subscription(subscription)
-        for publisher in (self.pub_action, self.pub_latency, self.pub_plan):
+        for publisher in (self.pub_action, self.pub_latency, self.pub_plan, self.pub_gripper):
             if publisher is not None:
                 self.destroy_lifecycle_publisher(publisher)
         self.owned_timers, self.owned_subscriptions = [], []
         self.input_subscriptions, self.renew_due = {}, {}
-        self.pub_action = self.pub_latency = self.pub_plan = None
+        self.pub_action = self.pub_latency = self.pub_plan = self.pub_gripper = None
         self.policy = self.filter = self.freshness = self.build_output = None
         self.ramp_positions = None
         self.inputs, self.goal_parts = {}, {}
@@ -406,7 +438,7 @@ class PolicyNode(LifecycleNode):
         if inp.name == "joint_states" and length > MAX_JOINTS:
             raise Oversized(f"JointState with {length} entries; expected at most {MAX_JOINTS} "
                             "(refused unread)", 32 * length)
-        if inp.name == "image":
+        if inp.transport is not None:
             self.check_image_length(length, self.policy.obs_spec[inp.key]["shape"], "image")
 
     @staticmethod
@@ -535,7 +567,9 @@ class PolicyNode(LifecycleNode):
         stale = self.freshness.problems(time.monotonic(), stamp_now)
         if stale:
             for line in stale:  # a stream going quiet is its own kind of problem
-                self.complain(line.split(":", 1)[0] + ".stale", f"not acting: {line}")
+                name = line.split(": ", 1)[0]
+                topic = self.inputs[name].topic if name in self.inputs else "?"
+                self.complain(name + ".stale", f"not acting: {line} (topic {topic})")
             if self.published:
                 self.interrupted = self.interrupted or stale[0].split(";", 1)[0]
             return
@@ -552,6 +586,8 @@ class PolicyNode(LifecycleNode):
             self.complain("policy", f"no action published: {describe(err)}")
             return
         self.pub_action.publish(msg)
+        if self.pub_gripper is not None:  # the last dimension, as filtered (twist_fields)
+            self.pub_gripper.publish(Float64(data=float(action[-1])))
         newest = max(i.received_s for i in self.inputs.values())
         latency_ms = (time.monotonic() - newest) * MS_PER_S
         self.pub_latency.publish(Float64(data=latency_ms))
@@ -581,8 +617,9 @@ class PolicyNode(LifecycleNode):
         if blocks:
             self.blocked = text
         logger = self.complaint_loggers.get(source)
-        if logger is None:
-            logger = self.complaint_loggers[source] = self.get_logger().get_child(source)
+        if logger is None:  # camera inputs are named image/<key>: a logger name has no '/'
+            logger = self.complaint_loggers[source] = self.get_logger().get_child(
+                source.replace("/", "_"))
         logger.warning(text, throttle_duration_sec=self.p["warn_throttle_s"])
 
     # ---- services and parameters ------------------------------------------------------------

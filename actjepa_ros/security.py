@@ -85,18 +85,21 @@ def policy_node_endpoints(p: dict[str, Any], namespace: str = "/",
     """policy_node's endpoints once active. ``spec``/``needs_goal``: the checkpoint's
     observation spec and whether it is a goal-conditioned (MPC) policy; None = not known, every
     configured input and goal topic is allowed."""
-    from actjepa_ros.observations import INPUTS, image_transport_topic, plan_inputs
+    from actjepa_ros.observations import INPUTS, VECTOR_INPUTS, camera_inputs, plan_inputs
 
     ends = rclpy_node("policy_node", namespace, p, lifecycle=True)
     ends.add("reply", "~/enable", "~/reset")
     ends.add("publish", "/diagnostics", p["output_topic"], p["latency_topic"])
+    if p["output_type"] == "twist_stamped":
+        ends.add("publish", p["gripper_topic"])
     if spec is not None:
         topics = [i.topic for i in plan_inputs(p, spec).values()]
     else:
         ends.notes.append("policy_node: checkpoint not readable here; every configured input "
                           "and goal topic is allowed")
-        topics = [image_transport_topic(p[t], p["image_transport"]) if name == "image" else p[t]
-                  for name, (t, k) in INPUTS.items() if p[k] and p[t]]
+        topics = [p[INPUTS[name][0]] for name in VECTOR_INPUTS
+                  if p[INPUTS[name][1]] and p[INPUTS[name][0]]]
+        topics += [camera.topic for camera in camera_inputs(p)]
     ends.add("subscribe", *topics)
     goal = needs_goal if needs_goal is not None else any(
         p[t] for t in ("goal_topic", "goal_image_topic", "subgoals_topic"))
@@ -117,7 +120,8 @@ def goal_topics(p: dict[str, Any], spec: dict[str, dict] | None) -> list[str]:
 
 
 def sim_node_endpoints(p: dict[str, Any], namespace: str = "/") -> Endpoints:
-    """sim_node's endpoints: observations out, actions in (out in expert mode), ~/reset."""
+    """sim_node's endpoints: observations out, actions in (the array, the twist and the
+    gripper; the array out in expert mode), ~/reset."""
     ends = rclpy_node("sim_node", namespace, p)
     ends.add("reply", "~/reset")
     ends.add("publish", p["joint_states_topic"], p["state_topic"], p["success_topic"])
@@ -126,6 +130,8 @@ def sim_node_endpoints(p: dict[str, Any], namespace: str = "/") -> Endpoints:
     if p["publish_clock"]:
         ends.add("publish", p["clock_topic"])
     ends.add("publish" if p["expert"] else "subscribe", p["action_topic"])
+    if not p["expert"]:
+        ends.add("subscribe", p["twist_topic"], p["gripper_topic"])
     return ends
 
 

@@ -4,17 +4,24 @@ Meta-World's Sawyer (``actjepa_core.sim.arm.SimArm``) publishes what an arm driv
 camera would: ``joint_states``, ``camera/image_raw`` (rgb8, when ``image_size`` > 0), and, under
 the node's name, the 39-d task observation ``~/state`` and ``~/success``; with ``publish_clock`` it
 also publishes ``/clock`` and stamps every message of a tick with that same simulated time. It takes
-4-d actions (hand dx, dy, dz, gripper; Float64MultiArray) on ``~/action``.
+4-d actions (hand dx, dy, dz, gripper; Float64MultiArray) on ``~/action``, or the same split the
+way real cells command an arm: hand velocity as ``geometry_msgs/TwistStamped`` on ``~/twist``
+(MoveIt Servo's input; ``twist_scale`` x linear velocity in ``twist_frame_id``, the angular part
+0) and the gripper as ``std_msgs/Float64`` on ``~/gripper``. Values beyond Meta-World's [-1, 1]
+are clipped.
 
 Two ways to run, because evaluation and deployment need different things:
 
-* ``lockstep``: one simulator step per received action, observations published after each step
-  and after each reset. A policy that answers every observation with one action then produces
-  exactly the trajectory an in-process rollout would (deterministic evaluation over real DDS).
+* ``lockstep``: one simulator step per received action (a 4-d array, or a twist and a gripper
+  command: the step is taken once both are in, whichever came first), observations published
+  after each step and after each reset. A policy that answers every observation with one
+  action then produces exactly the trajectory an in-process rollout would (deterministic
+  evaluation over real DDS).
   If no action comes for ``lockstep_republish_s`` the current observation is sent again, so a
   policy that starts (or discovers the simulator) late still gets its first observation.
-* ``realtime``: a fixed-rate loop like hardware: each tick applies the latest action, and holds
-  still (zero action) once no action has arrived for ``action_timeout_s``.
+* ``realtime``: a fixed-rate loop like hardware: each tick applies the latest command of each
+  part (hand from the array or the twist, gripper from the array or the gripper topic), and a
+  part no command has reached for ``action_timeout_s`` holds still (zero).
 
 ``expert: true`` drives the arm with Meta-World's scripted expert at ``rate_hz`` and publishes
 each applied action on the action topic, so demonstrations can be recorded from topics.
@@ -28,11 +35,12 @@ from typing import Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Time
+from geometry_msgs.msg import TwistStamped
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Bool, Float64MultiArray
+from std_msgs.msg import Bool, Float64, Float64MultiArray
 from std_srvs.srv import Trigger
 
 from actjepa_core.errors import ActJepaError
@@ -46,6 +54,8 @@ NODE_NAME = "sim_node"
 TICK_S = params.SIM_TICK_S
 QUEUE_DEPTH = 10  # reliable queues: lock-step must not lose an action or an observation
 WARN_EVERY_S = 5.0  # throttle for repeated complaints (bad actions, action timeout)
+HAND, GRIPPER = slice(0, 3), slice(3, 4)  # the parts of Meta-World's 4-d action
+PARTS = {"hand": HAND, "gripper": GRIPPER}
 
 
 class SimNode(Node):
@@ -65,8 +75,9 @@ class SimNode(Node):
         self.stop = SuccessStop(self.p["steps_after_success"])
         self.done = False
         self.last_publish = time.monotonic()
-        self.latest_action: np.ndarray | None = None
-        self.latest_action_at = -np.inf
+        self.command = np.zeros(ACTION_DIM)  # realtime: the latest command of each dimension
+        self.command_at = np.full(ACTION_DIM, -np.inf)  # ... and when it arrived
+        self.pending: dict[str, np.ndarray] = {}  # lockstep: twist/gripper parts of the next step
         self.timed_out = False
         self.expert_started = False
         self.last_obs: dict[str, np.ndarray] = {}
@@ -84,8 +95,7 @@ class SimNode(Node):
             self.pub_action = self.create_publisher(Float64MultiArray, self.p["action_topic"],
                                                     reliable)
         else:
-            self.create_subscription(Float64MultiArray, self.p["action_topic"], self.on_action,
-                                     reliable)
+            self.subscribe_commands(reliable)
         self.create_service(Trigger, "~/reset", self.on_reset)
 
         if self.p["expert"] or not self.lockstep:
@@ -94,9 +104,18 @@ class SimNode(Node):
             self.create_timer(self.p["lockstep_republish_s"], self.on_republish)
         self.start_episode(self.p["episode"])
 
+    def subscribe_commands(self, qos: QoSProfile) -> None:
+        """The 4-d action array, and the twist and gripper topics unless set to ''."""
+        self.create_subscription(Float64MultiArray, self.p["action_topic"], self.on_action, qos)
+        if self.p["twist_topic"]:
+            self.create_subscription(TwistStamped, self.p["twist_topic"], self.on_twist, qos)
+        if self.p["gripper_topic"]:
+            self.create_subscription(Float64, self.p["gripper_topic"], self.on_gripper, qos)
+
     # ---- episodes ---------------------------------------------------------------------------
     def start_episode(self, episode: int) -> None:
         obs = self.arm.reset(episode)
+        self.pending = {}  # half a command belongs to the episode that ended
         self.stop, self.done = SuccessStop(self.p["steps_after_success"]), False
         self.get_logger().info(f"{self.arm.task} episode {episode} (seed {self.arm.seed}) "
                                f"started; {self.p['mode']} mode")
@@ -137,12 +156,56 @@ class SimNode(Node):
                                       throttle_duration_sec=WARN_EVERY_S)
             return
         if not self.lockstep:
-            self.latest_action, self.latest_action_at = action, time.monotonic()
+            self.hold(slice(0, ACTION_DIM), action)
             return
         if self.done:
             self.get_logger().debug("episode over: action dropped (call ~/reset)")
             return
         self.step(action)
+
+    def on_twist(self, msg: TwistStamped) -> None:
+        try:
+            hand = conversions.twist_to_hand(msg, self.p["twist_scale"], self.p["twist_frame_id"])
+        except conversions.ConversionError as err:
+            self.refuse("twist", self.p["twist_topic"], str(err))
+            return
+        self.on_part("hand", hand)
+
+    def on_gripper(self, msg: Float64) -> None:
+        if not np.isfinite(msg.data):
+            self.refuse("gripper", self.p["gripper_topic"], f"{msg.data} is not finite")
+            return
+        self.on_part("gripper", np.array([msg.data]))
+
+    def refuse(self, source: str, topic: str, problem: str) -> None:
+        """One line per refused command, throttled per topic (rclpy throttles per logger and
+        call site: a child logger per source keeps a bad twist from hiding a bad gripper)."""
+        self.get_logger().get_child(source).warning(f"refused command on {topic}: {problem}",
+                                                    throttle_duration_sec=WARN_EVERY_S)
+
+    def on_part(self, part: str, values: np.ndarray) -> None:
+        """A hand or gripper command. realtime: held as the latest of its part. lockstep: kept
+        until the other part is in too, then one step with both (arrival order does not matter:
+        the two topics are separate DDS streams)."""
+        if not self.lockstep:
+            self.hold(PARTS[part], values)
+            return
+        if self.done:
+            self.get_logger().debug(f"episode over: {part} command dropped (call ~/reset)")
+            return
+        if part in self.pending:
+            self.get_logger().warning(f"a second {part} command before the other part of the "
+                                      "step arrived: the newer one is kept",
+                                      throttle_duration_sec=WARN_EVERY_S)
+        self.pending[part] = values
+        if len(self.pending) == len(PARTS):
+            action = np.concatenate([self.pending["hand"], self.pending["gripper"]])
+            self.pending = {}
+            self.step(action)
+
+    def hold(self, where: slice, values: np.ndarray) -> None:
+        """realtime: the newest command for these action dimensions, applied every tick."""
+        self.command[where], self.command_at[where] = values, time.monotonic()
 
     def on_tick(self) -> None:
         """Fixed-rate loop (realtime mode, expert mode)."""
@@ -170,16 +233,20 @@ class SimNode(Node):
         return False
 
     def held_action(self) -> np.ndarray:
-        """The latest action, or zeros (hold still) once it is older than the timeout."""
-        age = time.monotonic() - self.latest_action_at
-        if self.latest_action is not None and age <= self.p["action_timeout_s"]:
+        """The latest command of each dimension; zero (hold still) where it is older than the
+        timeout, so a hand whose twist stream stopped stops even while the gripper is fed."""
+        age = time.monotonic() - self.command_at
+        fresh = age <= self.p["action_timeout_s"]
+        lapsed = np.isfinite(age) & ~fresh  # commanded once, quiet since
+        if not lapsed.any():
             self.timed_out = False
-            return self.latest_action
-        if self.latest_action is not None and not self.timed_out:
-            self.get_logger().warning(f"no action for {age:.2f} s (action_timeout_s="
-                                      f"{self.p['action_timeout_s']:g}): holding still")
+        elif not self.timed_out:
+            self.get_logger().warning(f"no command for {float(age[lapsed].max()):.2f} s on "
+                                      f"action dimensions {np.flatnonzero(lapsed).tolist()} "
+                                      f"(action_timeout_s={self.p['action_timeout_s']:g}): "
+                                      "holding still there")
             self.timed_out = True
-        return np.zeros(ACTION_DIM)
+        return np.where(fresh, self.command, 0.0)
 
     def on_republish(self) -> None:
         """Lock-step watchdog: nobody answered the last observation; send it again."""

@@ -217,3 +217,23 @@ def test_action_message_factory_builds_each_output_kind(kind, extra, msg_type):
 def test_action_message_factory_refuses_what_cannot_be_built(kind, extra, fragment):
     with pytest.raises(ConversionError, match=fragment):
         conv.action_message_factory(kind, 4, stamp=lambda: STAMP, **extra)
+
+
+def test_a_twist_becomes_a_scaled_hand_command_in_its_frame():
+    msg = conv.to_twist_stamped(np.array([0.5, -0.25, 2.0]), conv.default_twist_fields(3),
+                                Time(), "base")
+    np.testing.assert_array_equal(conv.twist_to_hand(msg, 2.0, "base"), [1.0, -0.5, 4.0])
+    msg.header.frame_id = ""  # the command frame, as MoveIt Servo reads it
+    np.testing.assert_array_equal(conv.twist_to_hand(msg, 1.0, "base"), [0.5, -0.25, 2.0])
+
+
+@pytest.mark.parametrize("frame, angular, linear, fragment", [
+    ("tool0", 0.0, 0.1, "twist in frame 'tool0'; expected 'base'"),
+    ("base", 0.3, 0.1, "angular velocity [0.0, 0.0, 0.3]; expected 0"),
+    ("base", 0.0, float("nan"), "contains NaN or Inf"),
+])
+def test_twists_the_hand_cannot_follow_are_errors(frame, angular, linear, fragment):
+    msg = conv.to_twist_stamped(np.array([linear, 0.0, 0.0, angular]),
+                                ["linear.x", "", "", "angular.z"], Time(), frame)
+    with pytest.raises(ConversionError, match=fragment.replace("[", r"\[").replace("]", r"\]")):
+        conv.twist_to_hand(msg, 1.0, "base")

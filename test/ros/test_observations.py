@@ -45,8 +45,8 @@ def test_joint_states_and_vector_share_a_key_joints_first():
 @pytest.mark.parametrize("changes, fragment", [
     (dict(state_key="", image_key="image"), "'state' (shape [10]) is filled by no input"),
     (dict(joint_states_key="state", joint_names=[f"j{i}" for i in range(10)],
-          state_key="image"), "'image' has shape [8, 8, 3]: only the image input"),
-    (dict(image_key="state"), "'state' has shape [10]: never the image input"),
+          state_key="image"), "'image' has shape [8, 8, 3]: exactly one camera input"),
+    (dict(image_key="state"), "'state' has shape [10]: no camera input"),
     (dict(joint_states_key="state", joint_names=[]), "do not name joints"),
     (dict(joint_states_key="state", joint_names=["a"], joint_state_fields=["torque"]),
      "do not name joints"),
@@ -58,6 +58,38 @@ def test_joint_states_and_vector_share_a_key_joints_first():
 def test_inputs_that_cannot_fill_the_checkpoint_are_refused_with_the_reason(changes, fragment):
     with pytest.raises(ActJepaError, match=re.escape(fragment)):
         plan_inputs(params(**changes), JOINT_IMAGE_SPEC)
+
+
+TWO_CAMERA_SPEC = {"scene": {"shape": [8, 8, 3], "dtype": "uint8"},
+                   "wrist": {"shape": [8, 8, 3], "dtype": "uint8"},
+                   "state": {"shape": [39], "dtype": "float32"}}
+CAMERAS = dict(image_keys=["scene", "wrist"], image_topics=["scene/image_raw", "wrist/image_raw"])
+
+
+def test_several_cameras_each_fill_their_key_from_their_transport_topic():
+    notes = []
+    inputs = plan_inputs(params(**CAMERAS, image_transports=["raw", "compressed"]),
+                         TWO_CAMERA_SPEC, notes.append)
+    assert list(inputs) == ["state", "image/scene", "image/wrist"]
+    assert [(i.key, i.topic, i.transport) for i in list(inputs.values())[1:]] == [
+        ("scene", "scene/image_raw", "raw"), ("wrist", "wrist/image_raw/compressed", "compressed")]
+    assert any("image_key/image_topic/image_transport not used" in n for n in notes)
+    one = plan_inputs(params(**CAMERAS, image_transports=["compressed"]), TWO_CAMERA_SPEC)
+    assert {i.transport for i in one.values() if i.transport} == {"compressed"}
+    raw = plan_inputs(params(**CAMERAS), TWO_CAMERA_SPEC)  # [] = all raw
+    assert {i.transport for i in raw.values() if i.transport} == {"raw"}
+
+
+@pytest.mark.parametrize("changes, fragment", [
+    (dict(image_topics=["scene/image_raw"]), "name 2 cameras but image_topics"),
+    (dict(image_transports=["raw", "raw", "raw"]), "do not give one entry each"),
+    (dict(image_transports=["raw", "theora"]), "transports among ['raw', 'compressed']"),
+    (dict(image_keys=["scene", "scene"]), "expected distinct non-empty keys"),
+    (dict(image_keys=["scene", "front"]), "'wrist' (shape [8, 8, 3]) is filled by no input"),
+])
+def test_camera_lists_that_do_not_line_up_are_refused_with_the_reason(changes, fragment):
+    with pytest.raises(ActJepaError, match=re.escape(fragment)):
+        plan_inputs(params(**{**CAMERAS, **changes}), TWO_CAMERA_SPEC)
 
 
 def test_ramp_positions_points_at_the_joint_positions():

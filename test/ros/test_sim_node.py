@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from geometry_msgs.msg import TwistStamped
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Bool, Float64MultiArray
+from std_msgs.msg import Bool, Float64, Float64MultiArray
 from std_srvs.srv import Trigger
 
 from actjepa_core.sim.arm import ARM_JOINTS, SimArm
@@ -138,3 +139,53 @@ def test_realtime_holds_the_last_action_then_holds_still_after_the_timeout(teste
     settled = hand_x[-5:]  # long after the timeout: held still
     assert np.ptp(settled) < 1e-3, settled
     assert "holding still" in sim.log()
+
+
+def twist(x: float, y: float, z: float, frame: str = "base", turn: float = 0.0) -> TwistStamped:
+    msg = TwistStamped()
+    msg.header.frame_id = frame
+    msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = x, y, z
+    msg.twist.angular.z = turn
+    return msg
+
+
+def test_lockstep_steps_once_a_twist_and_a_gripper_command_are_both_in(tester, start_sim):
+    """Either order; the twist scaled by twist_scale and clipped like an array action; a twist in
+    another frame, or a gripper command that is not finite, is refused with one line and steps
+    nothing."""
+    sim = start_sim("max_steps:=8", "twist_scale:=2.0", "lockstep_republish_s:=2.0")
+    states = tester.collect(Float64MultiArray, "/sim_node/state")
+    twists = tester.publisher(TwistStamped, "/sim_node/twist")
+    grips = tester.publisher(Float64, "/sim_node/gripper")
+    assert tester.spin_until(lambda: states, START_TIMEOUT_S), sim.log()
+    assert tester.wait_for_subscribers(twists, REPLY_TIMEOUT_S)
+    assert tester.wait_for_subscribers(grips, REPLY_TIMEOUT_S)
+    tester.spin_for(QUIET_S)
+    arm = SimArm("reach-v3", seed=0, max_steps=8)
+    arm.reset(0)
+    steps = [  # (messages in arrival order, the 4-d action they make with twist_scale 2)
+        ((twist(0.5, 0.0, 0.0), Float64(data=1.0)), [1.0, 0.0, 0.0, 1.0]),
+        ((Float64(data=-1.0), twist(0.1, -0.2, 0.9, frame="")), [0.2, -0.4, 1.0, -1.0]),
+    ]
+    for messages, action in steps:
+        count = len(states)
+        first, second = messages
+        (grips if isinstance(first, Float64) else twists).publish(first)
+        tester.spin_for(QUIET_S)
+        assert len(states) == count  # half a command: no step
+        (grips if isinstance(second, Float64) else twists).publish(second)
+        assert tester.spin_until(lambda n=count: len(states) > n, REPLY_TIMEOUT_S), sim.log()
+        tester.spin_for(0.1)
+        assert len(states) == count + 1
+        expected = arm.step(np.array(action))[0]["state"]  # 0.9 x 2 clipped to 1 by either path
+        np.testing.assert_array_equal(np.float32(states[-1].data), expected)
+    arm.close()
+
+    count = len(states)
+    twists.publish(twist(0.1, 0.0, 0.0, frame="tool0"))  # (rotations: test_conversions)
+    grips.publish(Float64(data=float("nan")))
+    tester.spin_for(QUIET_S)
+    assert len(states) == count
+    log = sim.log()
+    assert "refused command on ~/twist: twist in frame 'tool0'; expected 'base'" in log, log
+    assert "refused command on ~/gripper: nan is not finite" in log, log
