@@ -121,6 +121,7 @@ def test_the_simulator_launch_includes_the_policy_launch():
 
 # ---- params files ---------------------------------------------------------------------------
 PARAMS_FILES = {"policy.yaml": "policy_node", "ros2_control_arm.yaml": "policy_node",
+                "policy_two_cameras_servo.yaml": "policy_node",
                 "sim.yaml": "sim_node", "recorder.yaml": "recorder_node"}
 SPECS = {"policy_node": {s.name: s for s in POLICY_PARAMS},
          "sim_node": {s.name: s for s in SIM_PARAMS},

@@ -6,6 +6,8 @@ two image keys and a joint vector; the test publishes the three streams itself. 
 while every camera's newest frame and the joint states are fresh (``stale_timeout_s``, judged at
 every tick in realtime mode): a camera that never publishes is named in one line and nothing is
 published; a camera whose frames lag beyond the limit stops the actions until it catches up.
+The shipped two-camera MoveIt Servo example (config/policy_two_cameras_servo.yaml) loads, holds
+everything until ``~/enable``, then sends the twist and the gripper command.
 """
 from __future__ import annotations
 
@@ -15,9 +17,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from geometry_msgs.msg import TwistStamped
 from rclpy.duration import Duration
 from sensor_msgs.msg import CompressedImage, Image, JointState
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Float64, Float64MultiArray
+from std_srvs.srv import SetBool
 
 from actjepa_core.config import TrainConfig, to_dict
 from actjepa_core.data.normalise import Normaliser
@@ -36,28 +40,34 @@ PERIOD_S = 0.05  # the test publishes every stream at 20 Hz
 WATCH_S = 2.0  # how long a stream is watched
 IMAGE = (16, 16, 3)
 JOINTS = [f"j{i}" for i in range(9)]
-SPEC = {"scene": {"shape": list(IMAGE), "dtype": "uint8"},
-        "wrist": {"shape": list(IMAGE), "dtype": "uint8"},
-        "joints": {"shape": [len(JOINTS)], "dtype": "float32"}}
+SERVO_DOMAIN = domain_id(module_offset=30)  # a second policy_node, under the same name
+SERVO_FILE = "config/policy_two_cameras_servo.yaml"
+SERVO_JOINTS = ["shoulder_pan_joint", "shoulder_lift_joint", "elbow_joint", "wrist_1_joint",
+                "wrist_2_joint", "wrist_3_joint"]  # as in SERVO_FILE
+SERVO_TOPICS = {"joints": "/joint_states", "scene": "/scene_camera/color/image_raw/compressed",
+                "wrist": "/wrist_camera/color/image_raw/compressed",
+                "twist": "/servo_node/delta_twist_cmds", "gripper": "/gripper/command"}
 SCENE, WRIST = "/ctest/scene/image_raw", "/ctest/wrist/image_raw"
 TOPICS = {"joints": "/ctest/joint_states", "action": "/ctest/action"}
 
 
-def write_two_camera_policy(path: Path) -> None:
+def write_two_camera_policy(path: Path, joints: int = len(JOINTS)) -> None:
     """A real nearest-neighbour policy file on a two-camera + joints encoder (untrained weights:
-    the node's plumbing is under test, not control)."""
+    the node's plumbing is under test, not control): it always answers 0.5 per dimension."""
     torch.manual_seed(0)
+    spec = {"scene": {"shape": list(IMAGE), "dtype": "uint8"},
+            "wrist": {"shape": list(IMAGE), "dtype": "uint8"},
+            "joints": {"shape": [joints], "dtype": "float32"}}
     config = TrainConfig()
     config.model.latent_dim, config.model.state_hidden = 16, [16]
     config.model.image_channels, config.model.predictor_hidden = [4, 4], [16]
-    shapes = {k: tuple(v["shape"]) for k, v in SPEC.items()}
-    model = ACTJEPA(shapes, 4, config.model)
-    stats = Normaliser({"joints": torch.zeros(len(JOINTS))}, {"joints": torch.ones(len(JOINTS))},
+    model = ACTJEPA({k: tuple(v["shape"]) for k, v in spec.items()}, 4, config.model)
+    stats = Normaliser({"joints": torch.zeros(joints)}, {"joints": torch.ones(joints)},
                        -torch.ones(4), torch.ones(4))
-    world = FrozenWorld.from_state({"config": to_dict(config), "obs_spec": SPEC, "action_dim": 4,
+    world = FrozenWorld.from_state({"config": to_dict(config), "obs_spec": spec, "action_dim": 4,
                                     "stats": stats.state_dict(), "model": model.state_dict()})
     obs = {"scene": np.zeros(IMAGE, np.uint8), "wrist": np.zeros(IMAGE, np.uint8),
-           "joints": np.zeros(len(JOINTS), np.float32)}
+           "joints": np.zeros(joints, np.float32)}
     memory = world.model.encode(world.processor.to_model(obs))
     NearestNeighbourPolicy(world, NNConfig(), memory, torch.full((1, 4), 0.5)).save(path)
 
@@ -93,18 +103,24 @@ def cameras(tmp_path_factory):
 
 
 def stream(ros: RosClient, pubs: dict, seconds: float, wrist: bool = True,
-           wrist_lag_s: float = 0.0) -> None:
+           wrist_lag_s: float = 0.0, names: list[str] = JOINTS) -> None:
     """Publish joint states and both cameras at 20 Hz, stamped now (the wrist camera's frames
-    ``wrist_lag_s`` old; none at all without ``wrist``)."""
+    ``wrist_lag_s`` old; none at all without ``wrist``); the scene camera as a raw Image unless
+    its publisher takes CompressedImage."""
     ok, png = cv2.imencode(".png", np.zeros(IMAGE, np.uint8))
     assert ok
     steps = int(seconds / PERIOD_S)
     for _ in range(steps):
         now = ros.node.get_clock().now()
-        joints = JointState(name=JOINTS, position=[0.0] * len(JOINTS))
+        joints = JointState(name=names, position=[0.0] * len(names))
         joints.header.stamp = now.to_msg()
         pubs["joints"].publish(joints)
-        pubs["scene"].publish(rgb_to_image(np.zeros(IMAGE, np.uint8), now.to_msg(), "scene"))
+        if pubs["scene"].msg_type is CompressedImage:
+            scene = CompressedImage(format="png", data=png.tobytes())
+            scene.header.stamp = now.to_msg()
+            pubs["scene"].publish(scene)
+        else:
+            pubs["scene"].publish(rgb_to_image(np.zeros(IMAGE, np.uint8), now.to_msg(), "scene"))
         if wrist:
             frame = CompressedImage(format="png", data=png.tobytes())
             frame.header.stamp = (now - Duration(seconds=wrist_lag_s)).to_msg()
@@ -139,3 +155,42 @@ def test_a_camera_lagging_beyond_the_age_limit_stops_the_actions_until_it_catche
         "stamped" in node.log(), node.log()[-3000:]
     stream(ros, pubs, WATCH_S)  # it catches up: actions again
     assert len(actions) > count + 3, node.log()[-3000:]
+
+
+def test_the_two_camera_servo_example_holds_until_enabled_then_sends_twist_and_gripper(
+        tmp_path):
+    write_two_camera_policy(tmp_path / "cell.pt", joints=len(SERVO_JOINTS))
+    node = NodeProcess("actjepa_ros.policy_node", [
+        "--params-file", SERVO_FILE, "-p", f"checkpoint:={tmp_path / 'cell.pt'}",
+        "-p", f"checkpoint_dirs:=[{tmp_path}]",
+        "-p", f"stale_timeout_s:={STALE_S}"],  # the file's 0.2 s: too tight for a busy test box
+        tmp_path / "servo.log", SERVO_DOMAIN)
+    ros = RosClient(SERVO_DOMAIN)
+    try:
+        pubs = {"joints": ros.publisher(JointState, SERVO_TOPICS["joints"]),
+                "scene": ros.publisher(CompressedImage, SERVO_TOPICS["scene"]),
+                "wrist": ros.publisher(CompressedImage, SERVO_TOPICS["wrist"])}
+        twists = ros.collect(TwistStamped, SERVO_TOPICS["twist"], depth=1000)
+        grips = ros.collect(Float64, SERVO_TOPICS["gripper"], depth=1000)
+        for pub in pubs.values():
+            assert ros.wait_for_subscribers(pub, START_TIMEOUT_S), node.log()
+        assert ros.spin_until(lambda: "waiting for ~/enable true" in node.log(),
+                              START_TIMEOUT_S), node.log()
+        assert (f"output twist_stamped on {SERVO_TOPICS['twist']}, gripper on "
+                f"{SERVO_TOPICS['gripper']}") in node.log()
+        stream(ros, pubs, WATCH_S / 2, names=SERVO_JOINTS)
+        assert not twists and not grips  # require_enable: nothing before ~/enable
+        assert ros.call(SetBool, "/policy_node/enable", SetBool.Request(data=True)).success
+        stream(ros, pubs, WATCH_S, names=SERVO_JOINTS)
+    finally:
+        ros.close()
+        node.stop()
+    assert len(twists) >= 5 and len(grips) >= 5, node.log()[-3000:]
+    assert all(t.header.frame_id == "base_link" for t in twists)
+    linear = np.array([[t.twist.linear.x, t.twist.linear.y, t.twist.linear.z] for t in twists])
+    angular = np.array([[t.twist.angular.x, t.twist.angular.y, t.twist.angular.z]
+                        for t in twists])
+    # ramped from rest by max_delta 0.1 up to the policy's 0.5 (= action_max)
+    assert linear[0] == pytest.approx([0.1] * 3) and linear.max() == pytest.approx(0.5)
+    assert not angular.any()  # the gripper dimension is not sent as a rotation
+    assert grips[-1].data == 0.5  # max_delta 2.0 for the gripper: no ramp

@@ -25,6 +25,7 @@ SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 NODES = {policy_node.NODE_NAME: POLICY_PARAMS, sim_node.NODE_NAME: SIM_PARAMS,
          recorder_node.NODE_NAME: RECORDER_PARAMS}
 PARAMS_FILES = {"policy.yaml": "policy_node", "ros2_control_arm.yaml": "policy_node",
+                "policy_two_cameras_servo.yaml": "policy_node",
                 "sim.yaml": "sim_node", "recorder.yaml": "recorder_node"}
 LAUNCH_ARGUMENTS = {"params_file", "namespace", "use_sim_time", "log_level"}
 ABSOLUTE_BY_CONVENTION = {"/clock", "/diagnostics"}  # global topics every ROS tool expects there
