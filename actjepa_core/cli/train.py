@@ -32,6 +32,18 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"trained {result.steps} steps: loss {result.loss:.4g}, collapse "
           f"{result.collapse:.3g}, best val rel. loss {result.best_val_score:.4g} -> "
           f"{result.run_dir}")
+    if config.objective == "bc":
+        print(f"camera policy -> {write_end_to_end_policy(result.run_dir)}")
+
+
+def write_end_to_end_policy(run_dir: Path) -> Path:
+    """An end-to-end run (objective bc) is a policy already: its last weights as a policy file,
+    ``run_dir/policy.pt``, which `actjepa eval` and the policy node load."""
+    from actjepa_core.policies import EndToEndPolicy, FrozenWorld
+
+    out = Path(run_dir) / "policy.pt"
+    EndToEndPolicy.build(FrozenWorld.from_checkpoint(Path(run_dir) / "last.pt"), None).save(out)
+    return out
 
 
 def cmd_report(args: argparse.Namespace) -> None:

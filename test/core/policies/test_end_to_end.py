@@ -94,3 +94,17 @@ def test_e2e_runs_only_checkpoints_trained_end_to_end(camera_demos, tmp_path, ca
     assert main(["train-policy", "e2e", "--encoder", str(tmp_path / "jepa" / "last.pt"),
                  "--out", str(out)]) == 2
     assert "objective bc" in capsys.readouterr().err and not out.exists()
+
+
+def test_train_with_the_shipped_camera_config_writes_the_policy_file(camera_demos, tmp_path,
+                                                                      capsys):
+    """`actjepa train --config config/train_camera.yaml`: one command from demos to a policy."""
+    from demo_data import REPO
+
+    out = tmp_path / "cam"
+    assert main(["train", "--data", str(camera_demos), "--config",
+                 str(REPO / "config" / "train_camera.yaml"), "--out", str(out), "--steps", "3",
+                 "--batch-size", "8", "--set", "model.image_channels=[8]", "--quiet"]) == 0
+    assert f"camera policy -> {out / 'policy.pt'}" in capsys.readouterr().out
+    policy = load_policy(out / "policy.pt", policy_type="e2e")
+    assert sorted(policy.obs_spec) == ["image", "joints"]

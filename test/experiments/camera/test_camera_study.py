@@ -1,0 +1,43 @@
+"""The camera study's runner and report: the recipe is the shipped camera config, shards split the
+cells without overlap, finished cells are skipped, and the page is rebuilt from result lines."""
+from __future__ import annotations
+
+import json
+
+from actjepa_core.config import TrainConfig, apply_overrides, load_yaml
+from experiments.camera.report import render
+from experiments.camera.run import HERE, CameraStudy, done_keys, unit_key, units
+
+from demo_data import REPO
+
+
+def study() -> CameraStudy:
+    return load_yaml(CameraStudy, HERE / "camera.yaml")
+
+
+def test_the_recipe_is_the_shipped_camera_config():
+    """config/train_camera.yaml (what the README tells a user to run) is what was measured."""
+    recipe = apply_overrides(TrainConfig(), study().recipe)
+    assert load_yaml(TrainConfig, REPO / "config" / "train_camera.yaml") == recipe
+
+
+def test_shards_split_every_unit_once_and_finished_cells_are_skipped(tmp_path):
+    s = study()
+    every = units(s)
+    shards = [[u for i, u in enumerate(every) if i % 2 == k] for k in range(2)]
+    assert sorted(map(repr, shards[0] + shards[1])) == sorted(map(repr, every))
+    cell, task, demos, seed = every[0]
+    results = tmp_path / "camera.jsonl"
+    results.write_text(json.dumps({"cell": cell.name, "task": task, "demos": demos,
+                                   "seed": seed, "noise": 0.0}) + "\n")
+    assert done_keys(results) == {unit_key(cell, task, demos, seed, 0.0)}
+    assert done_keys(tmp_path / "none.jsonl") == set()
+
+
+def test_the_page_pools_seeds_with_wilson_intervals():
+    row = {"cell": "recipe", "demos": 100, "noise": 0.0, "episodes": 50, "train_s": 600.0,
+           "image_size": 64, "overrides": []}
+    rows = [{**row, "task": "reach-v3", "seed": 0, "successes": 48},
+            {**row, "cell": "recipe-seed1", "task": "reach-v3", "seed": 1, "successes": 46}]
+    page = render(study(), rows)
+    assert "| recipe, 100 demos (2 seed(s) pooled) | 94/100 (94%, 88%-97%) | — | — | — |" in page
