@@ -343,7 +343,7 @@ def _share_files(root):
     return sorted(files)
 
 
-# besides the policy node's policy*.yaml
+# besides the policy node's policy*.yaml and the trainer's train*.yaml
 USER_CONFIGS = {'sim.yaml', 'recorder.yaml', 'train.yaml', 'ros2_control_arm.yaml'}
 
 
@@ -355,12 +355,12 @@ def _experiment_files(share):
 
 
 def test_only_user_configs_are_installed():
-    """config/ ships what a user runs (the nodes' params files, train.yaml, the MPC configs a
-    policy is made with); the studies' configs live in experiments/, which is never installed."""
+    """config/ ships what a user runs (the nodes' params files, train configs, the policy
+    configs); the studies' configs live in experiments/, which is never installed."""
     share = _share_files(REPO)
     configs = {rel.name for rel in share if rel.parts[0] == 'config'}
     others = sorted(name for name in configs - USER_CONFIGS
-                    if not re.fullmatch(r'policy(_\w+)?\.yaml', name))
+                    if not re.fullmatch(r'(policy|train)(_\w+)?\.yaml', name))
     assert not others, f'config/ holds {others}: a study config belongs in experiments/'
     assert USER_CONFIGS <= configs and 'policy.yaml' in configs
     assert not _experiment_files(share)
