@@ -142,10 +142,11 @@ def init_encoder(model: nn.Module, path: str | Path, obs_spec: dict[str, dict]) 
     encoder was pretrained on (the usual case) gives the same statistics."""
     content = load_checkpoint(path, kind=WORLD_MODEL)
     keys = getattr(model.encoder, "keys", sorted(obs_spec))  # what this run's encoder reads
-    wanted = {k: obs_spec[k] for k in keys}
+    wanted = {k: obs_spec.get(k) for k in keys}
     if content["obs_spec"] != wanted:
         raise ActJepaError(f"run.init_encoder {path}: its encoder was trained on observations "
-                           f"{content['obs_spec']}; this run's encoder reads {wanted}")
+                           f"{content['obs_spec']}; this run's data has {wanted} for the keys "
+                           "its encoder reads")
     source = {k[len("encoder."):]: v for k, v in content["model"].items()
               if k.startswith("encoder.")}
     for prefix in ENCODER_PREFIXES:
