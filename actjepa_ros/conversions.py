@@ -160,6 +160,26 @@ def default_twist_fields(action_dim: int) -> list[str]:
     return [TWIST_FIELDS[i] if i < len(TWIST_FIELDS) else "" for i in range(action_dim)]
 
 
+def gripper_twist_fields(output_type: str, gripper_topic: str, twist_fields: Sequence[str],
+                         dim: int) -> list[str]:
+    """``twist_fields`` checked against a gripper output: with ``gripper_topic`` the last action
+    dimension is the gripper's, so no twist field may carry it too (a gripper effort sent as a
+    rotation would turn the hand); [] then means linear xyz for the others."""
+    fields = list(twist_fields)
+    if not gripper_topic:
+        return fields
+    if output_type != "twist_stamped":
+        raise ConversionError(f"gripper_topic {gripper_topic!r} is set but output_type is "
+                              f"{output_type!r}; expected twist_stamped (the other outputs carry "
+                              "every action dimension), or gripper_topic ''")
+    if not fields:
+        return default_twist_fields(dim - 1) + [""]
+    if len(fields) == dim and fields[-1]:
+        raise ConversionError(f"twist_fields {fields} send the last action dimension as "
+                              f"{fields[-1]}, but it goes to gripper_topic; expected '' there")
+    return fields
+
+
 def to_joint_trajectory(action: np.ndarray, joint_names: Sequence[str], stamp: Time,
                         time_from_start_s: float) -> JointTrajectory:
     """Action -> a one-point JointTrajectory: the action as joint positions, reached in

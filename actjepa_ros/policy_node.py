@@ -295,22 +295,9 @@ class PolicyNode(LifecycleNode):
             twist_scale=p["twist_scale"])
 
     def twist_fields(self, dim: int) -> list[str]:
-        """twist_fields, checked against gripper_topic: with a gripper output the last action
-        dimension is the gripper's, so no twist field may carry it too (a gripper effort sent
-        as a rotation would turn the hand)."""
-        p, fields = self.p, list(self.p["twist_fields"])
-        if not p["gripper_topic"]:
-            return fields
-        if p["output_type"] != "twist_stamped":
-            raise ActJepaError(f"gripper_topic {p['gripper_topic']!r} is set but output_type is "
-                               f"{p['output_type']!r}; expected twist_stamped (the other outputs "
-                               "carry every action dimension), or gripper_topic ''")
-        if not fields:
-            return conversions.default_twist_fields(dim - 1) + [""]
-        if len(fields) == dim and fields[-1]:
-            raise ActJepaError(f"twist_fields {fields} send the last action dimension as "
-                               f"{fields[-1]}, but it goes to gripper_topic; expected '' there")
-        return fields
+        p = self.p
+        return conversions.gripper_twist_fields(p["output_type"], p["gripper_topic"],
+                                                p["twist_fields"], dim)
 
     def subscribe(self, spec: dict[str, dict]) -> None:
         p = self.p

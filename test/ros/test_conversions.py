@@ -237,3 +237,14 @@ def test_twists_the_hand_cannot_follow_are_errors(frame, angular, linear, fragme
                                 ["linear.x", "", "", "angular.z"], Time(), frame)
     with pytest.raises(ConversionError, match=fragment.replace("[", r"\[").replace("]", r"\]")):
         conv.twist_to_hand(msg, 1.0, "base")
+
+
+def test_with_a_gripper_topic_the_last_dimension_is_not_a_twist_field():
+    assert conv.gripper_twist_fields("twist_stamped", "gripper", [], 4) == [
+        "linear.x", "linear.y", "linear.z", ""]
+    assert conv.gripper_twist_fields("twist_stamped", "", [], 4) == []  # the usual default
+    with pytest.raises(ConversionError, match="expected twist_stamped"):
+        conv.gripper_twist_fields("float64_multi_array", "gripper", [], 4)
+    with pytest.raises(ConversionError, match="goes to gripper_topic; expected '' there"):
+        conv.gripper_twist_fields("twist_stamped", "gripper",
+                                  ["linear.x", "linear.y", "linear.z", "angular.x"], 4)
