@@ -1,4 +1,4 @@
-"""Success tables for docs/RESULTS.md, rendered from `actjepa eval` JSON lines.
+"""Success tables for docs/results/, rendered from `actjepa eval` JSON lines.
 
 Each cell shows the measured success with its episode count and 95% Wilson interval; the paper's
 published ACT-JEPA + BC row stands beside it for comparison. The latest line for a (policy type,

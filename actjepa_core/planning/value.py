@@ -35,7 +35,7 @@ class ValueConfig:
     hidden: list[int] = field(default_factory=lambda: [256, 256])
     discount: float = 0.99  # per tick; also sets the future-goal offsets' geometric law
     expectile: float = 0.9  # 0.5: the mean over recorded ways (plain TD); -> 1: the best one
-    steps: int = 20000  # why this many: experiments/mpc/value_probe.py (docs/RESULTS.md)
+    steps: int = 20000  # why this many: experiments/mpc/value_probe.py (docs/results/mpc.md)
     batch_size: int = 1024
     lr: float = 3e-4  # Adam
     target_tau: float = 0.005  # EMA rate of the bootstrap target network

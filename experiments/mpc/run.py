@@ -48,7 +48,7 @@ def parser() -> argparse.ArgumentParser:
                    help="run only these of the config's settings (by name)")
     p.add_argument("--report", action="store_true", help="only print the table from the results")
     p.add_argument("--out", default=None,
-                   help="markdown file to (re)write the MPC section in, e.g. docs/RESULTS.md")
+                   help="markdown file to (re)write the MPC section in, e.g. docs/results/mpc.md")
     p.add_argument("--quiet", action="store_true")
     return p
 

@@ -8,7 +8,7 @@ Trains V on the contact world's target latents (expert + play, `experiments/mpc/
 work folder) with the given ValueConfig overrides and prints: the Spearman correlation of
 V(s_t, g_final) with t on 10 held-out expert demos, V along one demo, the agreement of V on the
 predicted and the true latent 5 ticks ahead, and the share of 128 random 5-step sequences the
-expert's sequence beats on V of its prediction. docs/RESULTS.md quotes its printout:
+expert's sequence beats on V of its prediction. docs/results/mpc.md quotes its printout:
 
     OMP_NUM_THREADS=1 python experiments/mpc/value_probe.py value.steps=5000    # Spearman 0.89
     OMP_NUM_THREADS=1 python experiments/mpc/value_probe.py                     # 20,000: 0.998

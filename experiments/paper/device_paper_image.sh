@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The image table's cells on a lent GPU machine (docs/RESULTS.md §1a, cells with train_device
+# The image table's cells on a lent GPU machine (docs/results/paper.md §1a, cells with train_device
 # "cuda (...)"): the encoders train on the GPU, the BC heads and the closed-loop evaluation run on
 # the machine's CPU cores (one worker per core, MuJoCo rendering through EGL on the GPU), and
 # every finished cell is appended to docs/results/paper-image.jsonl exactly as on a CPU machine,

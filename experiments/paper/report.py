@@ -1,6 +1,7 @@
 """The four tables (and the extras) in the paper's shape, and two plots, from the results file
-alone: `python -m experiments.paper.run --report` writes them into docs/RESULTS.md between
-markers and docs/results/paper-<obs>-*.png; the same file gives the same bytes.
+alone: `python -m experiments.paper.run --report` writes them into docs/results/paper.md
+between markers and docs/results/paper-<obs>-*.png beside it; the same file gives the same
+bytes.
 
 A cell pools its seeds: successes/episodes over seeds with the Wilson interval of the pooled
 rate, and the spread (sd) of the per-seed rates when there are several. A table's average is the
@@ -244,8 +245,8 @@ def report(config: PaperConfig, results: Path, command: str) -> str:
              ablation_table(cells, config), "", "**Data efficiency**:", "",
              data_table(cells, config), "", "**Beyond the paper's recipe** (named rows):", "",
              extras_table(cells, config), "",
-             f"![success vs noise](results/paper-{config.obs}-noise.png) "
-             f"![success vs demos](results/paper-{config.obs}-data.png)"]
+             f"![success vs noise](paper-{config.obs}-noise.png) "
+             f"![success vs demos](paper-{config.obs}-data.png)"]
     return "\n".join(parts)
 
 
@@ -253,7 +254,7 @@ def write_report(config: PaperConfig, results: Path, out: Path, command: str) ->
     """The tables into ``out`` (between this obs kind's markers) and the plots beside it."""
     from actjepa_core.evaluation.sections import write_section
 
-    plots = out.parent / "results"
+    plots = out.parent  # the study page (docs/results/paper.md) links its plots beside it
     plots.mkdir(parents=True, exist_ok=True)
     plot(Cells(latest_rows(results)), config, plots)
     write_section(out, f"paper-{config.obs}", report(config, results, command))

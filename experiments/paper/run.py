@@ -4,7 +4,7 @@ loop; one JSON line per finished cell, so a stopped run resumes where it stopped
 
     python -m experiments.paper.run --config experiments/paper/paper_state.yaml --jobs 2
     python -m experiments.paper.run --config experiments/paper/paper_image.yaml --report \\
-        --out docs/RESULTS.md
+        --out docs/results/paper.md
     python -m experiments.paper.run --quick --work /tmp/paper   # the pipeline in about a minute
 """
 from __future__ import annotations
@@ -44,7 +44,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--report", action="store_true",
                    help="only rebuild the tables (and plots, with --out) from the results file")
     p.add_argument("--out", default=None,
-                   help="markdown file to (re)write the tables section in, e.g. docs/RESULTS.md; "
+                   help="markdown file to (re)write the tables section in, e.g. docs/results/paper.md; "
                         "plots go to results/ beside it")
     p.add_argument("--device", default=None, choices=TRAIN_DEVICES,
                    help="where the encoders train (default: the config's train_device, cpu); "

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 6's full loop on the simulated arm (docs/RESULTS.md): record expert episodes over ROS 2
+# Issue 6's full loop on the simulated arm (docs/results/state-policies.md): record expert episodes over ROS 2
 # (sim node in expert mode + recorder node, one MCAP bag per episode), convert the bags, train
 # ACT-JEPA, train a BC head, and evaluate it in closed loop on held-out start configurations.
 set -euo pipefail

@@ -3,7 +3,7 @@
 # ACT-JEPA variants on the reach-v3 image demos of `python -m experiments.paper.run --config
 # experiments/paper/paper_image.yaml` (same encoder and batch as that run, 1,000 encoder + 1,000 BC steps),
 # against raw BC and the mean action. One line per variant goes to docs/results/image-collapse.jsonl
-# (resumable: a variant already there is skipped). docs/RESULTS.md §1 quotes them.
+# (resumable: a variant already there is skipped). docs/results/paper.md quotes them.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 DATA=${DATA:-runs/paper/demos/reach-v3-100-64px.hdf5}

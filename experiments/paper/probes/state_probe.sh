@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Why is ACT-JEPA the weakest state representation (docs/RESULTS.md §1)? Offline held-out BC
+# Why is ACT-JEPA the weakest state representation (docs/results/paper.md)? Offline held-out BC
 # action MSE on the push-v3 state demos of `python -m experiments.paper.run --config experiments/paper/paper_state.yaml`
 # (same budget as that run: 5,000 encoder steps, 2,000 BC steps), per objective and variant,
 # against the mean action. One line per variant goes to docs/results/state-probe.jsonl

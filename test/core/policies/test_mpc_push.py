@@ -4,7 +4,7 @@ Slow (a world model is trained from scratch: about a minute of CPU, then 20 plan
 it runs with `make test-long`. The setting is the one that moved the puck at this small scale
 (measured: tracking the 3 demos that end nearest the goal, CEM, 2/10; final goal or subgoals 0/10;
 random 0/10), and the goal-conditioned prior on the same world (measured 8/10; asserted >= 3);
-docs/RESULTS.md has the full-scale sweep.
+docs/results/mpc.md has the full-scale sweep.
 """
 from __future__ import annotations
 

@@ -78,7 +78,7 @@ def read(path):
 @pytest.mark.sim
 def test_quick_mode_runs_resumes_and_reports_from_the_results_alone(tmp_path, capsys,
                                                                      one_torch_thread):
-    results, out = tmp_path / "r.jsonl", tmp_path / "docs" / "RESULTS.md"
+    results, out = tmp_path / "r.jsonl", tmp_path / "docs" / "results" / "paper.md"
     args = ["--quick", "--work", str(tmp_path / "work"), "--results",
             str(results), "--out", str(out), "--quiet"]
     assert paper_run.main(args) == 0
@@ -93,7 +93,7 @@ def test_quick_mode_runs_resumes_and_reports_from_the_results_alone(tmp_path, ca
     first = out.read_text()
     for table in ("Main table", "Noise robustness", "Ablations", "Data efficiency"):
         assert table in first
-    plots = sorted((out.parent / "results").glob("paper-state-*.png"))
+    plots = sorted(out.parent.glob("paper-state-*.png"))  # beside the study page
     assert [p.name for p in plots] == ["paper-state-data.png", "paper-state-noise.png"]
     images = [p.read_bytes() for p in plots]
 
