@@ -44,8 +44,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--report", action="store_true",
                    help="only rebuild the tables (and plots, with --out) from the results file")
     p.add_argument("--out", default=None,
-                   help="markdown file to (re)write the tables section in, e.g. docs/results/paper.md; "
-                        "plots go to results/ beside it")
+                   help="markdown file to (re)write the tables section in, e.g. "
+                        "docs/results/paper.md; the plots go beside it")
     p.add_argument("--device", default=None, choices=TRAIN_DEVICES,
                    help="where the encoders train (default: the config's train_device, cpu); "
                         "BC heads and evaluation stay on the CPU")

@@ -1,5 +1,6 @@
-"""Baseline for docs/results/state-policies.md: the same BC head as ACT-JEPA + BC, trained on the raw normalised
-state instead of the frozen ACT-JEPA latent (the analogue of the paper's "Raw pixel BC" row).
+"""Baseline for docs/results/state-policies.md: the same BC head as ACT-JEPA + BC, trained on the
+raw normalised state instead of the frozen ACT-JEPA latent (the analogue of the paper's "Raw
+pixel BC" row).
 
     .venv/bin/python experiments/state/baseline_raw_bc.py --data runs/results/reach-v3/demos.hdf5 \
         --task reach-v3 --episodes 50 --seed 1 --out docs/results/state.jsonl
