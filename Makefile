@@ -7,7 +7,7 @@
 #                 portable kernels (ATEN_CPU_CAPABILITY=default), AVX2, and one torch thread:
 #                 a verdict that changes with the CPU fails here before it fails on another machine
 #   make lint     ruff check with ruff.toml's rules (what test/test_lint.py runs)
-#   make demo     the shipped policy drives the simulated arm over ROS 2 (two node processes):
+#   make demo     the shipped camera policy drives the simulated arm over ROS 2 (two node processes):
 #                 N episodes -> video (MP4), PNG summary, success rate, latency (DEMO_* below)
 #   make demo-train  collect sim demos -> train ACT-JEPA -> report           (TRAIN_DEMO_* below)
 #   make bench    benchmarks -> docs/BENCHMARKS.md
@@ -48,8 +48,9 @@ PYTEST_ARGS ?=
 KERNEL_TESTS    ?= test/core
 KERNEL_SETTINGS ?= ATEN_CPU_CAPABILITY=default ATEN_CPU_CAPABILITY=avx2 OMP_NUM_THREADS=1
 
-DEMO_TASK     ?= pick-place-v3
-DEMO_POLICY   ?= models/$(subst -v3,,$(DEMO_TASK))_bc.pt
+DEMO_TASK     ?= push-v3
+# the camera + joint-state policy (what a real arm gives); models/<task>_bc.pt reads the 39-d state
+DEMO_POLICY   ?= models/$(subst -v3,,$(DEMO_TASK))_camera.pt
 DEMO_EPISODES ?= 10
 DEMO_SEED     ?= 1
 DEMO_OUT      ?= runs/demo-video

@@ -13,6 +13,36 @@ REPO = Path(__file__).resolve().parents[3]
 SHIPPED = {"reach-v3": "reach_bc.pt", "push-v3": "push_bc.pt", "pick-place-v3": "pick-place_bc.pt"}
 
 
+CAMERA = {"reach-v3": "reach_camera.pt", "push-v3": "push_camera.pt"}
+JOINTS = 9  # Sawyer's 7 hinges and 2 finger slides, as sim_node publishes them
+
+
+@pytest.mark.parametrize("task", sorted(CAMERA))
+def test_a_camera_policy_is_shipped_that_reads_no_task_state(task):
+    path = REPO / "models" / CAMERA[task]
+    assert path.is_file() and path.stat().st_size < 16_000_000
+    policy = load_policy(path, policy_type="e2e")
+    assert policy.obs_spec == {"image": {"shape": [64, 64, 3], "dtype": "uint8"},
+                               "joints": {"shape": [JOINTS], "dtype": "float32"}}
+    action = policy.act({"image": np.zeros((64, 64, 3), np.uint8),
+                         "joints": np.zeros(JOINTS, np.float32)})
+    assert action.shape == (4,) and np.isfinite(action).all()
+
+
+def test_demo_runs_the_camera_policy_by_default_with_its_input_in_the_video(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "actjepa_ros.tools.demo", "--task", "push-v3", "--episodes", "1",
+         "--max-steps", "12", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "models/push_camera.pt drives sim_node over ROS 2 (1 episodes" in proc.stdout
+    assert (tmp_path / "push-v3.mp4").stat().st_size > 0
+    inputs = next(line for line in (tmp_path / "logs" / "policy.log").read_text().splitlines()
+                  if "inputs " in line)
+    assert "image_raw -> 'image'" in inputs and "joint_states -> 'joints'" in inputs
+    assert "state" not in inputs.replace("joint_states", "")  # no task state in the loop
+
+
 @pytest.mark.parametrize("task", sorted(SHIPPED))
 def test_a_small_policy_file_is_shipped_for_each_demo_task(task):
     path = REPO / "models" / SHIPPED[task]
