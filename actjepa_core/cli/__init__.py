@@ -1,5 +1,5 @@
-"""The `actjepa` command: collect, convert, recover, import, train, report, train-policy, eval,
-results, compare, bench.
+"""The `actjepa` command: collect, convert, recover, import, export, train, report, train-policy,
+eval, results, compare, bench.
 
 One module per step of the README: demos.py (1), train.py (2, 3, 8), policies.py (4), evaluate.py
 (5), compare.py (6), bench.py (9). Each subcommand parses its arguments and calls one function of
@@ -37,6 +37,10 @@ EXAMPLES: dict[str, str] = {
                       "--image-size 64\n"
                       "actjepa import lerobot ~/datasets/aloha --out data/aloha.hdf5 "
                       "--cameras '' --max-episodes 20",
+    "export": "actjepa export lerobot data/robot.hdf5 --out datasets/robot --fps 80",
+    "export lerobot": "actjepa export lerobot data/robot.hdf5 --out datasets/robot --fps 80\n"
+                      "actjepa export lerobot data/cam.hdf5 --out datasets/cam --no-video "
+                      "--task push",
     "train": "actjepa train --data data/push.hdf5 --out runs/push\n"
              "actjepa train --data data/push.hdf5 --out runs/push --resume\n"
              "actjepa train --data data/push.hdf5 --out runs/no-ema --set ema.enabled=false",
@@ -86,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="actjepa", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    demos.add_parsers(sub)  # collect, convert, recover, import
+    demos.add_parsers(sub)  # collect, convert, recover, import, export
     train.add_parsers(sub)  # train, report
     evaluate.add_eval_parser(sub)
     policies.add_train_policy_parser(sub)

@@ -1,5 +1,6 @@
 """Step 1, demonstrations: `actjepa collect` (the simulated arm's scripted experts),
-`convert` and `recover` (rosbag2), `import` (robomimic, LeRobot): all write an episodes file."""
+`convert` and `recover` (rosbag2), `import` (robomimic, LeRobot): all write an episodes file;
+`export` (LeRobot) writes one out for other tools."""
 from __future__ import annotations
 
 import argparse
@@ -98,6 +99,33 @@ def add_import_parser(sub: argparse._SubParsersAction) -> None:
         b.set_defaults(func=cmd_import)
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from actjepa_core.exporters import ExportOptions, export_lerobot
+
+    options = ExportOptions(fps=args.fps, video=not args.no_video, task=args.task)
+    print(export_lerobot(args.episodes, args.out, options).summary(args.episodes))
+
+
+def add_export_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="an episodes file to a dataset other tools read "
+                                      "(LeRobot v3.0)")
+    formats = p.add_subparsers(dest="format", required=True)
+    helptext = ("LeRobotDataset v3.0 folder (meta/, parquet frames, cameras as lossless H.264 "
+                "mp4 written with PyAV, or PNG images)")
+    b = formats.add_parser("lerobot", help=helptext, description=helptext)
+    b.add_argument("episodes", metavar="EPISODES.hdf5")
+    b.add_argument("--out", required=True, help="dataset folder to create (must not exist), "
+                                                "atomically")
+    b.add_argument("--fps", type=float, default=80.0, metavar="F",
+                   help="the episodes' control rate, frames per second (default: 80, the "
+                        "simulator's and `actjepa convert`'s rate)")
+    b.add_argument("--no-video", action="store_true",
+                   help="cameras as PNG images in the parquet instead of mp4 videos")
+    b.add_argument("--task", default=None, metavar="TEXT",
+                   help="the task's text (default: the episodes file's source line)")
+    b.set_defaults(func=cmd_export)
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("collect", help="record scripted-expert demos from Meta-World to HDF5")
     which = p.add_mutually_exclusive_group(required=True)
@@ -141,3 +169,4 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
     add_import_parser(sub)
+    add_export_parser(sub)
