@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from actjepa_core.errors import ActJepaError
+from experiments.entry import run_main
 from experiments.mpc.bench import MPCBenchConfig, load_mpc_bench_config
 
 COMMAND = "python -m experiments.mpc.run"
@@ -75,16 +76,7 @@ def run_study(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        run_study(args)
-    except ActJepaError as err:
-        print(f"{COMMAND}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{COMMAND}: interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return run_main(parser(), run_study, COMMAND, argv)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from actjepa_core.errors import ActJepaError
+from experiments.entry import run_main
 from experiments.paper.plan import TRAIN_DEVICES, PaperConfig, load_paper_config
 
 COMMAND = "python -m experiments.paper.run"
@@ -68,23 +68,13 @@ def run_study(args: argparse.Namespace) -> None:
     command = COMMAND + (f" --config {args.config}" if args.config else "")
     if args.out:
         write_report(config, results, Path(args.out), command)
-        print(f"wrote the {config.obs} tables into {args.out} (plots in "
-              f"{Path(args.out).parent / 'results'})")
+        print(f"wrote the {config.obs} tables into {args.out} (plots beside it)")
     else:
         print(report(config, results, command))
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        run_study(args)
-    except ActJepaError as err:
-        print(f"{COMMAND}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{COMMAND}: interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return run_main(parser(), run_study, COMMAND, argv)
 
 
 if __name__ == "__main__":
