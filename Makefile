@@ -6,6 +6,8 @@
 #   make test-kernels  the core tests (training, policies, closed loop) again under torch's
 #                 portable kernels (ATEN_CPU_CAPABILITY=default), AVX2, and one torch thread:
 #                 a verdict that changes with the CPU fails here before it fails on another machine
+#   make peers    .venv-peers: lerobot (LEROBOT_VERSION) + this package, apart from .venv
+#   make test-peers  the `peers` tests in .venv-peers: LeRobot reads what `actjepa export` writes
 #   make lint     ruff check with ruff.toml's rules (what test/test_lint.py runs)
 #   make demo     the shipped camera policy drives the simulated arm over ROS 2 (two node processes):
 #                 N episodes -> video (MP4), PNG summary, success rate, latency (DEMO_* below)
@@ -44,6 +46,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends
 
 PYTEST_ARGS ?=
+# the peers environment: other robot-learning stacks, never installed into .venv
+PEERS_VENV      ?= .venv-peers
+LEROBOT_VERSION ?= 0.4.4
+PEERS_STAMP     := $(PEERS_VENV)/.setup-stamp
 # what `make test-kernels` reruns, and under which settings (env assignments, one run each)
 KERNEL_TESTS    ?= test/core
 KERNEL_SETTINGS ?= ATEN_CPU_CAPABILITY=default ATEN_CPU_CAPABILITY=avx2 OMP_NUM_THREADS=1
@@ -68,7 +74,7 @@ COLCON_WS ?= build/colcon_ws
 COLCON_BIN = $(if $(findstring /,$(COLCON)),$(abspath $(COLCON)),$(COLCON))
 COLCON_SHARE = $(COLCON_WS)/install/actjepa_ros/share/actjepa_ros
 
-.PHONY: help setup osmesa test test-long test-kernels lint demo demo-train bench colcon clean distclean
+.PHONY: help setup osmesa test test-long test-kernels peers test-peers lint demo demo-train bench colcon clean distclean
 
 help:
 	@sed -n 's/^#   make /  make /p' $(firstword $(MAKEFILE_LIST))
@@ -107,7 +113,7 @@ osmesa:
 # ---------------------------------------------------------------------------------------------
 
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not slow and not peers" $(PYTEST_ARGS)
 
 test-long: $(STAMP)
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
@@ -115,9 +121,25 @@ test-long: $(STAMP)
 test-kernels: $(STAMP)
 	@for setting in $(KERNEL_SETTINGS); do \
 	  echo "+ $$setting pytest $(KERNEL_TESTS)"; \
-	  env $$setting $(PY) -m pytest -q -p no:cacheprovider -m "not slow" $(KERNEL_TESTS) \
+	  env $$setting $(PY) -m pytest -q -p no:cacheprovider -m "not slow and not peers" $(KERNEL_TESTS) \
 	    $(PYTEST_ARGS) || exit 1; \
 	done
+
+# lerobot pins its own torch (a CUDA build, ~5.5 GB); this package goes in with --no-deps so
+# nothing of .venv's torch pin reaches it, plus what the importer/exporter and tests need.
+peers: $(PEERS_STAMP)
+
+$(PEERS_STAMP): setup.py setup.cfg
+	@$(MAKE) --no-print-directory osmesa
+	@test -x $(PEERS_VENV)/bin/pip || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install 'lerobot==$(LEROBOT_VERSION)'
+	$(PEERS_VENV)/bin/pip install -e . --no-deps
+	$(PEERS_VENV)/bin/pip install h5py pyarrow av pillow opencv-python-headless pyyaml pytest \
+	  pytest-timeout
+	@touch $@
+
+test-peers: $(PEERS_STAMP)
+	HF_HUB_OFFLINE=1 $(PEERS_VENV)/bin/python -m pytest -q -m peers test/peers $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check --config ruff.toml .
