@@ -93,9 +93,17 @@ def generated(overrides: dict[str, dict[str, str]]) -> str:
     return result.stdout
 
 
+def discovered(ros, node: str) -> bool:
+    """Whether ``node`` (in /) is on the graph yet: the by-node queries raise until it is."""
+    return (node, "/") in ros.node.get_node_names_and_namespaces()
+
+
 def graph(ros, node: str) -> dict[str, set[str]]:
-    """What the graph shows of ``node`` (in /): names it publishes, subscribes, serves, calls."""
+    """What the graph shows of ``node`` (in /): names it publishes, subscribes, serves, calls;
+    empty sets while the node is not discovered yet."""
     n = ros.node
+    if not discovered(ros, node):
+        return {mode: set() for mode in MODES}
     found = {"publish": n.get_publisher_names_and_types_by_node(node, "/"),
              "subscribe": n.get_subscriber_names_and_types_by_node(node, "/"),
              "reply": n.get_service_names_and_types_by_node(node, "/"),
