@@ -90,22 +90,24 @@ def jepa_table(by: dict) -> str:
     return markdown_table(HEADER, [r for r in rows if any(c != "—" for c in r[1:4])])
 
 
-def ablation_table(by: dict, cells: list[str]) -> str:
+def ablation_table(by: dict, cells: list[str], recipe: list[str]) -> str:
+    """One row per measured cell on the ablation task: what it changes from the recipe."""
     rows = []
     for cell in cells:
         found = [k for k in by if k[0] == cell and k[1] == ABLATION_TASK and k[3] == 0.0]
         for key in found:
             r = by[key][0]
+            change = " ".join(o for o in r["overrides"] if o not in recipe) or "(the recipe)"
             rows.append([cell, str(r.get("image_size", "")), pooled(by[key]),
-                         f"{r['train_s'] / 60:.0f} min", " ".join(r["overrides"][-2:])])
-    return markdown_table(["row", "px", ABLATION_TASK, "training", "last overrides"], rows)
+                         f"{r['train_s'] / 60:.0f} min", change])
+    return markdown_table(["row", "px", ABLATION_TASK, "training", "change"], rows)
 
 
 def render(study, rows: list[dict]) -> str:
     by = index(rows)
     ablations = ["recipe", *[c.name for c in study.cells if c.tasks == [ABLATION_TASK]]]
     return "\n\n".join([
-        "# Camera + proprioception policies, end to end",
+        "# Camera + joint-state policies, end to end",
         "Observations: the corner camera and the joint positions sim_node publishes (7 hinges, "
         "2 finger slides); "
         "never the object's or goal's position. Success closed loop on held-out start "
@@ -114,7 +116,8 @@ def render(study, rows: list[dict]) -> str:
         "on one core of the 2-core CPU, fp32 (no AVX512-BF16 here).",
         "## Headline", headline(by),
         "## ACT-JEPA inside the recipe", jepa_table(by),
-        f"## What each element buys ({ABLATION_TASK}, 100 demos)", ablation_table(by, ablations),
+        f"## What each element buys ({ABLATION_TASK}, 100 demos)",
+        ablation_table(by, ablations, study.recipe),
         "## Commands", COMMANDS, ""])
 
 

@@ -13,7 +13,8 @@ REPO = Path(__file__).resolve().parents[3]
 SHIPPED = {"reach-v3": "reach_bc.pt", "push-v3": "push_bc.pt", "pick-place-v3": "pick-place_bc.pt"}
 
 
-CAMERA = {"reach-v3": "reach_camera.pt", "push-v3": "push_camera.pt"}
+CAMERA = {"reach-v3": "reach_camera.pt", "push-v3": "push_camera.pt",
+          "pick-place-v3": "pick-place_camera.pt"}
 JOINTS = 9  # Sawyer's 7 hinges and 2 finger slides, as sim_node publishes them
 
 
