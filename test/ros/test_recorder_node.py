@@ -39,7 +39,7 @@ REPLY_TIMEOUT_S = 20.0
 SETTLE_S = 0.5  # for messages in flight to land before a stop
 EPISODES, MAX_STEPS, SIM_RATE_HZ, IMAGE_SIZE = 3, 40, 20.0, 16
 BURST = 30
-MAX_AGE_S = 0.2  # generous: a busy machine delays ticks; a stale tick would split an episode
+MAX_AGE_S = 0.5  # generous: a busy machine delays ticks; a stale tick would split an episode
 
 
 @pytest.fixture
