@@ -127,6 +127,18 @@ def cell_config(study: CameraStudy, cell: Cell, seed: int, data: Path,
                                            f"run.init_encoder={pre_dir / 'last.pt'}"]), seconds
 
 
+def unit_row(study: CameraStudy, cell: Cell, task: str, demos: int, seed: int, size: int,
+             summary: dict, train_s: float, config: TrainConfig) -> dict:
+    """One result line: the unit (its ``seed`` is the training seed; the evaluation's own seed
+    is ``eval_seed``), what came out, and how it was made."""
+    measured = {k: v for k, v in summary.items() if k != "seed"}
+    return {"study": "camera", **measured, "eval_seed": summary["seed"], "cell": cell.name,
+            "task": task, "demos": demos, "seed": seed, "image_size": size, "train_s": train_s,
+            "steps": config.optim.steps, "precision": config.run.precision,
+            "threads": torch.get_num_threads(), "overrides": [*study.recipe, *cell.overrides],
+            "pretrain": cell.pretrain, "git_commit": git_commit()}
+
+
 def run_unit(study: CameraStudy, cell: Cell, task: str, demos: int, seed: int, work: Path,
              results: Path, done: set[tuple]) -> None:
     size = cell.image_size or study.image_size
@@ -140,12 +152,8 @@ def run_unit(study: CameraStudy, cell: Cell, task: str, demos: int, seed: int, w
             continue
         result = evaluate(policy, task, study.eval_episodes, noise=noise, seed=study.eval_seed,
                           max_steps=study.max_steps, progress=False)
-        append_jsonl(results, {
-            "study": "camera", "cell": cell.name, "task": task, "demos": demos, "seed": seed,
-            "image_size": size, **result.summary(), "train_s": train_s,
-            "steps": config.optim.steps, "precision": config.run.precision,
-            "threads": torch.get_num_threads(), "overrides": [*study.recipe, *cell.overrides],
-            "git_commit": git_commit()})
+        append_jsonl(results, unit_row(study, cell, task, demos, seed, size, result.summary(),
+                                       train_s, config))
         print(f"{cell.name} {task} demos={demos} seed={seed} noise={noise}: "
               f"{result.successes}/{result.episodes}", flush=True)
 

@@ -6,7 +6,7 @@ import json
 
 from actjepa_core.config import TrainConfig, apply_overrides, load_yaml
 from experiments.camera.report import render
-from experiments.camera.run import HERE, CameraStudy, done_keys, unit_key, units
+from experiments.camera.run import HERE, CameraStudy, done_keys, unit_key, unit_row, units
 
 from demo_data import REPO
 
@@ -41,3 +41,17 @@ def test_the_page_pools_seeds_with_wilson_intervals():
             {**row, "cell": "recipe-seed1", "task": "reach-v3", "seed": 1, "successes": 46}]
     page = render(study(), rows)
     assert "| recipe, 100 demos (2 seed(s) pooled) | 94/100 (94%, 88%-97%) | — | — | — |" in page
+
+
+def test_a_written_line_marks_its_unit_done_whatever_the_evaluation_seed(tmp_path):
+    """The evaluation's summary carries its own seed; the line keeps the training seed, so a
+    rerun skips the unit instead of evaluating it again."""
+    s = study()
+    cell, task, demos, seed = units(s)[0]
+    summary = {"seed": 1, "noise": 0.1, "episodes": 50, "successes": 9}
+    row = unit_row(s, cell, task, demos, seed, 64, summary, 60.0,
+                   apply_overrides(TrainConfig(), s.recipe))
+    assert row["seed"] == seed and row["eval_seed"] == 1
+    results = tmp_path / "camera.jsonl"
+    results.write_text(json.dumps(row) + "\n")
+    assert done_keys(results) == {unit_key(cell, task, demos, seed, 0.1)}
