@@ -28,14 +28,14 @@ from actjepa_core.evaluation.goals import DEFAULT_GOAL_SOURCE, GoalMaker
 from actjepa_core.evaluation.tables import text_table
 from actjepa_core.policies.base import Policy
 from actjepa_core.progress import progress_bar
-from actjepa_core.sim.arm import SimArm
+from actjepa_core.sim.arm import CAMERA, IMAGE_KEY, OBS_KEYS, SimArm, camera_key, key_cameras
 from actjepa_core.sim.experts import expert_action, make_expert
 from actjepa_core.units import MS_PER_S
 
 DEFAULT_SEED = 1  # `actjepa collect` defaults to seed 0: evaluation must not replay demo starts
 Z_95 = 1.959963984540054  # standard normal quantile for a two-sided 95% interval
 PERCENTILES = (50.0, 99.0)
-SIM_KEYS = ("state", "proprio", "joints", "image")  # what SimArm observes
+SIM_KEYS = OBS_KEYS  # what SimArm observes (besides image_<camera>)
 NOISE_SEED_SHIFT = 32  # episode noise seed = (seed << 32) + episode: distinct for every pair
 
 
@@ -128,9 +128,11 @@ def evaluate(policy: Controller, task: str, episodes: int, noise: float = 0.0,
     if noise > 0 and not isinstance(policy, Policy):
         raise ActJepaError(f"observation noise needs a learned policy (it is added to the "
                            f"normalised observation); got {type(policy).__name__}")
-    arm = SimArm(task, seed=seed, image_size=sim_image_size(policy), max_steps=max_steps,
+    image_size, cameras = sim_cameras(policy)
+    arm = SimArm(task, seed=seed, image_size=image_size, max_steps=max_steps,
                  proprio=isinstance(policy, Policy) and "proprio" in policy.obs_spec,
-                 joints=isinstance(policy, Policy) and "joints" in policy.obs_spec)
+                 joints=isinstance(policy, Policy) and "joints" in policy.obs_spec,
+                 cameras=cameras or (CAMERA,))
     goals: GoalMaker | None = None
     old_noise, policy.obs_noise = policy.obs_noise, noise
     records: list[EpisodeRecord] = []
@@ -189,21 +191,28 @@ def summarise(records: list[EpisodeRecord], times: list[float], task: str, noise
                       float(p99), records)
 
 
-def sim_image_size(policy: Controller) -> int | None:
-    """The camera size a policy's observation spec asks the simulator for (None: state only)."""
+def sim_cameras(policy: Controller) -> tuple[int | None, tuple[str, ...]]:
+    """The image size and cameras a policy's observation spec asks the simulator for: ``image``
+    is the default camera, ``image_<C>`` camera C (sim/arm.py); (None, ()) for state only."""
     if not isinstance(policy, Policy):
-        return None
-    unknown = sorted(set(policy.obs_spec) - set(SIM_KEYS))
+        return None, ()
+    unknown = sorted(k for k in policy.obs_spec
+                     if k not in SIM_KEYS and not k.startswith(IMAGE_KEY + "_"))
     if unknown:
         raise ActJepaError(f"the policy expects observation key(s) {unknown}; the simulated arm "
-                           f"provides {list(SIM_KEYS)}")
-    if "image" not in policy.obs_spec:
-        return None
-    shape = tuple(policy.obs_spec["image"]["shape"])
-    if len(shape) != 3 or shape[0] != shape[1] or shape[2] != 3:
-        raise ActJepaError(f"the policy expects images of shape {shape}; the simulated arm "
-                           "renders square RGB images (S, S, 3)")
-    return int(shape[0])
+                           f"provides {list(SIM_KEYS)} and image_<camera>")
+    cameras = key_cameras(policy.obs_spec)
+    sizes = set()
+    for camera in cameras:
+        shape = tuple(policy.obs_spec[camera_key(camera)]["shape"])
+        if len(shape) != 3 or shape[0] != shape[1] or shape[2] != 3:
+            raise ActJepaError(f"the policy expects {camera_key(camera)} images of shape "
+                               f"{shape}; the simulated arm renders square RGB images (S, S, 3)")
+        sizes.add(int(shape[0]))
+    if len(sizes) > 1:
+        raise ActJepaError(f"the policy expects images of sizes {sorted(sizes)}; the simulated "
+                           "arm renders every camera at one size")
+    return (sizes.pop() if sizes else None), cameras
 
 
 # ---- results file --------------------------------------------------------------------------

@@ -24,9 +24,10 @@ os.environ.setdefault("MUJOCO_GL", "osmesa")
 os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
 
 import functools  # noqa: E402  (the GL backend must be chosen before mujoco is imported)
-from typing import Any  # noqa: E402
+from typing import Any, Iterable  # noqa: E402
 
 import metaworld  # noqa: E402
+import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 from actjepa_core.errors import ActJepaError  # noqa: E402
@@ -47,9 +48,15 @@ TASKS_PER_BENCHMARK = 50  # start configurations Meta-World makes per MT1 benchm
 SEED_STRIDE = 1000  # benchmark seeds reserved per run seed (see module docstring)
 EXTRA_STEPS_AFTER_SUCCESS = 10  # keep recording a little after success: demos show "holding still"
 CAMERA = "corner4"  # fixed camera that shows arm, object and goal close up (checked by eye)
-# Meta-World's corner cameras are rolled 180 degrees (their "up" axis points down), so the picture
-# arrives upside down; rotating by 180 degrees (not a mirror flip) restores the true view.
-IMAGE_ROTATIONS = 2  # quarter turns passed to np.rot90
+IMAGE_KEY = "image"  # the observation key of CAMERA; any other camera C observes as "image_C"
+# Meta-World's cameras by name, with the quarter turns (np.rot90) that put "up" up, checked by eye.
+# The corner cameras are rolled 180 degrees (their "up" axis points down), so their picture arrives
+# upside down; rotating by 180 degrees (not a mirror flip) restores the true view. topview looks
+# straight down with the arm's base at the bottom; behindGripper rides on the hand (a wrist camera).
+# gripperPOV is left out: it renders the wrong view (Meta-World issue #505).
+CAMERA_ROTATIONS = {"corner": 2, "corner2": 2, "corner3": 2, "corner4": 2, "topview": 0,
+                    "behindGripper": 0}
+IMAGE_ROTATIONS = CAMERA_ROTATIONS[CAMERA]
 # Software GL spends ~3/4 of each frame on the 4096-texel shadow map, and shadows are barely
 # visible at the small sizes we learn from: without them a 64x64 frame renders ~4x faster.
 CAST_SHADOWS = False
@@ -82,6 +89,33 @@ def _benchmark(task: str, benchmark_seed: int) -> metaworld.MT1:
     return metaworld.MT1(task, seed=benchmark_seed)
 
 
+def camera_key(camera: str) -> str:
+    """The observation key a camera's images go under: ``image`` for CAMERA, else ``image_<C>``."""
+    check_camera(camera)
+    return IMAGE_KEY if camera == CAMERA else f"{IMAGE_KEY}_{camera}"
+
+
+def key_camera(key: str) -> str | None:
+    """The camera an observation key names (inverse of ``camera_key``); None for non-image keys."""
+    if key == IMAGE_KEY:
+        return CAMERA
+    if not key.startswith(IMAGE_KEY + "_"):
+        return None
+    return check_camera(key[len(IMAGE_KEY) + 1:], key)
+
+
+def key_cameras(keys: Iterable[str]) -> tuple[str, ...]:
+    """The cameras that observation keys name, in key order (``camera_key``)."""
+    return tuple(c for c in (key_camera(k) for k in keys) if c is not None)
+
+
+def check_camera(camera: str, where: str | None = None) -> str:
+    if camera not in CAMERA_ROTATIONS:
+        raise ActJepaError(f"{where or 'camera'}: no simulated camera {camera!r}; expected one of "
+                           f"{sorted(CAMERA_ROTATIONS)}")
+    return camera
+
+
 def check_count(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ActJepaError(f"{name} is {value!r}; expected an integer >= {minimum}")
@@ -93,7 +127,7 @@ class SimArm:
 
     def __init__(self, task: str, seed: int = 0, image_size: int | None = None,
                  max_steps: int | None = None, proprio: bool = False,
-                 joints: bool = False) -> None:
+                 joints: bool = False, cameras: tuple[str, ...] = (CAMERA,)) -> None:
         check_expert_task(task)
         self.task = task
         self.proprio = proprio  # also observe "proprio" (``proprio_of``), for policies that read it
@@ -102,11 +136,14 @@ class SimArm:
         self.seed = check_count("seed", seed, 0)
         self.image_size = None if image_size is None else check_count("image_size", image_size, 1)
         env_cls = _benchmark(task, self.seed * SEED_STRIDE).train_classes[task]
-        if self.image_size is None:
-            self._env = env_cls()
-        else:
-            self._env = env_cls(render_mode="rgb_array", camera_name=CAMERA,
-                                width=self.image_size, height=self.image_size)
+        # every camera renders at image_size through one renderer, each under its own key
+        self.cameras = tuple(check_camera(c) for c in cameras)
+        if not self.cameras or len(set(self.cameras)) != len(self.cameras):
+            raise ActJepaError(f"cameras {list(cameras)}: expected one or more distinct names of "
+                               f"{sorted(CAMERA_ROTATIONS)}")
+        self._env = env_cls()
+        self._renderer: mujoco.Renderer | None = None
+        if self.image_size is not None:
             vis = self._env.model.vis.global_  # the off-screen buffer must hold the picture
             vis.offwidth = max(vis.offwidth, self.image_size)
             vis.offheight = max(vis.offheight, self.image_size)
@@ -186,22 +223,30 @@ class SimArm:
         """Velocities of ``joint_names`` (rad/s, m/s), float64."""
         return self._env.data.qvel[self._qvel_idx].copy()
 
-    def render(self) -> np.ndarray:
-        """The camera image, uint8 (S, S, 3), up is up. Needs ``image_size``."""
+    def render(self, camera: str = CAMERA) -> np.ndarray:
+        """The camera's image, uint8 (S, S, 3), up is up. Needs ``image_size``."""
         if self.image_size is None:
             raise ActJepaError(f"{self.task}: render() needs image_size; expected SimArm(..., "
                                "image_size=N)")
+        rotations = CAMERA_ROTATIONS[check_camera(camera)]
         try:
-            frame = self._env.render()
+            if self._renderer is None:
+                self._renderer = mujoco.Renderer(self._env.model, self.image_size,
+                                                 self.image_size)
+            self._renderer.update_scene(self._env.data, camera=camera)
+            frame = self._renderer.render()
         except Exception as err:  # GL setup failures surface here with backend-specific types
             raise ActJepaError(
-                f"could not render camera {CAMERA!r} with MUJOCO_GL="
+                f"could not render camera {camera!r} with MUJOCO_GL="
                 f"{os.environ.get('MUJOCO_GL')!r} ({type(err).__name__}: {err}); expected working "
                 "off-screen OpenGL (install libosmesa6, or set MUJOCO_GL=egl)") from err
-        return np.ascontiguousarray(np.rot90(frame, IMAGE_ROTATIONS), dtype=np.uint8)
+        return np.ascontiguousarray(np.rot90(frame, rotations), dtype=np.uint8)
 
     def close(self) -> None:
         """Free the simulator and its GL context."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
         self._env.close()
 
     def _observe(self) -> dict[str, np.ndarray]:
@@ -211,11 +256,13 @@ class SimArm:
         if self.joints:
             obs["joints"] = self.joint_positions().astype(np.float32)
         if self.image_size is not None:
-            obs["image"] = self.render()
+            for camera in self.cameras:
+                obs[camera_key(camera)] = self.render(camera)
         return obs
 
 
-OBS_KEYS = ("state", "proprio", "joints", "image")  # what SimArm can observe
+# what SimArm can observe: these, and "image_<C>" for each camera C but CAMERA (camera_key)
+OBS_KEYS = ("state", "proprio", "joints", IMAGE_KEY)
 
 
 def proprio_of(state: np.ndarray) -> np.ndarray:

@@ -14,11 +14,15 @@ from actjepa_core.sim.arm import (
     ACTION_DIM,
     ACTION_HIGH,
     ACTION_LOW,
+    CAMERA,
     EXTRA_STEPS_AFTER_SUCCESS,
+    IMAGE_KEY,
     OBS_KEYS,
     SimArm,
     SuccessStop,
+    camera_key,
     check_count,
+    key_cameras,
 )
 from actjepa_core.sim.experts import check_expert_task
 
@@ -28,13 +32,16 @@ def _check_keys(keys: Sequence[str] | None, image_size: int | None) -> tuple[str
     if keys is None:
         return ("state", "image") if image_size is not None else ("state",)
     keys = tuple(keys)
-    unknown = sorted(set(keys) - set(OBS_KEYS))
-    if unknown or not keys:
-        raise ActJepaError(f"observation keys {list(keys)}: expected a non-empty subset of "
-                           f"{list(OBS_KEYS)}")
-    if "image" in keys and image_size is None:
-        raise ActJepaError("observation key 'image' needs an image size (--image-size S)")
+    unknown = sorted(k for k in set(keys) - set(OBS_KEYS) if not k.startswith(IMAGE_KEY + "_"))
+    if unknown or not keys or len(set(keys)) != len(keys):
+        raise ActJepaError(f"observation keys {list(keys)}: expected distinct keys of "
+                           f"{list(OBS_KEYS)} or image_<camera>")
+    cameras = key_cameras(keys)
+    if cameras and image_size is None:
+        raise ActJepaError(f"observation keys {[camera_key(c) for c in cameras]} need an image "
+                           "size (--image-size S)")
     return keys
+
 
 
 def collect_episodes(task: str, episodes: int, seed: int = 0, image_size: int | None = None,
@@ -66,7 +73,8 @@ def collect_episodes(task: str, episodes: int, seed: int = 0, image_size: int | 
         raise ActJepaError(f"explore must lie in [0, 1] (a probability per tick), got {explore}")
     rng = np.random.default_rng(seed)
     arm = SimArm(task, seed=seed, image_size=image_size, max_steps=max_steps,
-                 proprio="proprio" in keys, joints="joints" in keys)
+                 proprio="proprio" in keys, joints="joints" in keys,
+                 cameras=key_cameras(keys) or (CAMERA,))
     solved = 0
     bar = progress_bar(total=episodes, desc=task, unit="ep", disable=not progress)
     try:

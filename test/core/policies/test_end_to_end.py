@@ -53,7 +53,7 @@ def test_collected_camera_demos_hold_no_task_state(camera_demos):
     arm = SimArm("reach-v3", seed=0, joints=True)
     np.testing.assert_array_equal(episode.obs["joints"][0], arm.reset(0)["joints"])
     arm.close()
-    with pytest.raises(ActJepaError, match="expected a non-empty subset of"):
+    with pytest.raises(ActJepaError, match="expected distinct keys of"):
         next(collect_episodes("reach-v3", 1, keys=("image", "goal"), image_size=SIZE))
 
 
