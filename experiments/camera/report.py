@@ -18,7 +18,9 @@ AIMS = {100: ("95%", "95%", "85%", "90%"), 10: ("", "", "", "50%")}
 JEPA_ROWS = (("none (the recipe)", "recipe", "recipe-10demos"),
              ("joint: BC + ACT-JEPA", "jepa-joint", "jepa-joint-10demos"),
              ("pretrain, then fine-tune", "pretrain-finetune", "pretrain-finetune-10demos"))
-ABLATION_TASK = "pick-place-v3"
+# cells with their own table (the ACT-JEPA rows, the headline's seeds)
+NOT_ABLATIONS = {c for _, a, b in JEPA_ROWS for c in (a, b)} - {"recipe"} | {"recipe-seed1",
+                                                                            "recipe-seed2"}
 COMMANDS = """```bash
 python -m experiments.camera.run --shard 0/2 & python -m experiments.camera.run --shard 1/2
 python -m experiments.camera.run --report      # this page, from docs/results/camera.jsonl
@@ -90,22 +92,32 @@ def jepa_table(by: dict) -> str:
     return markdown_table(HEADER, [r for r in rows if any(c != "—" for c in r[1:4])])
 
 
-def ablation_table(by: dict, cells: list[str], recipe: list[str]) -> str:
-    """One row per measured cell on the ablation task: what it changes from the recipe."""
+def change(cell, recipe: list[str], image_size: int) -> str:
+    """What a cell changes from the recipe, in the words of its config."""
+    parts = [o for o in cell.overrides if o not in recipe]
+    if cell.image_size and cell.image_size != image_size:
+        parts.append(f"{cell.image_size} px")
+    if cell.extra_cameras:
+        parts.append("+ camera " + ", ".join(cell.extra_cameras))
+    return " ".join(parts) or "(the recipe)"
+
+
+def ablation_table(by: dict, study) -> str:
+    """One row per measured recipe variant at 100 demos (and its sigma = 0.1 line where
+    measured): each task's result, what the row changes from the recipe."""
     rows = []
-    for cell in cells:
-        found = [k for k in by if k[0] == cell and k[1] == ABLATION_TASK and k[3] == 0.0]
-        for key in found:
-            r = by[key][0]
-            change = " ".join(o for o in r["overrides"] if o not in recipe) or "(the recipe)"
-            rows.append([cell, str(r.get("image_size", "")), pooled(by[key]),
-                         f"{r['train_s'] / 60:.0f} min", change])
-    return markdown_table(["row", "px", ABLATION_TASK, "training", "change"], rows)
+    for cell in study.cells:
+        if cell.name in NOT_ABLATIONS or cell.demos != [100] or cell.pretrain:
+            continue
+        for noise in sorted({k[3] for k in by if k[0] == cell.name}):
+            row = per_task_row(cell.name + (f", sigma = {noise:g}" if noise else ""), by,
+                               cell.name, 100, noise)
+            rows.append([*row, change(cell, study.recipe, study.image_size)])
+    return markdown_table([*HEADER, "change"], rows)
 
 
 def render(study, rows: list[dict]) -> str:
     by = index(rows)
-    ablations = ["recipe", *[c.name for c in study.cells if c.tasks == [ABLATION_TASK]]]
     return "\n\n".join([
         "# Camera + joint-state policies, end to end",
         "Observations: the corner camera and the joint positions sim_node publishes (7 hinges, "
@@ -116,8 +128,8 @@ def render(study, rows: list[dict]) -> str:
         "on one core of the 2-core CPU, fp32 (no AVX512-BF16 here).",
         "## Headline", headline(by),
         "## ACT-JEPA inside the recipe", jepa_table(by),
-        f"## What each element buys ({ABLATION_TASK}, 100 demos)",
-        ablation_table(by, ablations, study.recipe),
+        "## What each element buys (100 demos; one seed; a row changes one thing)",
+        ablation_table(by, study),
         "## Commands", COMMANDS, ""])
 
 

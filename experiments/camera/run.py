@@ -29,6 +29,7 @@ from actjepa_core.errors import ActJepaError
 from actjepa_core.evaluation.evaluate import append_jsonl, evaluate, git_commit
 from actjepa_core.policies.end_to_end import EndToEndConfig, EndToEndPolicy
 from actjepa_core.policies.world import FrozenWorld
+from actjepa_core.sim.arm import camera_key
 from actjepa_core.sim.collect import collect_episodes
 from actjepa_core.training.trainer import train
 
@@ -45,6 +46,8 @@ class Cell:
     seeds: list[int] = field(default_factory=lambda: [0])
     noise: list[float] = field(default_factory=lambda: [0.0])
     image_size: int = 0  # 0: the study's
+    # cameras besides the default one (sim/arm.py CAMERA_ROTATIONS), each observed as image_<C>
+    extra_cameras: list[str] = field(default_factory=list)
     # pretrain + fine-tune: a first run with these overrides on top of the recipe (e.g. the
     # ACT-JEPA objective on the camera alone) initialises the encoder; empty: from scratch
     pretrain: list[str] = field(default_factory=list)
@@ -86,15 +89,22 @@ def done_keys(results: Path) -> set[tuple]:
     return {(r["cell"], r["task"], r["demos"], r["seed"], float(r["noise"])) for r in rows}
 
 
-def demo_file(work: Path, task: str, demos: int, size: int, seed: int) -> Path:
+def cell_keys(cell: Cell) -> tuple[str, ...]:
+    """The observation keys a cell's demos hold: KEYS, and one image key per extra camera."""
+    return (*KEYS, *(camera_key(c) for c in cell.extra_cameras))
+
+
+def demo_file(work: Path, task: str, demos: int, size: int, seed: int,
+              keys: tuple[str, ...] = KEYS) -> Path:
     """The rendered demos, collected once under a lock shared by the shards."""
-    path = work / "data" / f"{task}-{size}px-{demos}-seed{seed}.hdf5"
+    extra = "".join(f"-{k}" for k in keys if k not in KEYS)
+    path = work / "data" / f"{task}-{size}px-{demos}-seed{seed}{extra}.hdf5"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not path.exists():
             write_episodes(path, collect_episodes(task, demos, seed=seed, image_size=size,
-                                                  keys=KEYS, progress=False),
+                                                  keys=keys, progress=False),
                            source=f"metaworld:{task}:seed={seed}")
     return path
 
@@ -109,9 +119,9 @@ def trained(data: EpisodeSet, config: TrainConfig, run_dir: Path) -> float:
     return float(finished.read_text())
 
 
-def episodes(path: Path, config: TrainConfig) -> EpisodeSet:
-    """The demos with the keys the run reads (``data.obs_keys``; default both)."""
-    return read_episodes(path, config.data.obs_keys or list(KEYS))
+def episodes(path: Path, config: TrainConfig, keys: tuple[str, ...] = KEYS) -> EpisodeSet:
+    """The demos with the keys the run reads (``data.obs_keys``; default ``keys``)."""
+    return read_episodes(path, config.data.obs_keys or list(keys))
 
 
 def cell_config(study: CameraStudy, cell: Cell, seed: int, data: Path,
@@ -133,7 +143,9 @@ def unit_row(study: CameraStudy, cell: Cell, task: str, demos: int, seed: int, s
     is ``eval_seed``), what came out, and how it was made."""
     measured = {k: v for k, v in summary.items() if k != "seed"}
     return {"study": "camera", **measured, "eval_seed": summary["seed"], "cell": cell.name,
-            "task": task, "demos": demos, "seed": seed, "image_size": size, "train_s": train_s,
+            "task": task, "demos": demos, "seed": seed, "image_size": size,
+            "cameras": sorted(k for k in cell_keys(cell) if k.startswith("image")),
+            "train_s": train_s,
             "steps": config.optim.steps, "precision": config.run.precision,
             "threads": torch.get_num_threads(), "overrides": [*study.recipe, *cell.overrides],
             "pretrain": cell.pretrain, "git_commit": git_commit()}
@@ -142,10 +154,10 @@ def unit_row(study: CameraStudy, cell: Cell, task: str, demos: int, seed: int, s
 def run_unit(study: CameraStudy, cell: Cell, task: str, demos: int, seed: int, work: Path,
              results: Path, done: set[tuple]) -> None:
     size = cell.image_size or study.image_size
-    data = demo_file(work, task, demos, size, study.demo_seed)
+    data = demo_file(work, task, demos, size, study.demo_seed, cell_keys(cell))
     run_dir = work / "runs" / f"{cell.name}-{task}-{demos}-seed{seed}"
     config, pretrain_s = cell_config(study, cell, seed, data, run_dir)
-    train_s = pretrain_s + trained(episodes(data, config), config, run_dir)
+    train_s = pretrain_s + trained(episodes(data, config, cell_keys(cell)), config, run_dir)
     policy = EndToEndPolicy(FrozenWorld.from_checkpoint(run_dir / "last.pt"), EndToEndConfig())
     for noise in cell.noise:
         if unit_key(cell, task, demos, seed, noise) in done:
