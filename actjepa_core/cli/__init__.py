@@ -24,6 +24,8 @@ EXAMPLES: dict[str, str] = {
     "collect": "actjepa collect --task push-v3 --episodes 100 --out data/push.hdf5\n"
                "actjepa collect --task pick-place-v3 --episodes 50 --image-size 64 --out "
                "data/pp64.hdf5\n"
+               "actjepa collect --task reach-v3 --episodes 50 --image-size 64 --obs "
+               "image,image_behindGripper,joints --out data/reach2cam.hdf5\n"
                "actjepa collect --tasks mt10 --episodes 100 --out data/mt10",
     "convert": "actjepa convert bags/ --config config/recorder.yaml --out data/robot.hdf5",
     "recover": "actjepa recover bags/\nactjepa recover bags/episode_3",

@@ -139,9 +139,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-size", type=int, default=None, help="also record SxS camera images")
     p.add_argument("--obs", default=None, metavar="KEYS",
                    help="observation keys to record, comma-separated, from state, proprio "
-                        "(hand xyz, gripper), joints (as sim_node's joint_states), image; "
-                        "image,joints is what a real arm gives (default: state, and image with "
-                        "--image-size)")
+                        "(hand xyz, gripper), joints (as sim_node's joint_states), image (the "
+                        "scene camera, corner4) and image_<C> for another camera C: corner, "
+                        "corner2, corner3, topview, behindGripper (on the wrist); every camera "
+                        "renders at --image-size. image,joints is what a real arm gives; "
+                        "image,image_behindGripper,joints adds a wrist camera (default: state, "
+                        "and image with --image-size)")
     p.add_argument("--max-steps", type=int, default=None, help="cap per episode (default: task's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--explore", type=float, default=0.0,

@@ -66,6 +66,36 @@ def test_unknown_task_and_bad_counts(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_collect_records_a_scene_and_a_wrist_camera_under_their_keys(tmp_path):
+    """`--obs image,image_behindGripper,joints`: each named camera is recorded under its own key
+    at --image-size (a real cell's scene + wrist pair); what is not a camera is one line."""
+    import numpy as np
+
+    from actjepa_core.sim.arm import CAMERA_ROTATIONS
+
+    data = tmp_path / "two.hdf5"
+    proc = actjepa("collect", "--task", "reach-v3", "--episodes", 2, "--max-steps", 4,
+                   "--image-size", 16, "--obs", "image,image_behindGripper,joints",
+                   "--out", data, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    episodes = read_episodes(data)
+    assert sorted(episodes.obs_keys) == ["image", "image_behindGripper", "joints"]
+    frames = episodes.episodes[0].obs
+    assert frames["image"].shape == frames["image_behindGripper"].shape == (4, 16, 16, 3)
+    assert frames["joints"].shape == (4, 9)
+    assert np.abs(frames["image"].astype(int) - frames["image_behindGripper"]).mean() > 10
+    out = tmp_path / "bad.hdf5"
+    proc = actjepa("collect", "--task", "reach-v3", "--episodes", 1, "--image-size", 16,
+                   "--obs", "image,image_wrist", "--out", out)
+    assert_one_line_error(proc, "image_wrist", "no simulated camera 'wrist'", "behindGripper")
+    proc = actjepa("collect", "--task", "reach-v3", "--episodes", 1,
+                   "--obs", "image_behindGripper,joints", "--out", out)
+    assert_one_line_error(proc, "image_behindGripper", "--image-size")
+    assert not out.exists()
+    text = " ".join(actjepa("collect", "--help").stdout.split())
+    assert all(camera in text for camera in CAMERA_ROTATIONS), text  # the help names them all
+
+
 def test_report_on_a_folder_that_is_no_run(tmp_path):
     proc = actjepa("report", tmp_path)
     assert_one_line_error(proc, "metrics.csv")
