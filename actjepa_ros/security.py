@@ -32,7 +32,8 @@ import yaml
 from rclpy.expand_topic_name import expand_topic_name
 
 from actjepa_core.errors import ActJepaError
-from actjepa_ros.params import POLICY_PARAMS, RECORDER_PARAMS, SIM_PARAMS, ParamSpec
+from actjepa_ros.params import POLICY_PARAMS, RECORDER_PARAMS, ParamSpec
+from actjepa_ros.sim_cameras import SIM_NODE_PARAMS, camera_outputs
 
 POLICY_VERSION = "0.2.0"  # the SROS2 policy schema (sros2/policy/schemas/policy.xsd)
 ENCLAVE_ROOT = "/actjepa"
@@ -120,13 +121,12 @@ def goal_topics(p: dict[str, Any], spec: dict[str, dict] | None) -> list[str]:
 
 
 def sim_node_endpoints(p: dict[str, Any], namespace: str = "/") -> Endpoints:
-    """sim_node's endpoints: observations out, actions in (the array, the twist and the
-    gripper; the array out in expert mode), ~/reset."""
+    """sim_node's endpoints: observations out (one image topic per camera), actions in (the
+    array, the twist and the gripper; the array out in expert mode), ~/reset."""
     ends = rclpy_node("sim_node", namespace, p)
     ends.add("reply", "~/reset")
     ends.add("publish", p["joint_states_topic"], p["state_topic"], p["success_topic"])
-    if p["image_size"]:
-        ends.add("publish", p["image_topic"])
+    ends.add("publish", *[out.topic for out in camera_outputs(p)])
     if p["publish_clock"]:
         ends.add("publish", p["clock_topic"])
     ends.add("publish" if p["expert"] else "subscribe", p["action_topic"])
@@ -150,7 +150,7 @@ def recorder_node_endpoints(p: dict[str, Any], namespace: str = "/") -> Endpoint
 
 NODES: dict[str, tuple[Callable[[], Sequence[ParamSpec]], Callable[..., Endpoints]]] = {
     "policy_node": (lambda: POLICY_PARAMS, policy_node_endpoints),
-    "sim_node": (lambda: SIM_PARAMS, sim_node_endpoints),
+    "sim_node": (lambda: SIM_NODE_PARAMS, sim_node_endpoints),
     "recorder_node": (lambda: RECORDER_PARAMS, recorder_node_endpoints),
 }
 

@@ -1,14 +1,15 @@
 """The simulated arm as a robot on ROS 2 topics: a stand-in for Gazebo or real hardware.
 
 Meta-World's Sawyer (``actjepa_core.sim.arm.SimArm``) publishes what an arm driver and
-camera would: ``joint_states``, ``camera/image_raw`` (rgb8, when ``image_size`` > 0), and, under
-the node's name, the 39-d task observation ``~/state`` and ``~/success``; with ``publish_clock`` it
-also publishes ``/clock`` and stamps every message of a tick with that same simulated time. It takes
-4-d actions (hand dx, dy, dz, gripper; Float64MultiArray) on ``~/action``, or the same split the
-way real cells command an arm: hand velocity as ``geometry_msgs/TwistStamped`` on ``~/twist``
-(MoveIt Servo's input; ``twist_scale`` x linear velocity in ``twist_frame_id``, the angular part
-0) and the gripper as ``std_msgs/Float64`` on ``~/gripper``. Values beyond Meta-World's [-1, 1]
-are clipped.
+camera would: ``joint_states``, ``camera/image_raw`` (rgb8, when ``image_size`` > 0; each further
+camera of ``cameras`` on its own topic, e.g. the wrist camera's ``camera/behindGripper/image_raw``:
+sim_cameras.py), and, under the node's name, the 39-d task observation ``~/state`` and
+``~/success``; with ``publish_clock`` it also publishes ``/clock`` and stamps every message of a
+tick with that same simulated time. It takes 4-d actions (hand dx, dy, dz, gripper;
+Float64MultiArray) on ``~/action``, or the same split the way real cells command an arm: hand
+velocity as ``geometry_msgs/TwistStamped`` on ``~/twist`` (MoveIt Servo's input; ``twist_scale``
+x linear velocity in ``twist_frame_id``, the angular part 0) and the gripper as
+``std_msgs/Float64`` on ``~/gripper``. Values beyond Meta-World's [-1, 1] are clipped.
 
 Two ways to run, because evaluation and deployment need different things:
 
@@ -44,10 +45,17 @@ from std_msgs.msg import Bool, Float64, Float64MultiArray
 from std_srvs.srv import Trigger
 
 from actjepa_core.errors import ActJepaError
-from actjepa_core.sim.arm import ACTION_DIM, SimArm, SuccessStop
+from actjepa_core.sim.arm import (
+    ACTION_DIM,
+    CAMERA_ROTATIONS,
+    SimArm,
+    SuccessStop,
+    camera_key,
+    check_camera,
+)
 from actjepa_core.units import NS_PER_S
 from actjepa_ros import conversions, params
-from actjepa_ros.params import SIM_PARAMS
+from actjepa_ros.sim_cameras import DEFAULT_CAMERA, SIM_NODE_PARAMS, CameraOutput, camera_outputs
 from actjepa_ros.spin import spin_node
 
 NODE_NAME = "sim_node"
@@ -63,14 +71,18 @@ class SimNode(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        problems = params.declare(self, SIM_PARAMS)
+        problems = params.declare(self, SIM_NODE_PARAMS)
         if problems:
             raise ActJepaError("; ".join(problems.values()))
-        self.p = params.values(self, SIM_PARAMS)
+        self.p = params.values(self, SIM_NODE_PARAMS)
         self.lockstep = self.p["mode"] == "lockstep"
+        cameras = check_cameras(self.p["cameras"])
         self.arm = SimArm(self.p["task"], seed=self.p["seed"],
                           image_size=self.p["image_size"] or None,
-                          max_steps=self.p["max_steps"] or None)
+                          max_steps=self.p["max_steps"] or None, cameras=cameras)
+        if not self.arm.image_size and list(cameras) != [DEFAULT_CAMERA]:
+            self.get_logger().warning(f"cameras {list(cameras)} not rendered: image_size is 0 "
+                                      "(expected image_size > 0 for camera topics)")
         self.sim_time_ns = 0
         self.stop = SuccessStop(self.p["steps_after_success"])
         self.done = False
@@ -87,8 +99,11 @@ class SimNode(Node):
         self.pub_joints = self.create_publisher(JointState, self.p["joint_states_topic"], reliable)
         self.pub_state = self.create_publisher(Float64MultiArray, self.p["state_topic"], reliable)
         self.pub_success = self.create_publisher(Bool, self.p["success_topic"], reliable)
-        self.pub_image = (self.create_publisher(Image, self.p["image_topic"], reliable)
-                          if self.arm.image_size else None)
+        # one publisher per rendered camera: (observation key, publisher, frame_id)
+        self.pub_images = [(camera_key(out.camera), self.create_publisher(Image, out.topic,
+                                                                          reliable), out.frame_id)
+                           for out in camera_outputs(self.p)]
+        self.log_cameras(camera_outputs(self.p))
         self.pub_clock = (self.create_publisher(Clock, self.p["clock_topic"], reliable)
                           if self.p["publish_clock"] else None)
         if self.p["expert"]:
@@ -103,6 +118,14 @@ class SimNode(Node):
         elif self.p["lockstep_republish_s"] > 0:
             self.create_timer(self.p["lockstep_republish_s"], self.on_republish)
         self.start_episode(self.p["episode"])
+
+    def log_cameras(self, outputs: list[CameraOutput]) -> None:
+        """One start-up line naming each camera's topic: with several cameras, which topic shows
+        which view is the first thing an integrator wiring a policy's image_topics needs."""
+        if outputs:
+            self.get_logger().info("cameras " + ", ".join(
+                f"{o.camera} -> {self.resolve_topic_name(o.topic)} ({o.frame_id})"
+                for o in outputs) + f", {self.arm.image_size}x{self.arm.image_size} rgb8")
 
     def subscribe_commands(self, qos: QoSProfile) -> None:
         """The 4-d action array, and the twist and gripper topics unless set to ''."""
@@ -272,9 +295,8 @@ class SimNode(Node):
                             velocity=self.arm.joint_velocities().tolist())
         joints.header.stamp, joints.header.frame_id = stamp, self.p["base_frame_id"]
         msgs.append((self.pub_joints, joints))
-        if self.pub_image is not None:
-            msgs.append((self.pub_image, conversions.rgb_to_image(
-                obs["image"], stamp, self.p["camera_frame_id"])))
+        for key, publisher, frame_id in self.pub_images:
+            msgs.append((publisher, conversions.rgb_to_image(obs[key], stamp, frame_id)))
         msgs.append((self.pub_state, conversions.to_float64_multi_array(obs["state"], "state")))
         for publisher, msg in msgs:
             publisher.publish(msg)
@@ -282,6 +304,16 @@ class SimNode(Node):
             self.pub_success.publish(Bool(data=bool(success)))
         self._last_msgs = msgs  # the observation, for the lock-step watchdog (not ~/success)
         self.last_publish = time.monotonic()
+
+
+def check_cameras(cameras: Sequence[str]) -> tuple[str, ...]:
+    """The ``cameras`` parameter, checked: one or more distinct simulated camera names."""
+    for camera in cameras:
+        check_camera(camera, "parameter cameras")
+    if not cameras or len(set(cameras)) != len(cameras):
+        raise ActJepaError(f"parameter cameras is {list(cameras)}; expected one or more distinct "
+                           f"names of {sorted(CAMERA_ROTATIONS)}")
+    return tuple(cameras)
 
 
 def action_problem(action: np.ndarray) -> str | None:

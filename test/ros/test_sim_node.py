@@ -13,9 +13,9 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, Float64, Float64MultiArray
 from std_srvs.srv import Trigger
 
-from actjepa_core.sim.arm import ARM_JOINTS, SimArm
+from actjepa_core.sim.arm import ARM_JOINTS, CAMERA, CAMERA_ROTATIONS, SimArm
 from actjepa_core.sim.experts import TASKS
-from actjepa_ros import params
+from actjepa_ros import params, security, sim_cameras
 
 from ros_harness import NodeProcess, domain_id
 
@@ -25,6 +25,7 @@ REPLY_TIMEOUT_S = 10.0
 QUIET_S = 0.5  # how long "nothing arrives" is watched
 IMAGE_SIZE = 24
 HAND_X = 0
+WRIST = "behindGripper"  # Meta-World's camera on the hand
 
 
 @pytest.fixture
@@ -47,6 +48,22 @@ def start_sim(tmp_path):
 
 def test_task_choices_match_the_simulator():
     assert params.SIM_TASKS == tuple(sorted(TASKS))
+
+
+def test_camera_topics_follow_the_observation_keys_and_the_graph_lists_them():
+    """The default camera keeps image_topic (key ``image``), any other C gets <ns>/C/<last>
+    (key ``image_C``); the parameter names every simulated camera; the SROS2 policy allows each
+    camera's topic."""
+    assert sim_cameras.DEFAULT_CAMERA == CAMERA
+    assert all(c in sim_cameras.CAMERAS_PARAM.description for c in CAMERA_ROTATIONS)
+    assert sim_cameras.camera_topic("camera/image_raw", CAMERA) == "camera/image_raw"
+    assert sim_cameras.camera_topic("camera/image_raw", WRIST) == f"camera/{WRIST}/image_raw"
+    assert sim_cameras.camera_topic("image", "topview") == "topview/image"
+    p = {s.name: s.default for s in sim_cameras.SIM_NODE_PARAMS}
+    assert sim_cameras.camera_outputs(p) == []  # image_size 0: no camera
+    p.update(image_size=32, cameras=[CAMERA, WRIST])
+    ends = security.sim_node_endpoints(p)
+    assert {"/camera/image_raw", f"/camera/{WRIST}/image_raw"} <= ends.publish
 
 
 def test_lockstep_publishes_after_each_action_and_matches_an_in_process_rollout(tester, start_sim):
@@ -189,3 +206,54 @@ def test_lockstep_steps_once_a_twist_and_a_gripper_command_are_both_in(tester, s
     log = sim.log()
     assert "refused command on ~/twist: twist in frame 'tool0'; expected 'base'" in log, log
     assert "refused command on ~/gripper: nan is not finite" in log, log
+
+
+def test_each_camera_is_published_on_its_own_topic_with_its_own_frame(tester, start_sim):
+    """cameras [corner4, behindGripper]: the scene on camera/image_raw (as with one camera), the
+    wrist on camera/behindGripper/image_raw; both rgb8 at image_size, stamped with the tick, the
+    very frames the simulator renders in-process, and a new frame of each after every step."""
+    sim = start_sim("max_steps:=8", f"image_size:={IMAGE_SIZE}", "lockstep_republish_s:=2.0",
+                    f"cameras:=[{CAMERA}, {WRIST}]")
+    scene = tester.collect(Image, "/camera/image_raw")
+    wrist = tester.collect(Image, f"/camera/{WRIST}/image_raw")
+    joints = tester.collect(JointState, "/joint_states")
+    actions = tester.publisher(Float64MultiArray, "/sim_node/action")
+    assert tester.spin_until(lambda: scene and wrist and joints, START_TIMEOUT_S), sim.log()
+    assert tester.wait_for_subscribers(actions, REPLY_TIMEOUT_S)
+    tester.spin_for(QUIET_S)
+    assert f"cameras corner4 -> /camera/image_raw (camera), {WRIST} -> /camera/{WRIST}/image_raw " \
+           f"(camera_{WRIST}), {IMAGE_SIZE}x{IMAGE_SIZE} rgb8" in sim.log(), sim.log()
+
+    arm = SimArm("reach-v3", seed=0, image_size=IMAGE_SIZE, cameras=("corner4", WRIST))
+    expected = [arm.reset(0)]
+    count = (len(scene), len(wrist))
+    action = [1.0, 0.5, -0.5, 1.0]
+    actions.publish(Float64MultiArray(data=action))
+    assert tester.spin_until(lambda: len(scene) > count[0] and len(wrist) > count[1],
+                             REPLY_TIMEOUT_S), sim.log()
+    tester.spin_for(0.2)
+    assert (len(scene), len(wrist)) == (count[0] + 1, count[1] + 1)  # one frame each per step
+    expected.append(arm.step(np.array(action))[0])
+    arm.close()
+    for got, key, frame in ((scene, "image", "camera"),
+                            (wrist, f"image_{WRIST}", f"camera_{WRIST}")):
+        for msg, obs in zip(got[-2:], expected):  # the start frame (maybe re-sent), then the step's
+            assert (msg.encoding, msg.height, msg.width, msg.header.frame_id) == (
+                "rgb8", IMAGE_SIZE, IMAGE_SIZE, frame)
+            np.testing.assert_array_equal(rgb(msg), obs[key])
+    assert scene[-1].header.stamp == wrist[-1].header.stamp == joints[-1].header.stamp
+    assert np.abs(rgb(scene[-1]).astype(int) - rgb(wrist[-1])).mean() > 10  # two views
+
+
+def rgb(msg: Image) -> np.ndarray:
+    return np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, 3)
+
+
+def test_an_unknown_camera_is_refused_in_one_line_naming_the_parameter(start_sim):
+    sim = start_sim(f"image_size:={IMAGE_SIZE}", "cameras:=[corner4, wrist]")
+    sim.proc.wait(START_TIMEOUT_S)
+    assert sim.proc.returncode == 2, sim.log()
+    errors = [line for line in sim.log().splitlines() if "ERROR" in line]
+    assert len(errors) == 1, sim.log()
+    assert "cannot start: parameter cameras: no simulated camera 'wrist'; expected one of" in \
+        errors[0] and WRIST in errors[0], errors[0]
