@@ -7,7 +7,8 @@
 #                 portable kernels (ATEN_CPU_CAPABILITY=default), AVX2, and one torch thread:
 #                 a verdict that changes with the CPU fails here before it fails on another machine
 #   make peers    .venv-peers: lerobot (LEROBOT_VERSION) + this package, apart from .venv
-#   make test-peers  the `peers` tests in .venv-peers: LeRobot reads what `actjepa export` writes
+#   make test-peers  the `peers` tests in .venv-peers: LeRobot reads what `actjepa export` writes,
+#                 policy_node serves a LeRobot policy to sim_node over DDS
 #   make lint     ruff check with ruff.toml's rules (what test/test_lint.py runs)
 #   make demo     the shipped camera policy drives the simulated arm over ROS 2 (two node processes):
 #                 N episodes -> video (MP4), PNG summary, success rate, latency (DEMO_* below)
@@ -126,16 +127,20 @@ test-kernels: $(STAMP)
 	done
 
 # lerobot pins its own torch (a CUDA build, ~5.5 GB); this package goes in with --no-deps so
-# nothing of .venv's torch pin reaches it, plus what the importer/exporter and tests need.
+# nothing of .venv's torch pin reaches it, plus what the importer/exporter, the simulator, the
+# ROS 2 wheels (policy_node serving a LeRobot policy over DDS), training and the tests need.
+PEERS_EXTRA ?= h5py pyarrow av pillow opencv-python-headless pyyaml tqdm tensorboard pytest \
+  pytest-timeout metaworld mujoco ros-rclpy ros-sensor-msgs ros-geometry-msgs ros-std-msgs \
+  ros-trajectory-msgs ros-std-srvs ros-lifecycle-msgs ros-diagnostic-msgs ros-rmw-fastrtps-cpp \
+  ros-fastdds
 peers: $(PEERS_STAMP)
 
-$(PEERS_STAMP): setup.py setup.cfg
+$(PEERS_STAMP): setup.py setup.cfg Makefile
 	@$(MAKE) --no-print-directory osmesa
 	@test -x $(PEERS_VENV)/bin/pip || $(PYTHON) -m venv $(PEERS_VENV)
 	$(PEERS_VENV)/bin/pip install 'lerobot==$(LEROBOT_VERSION)'
 	$(PEERS_VENV)/bin/pip install -e . --no-deps
-	$(PEERS_VENV)/bin/pip install h5py pyarrow av pillow opencv-python-headless pyyaml pytest \
-	  pytest-timeout
+	$(PEERS_VENV)/bin/pip install $(PEERS_EXTRA)
 	@touch $@
 
 test-peers: $(PEERS_STAMP)

@@ -170,6 +170,19 @@ def assemble(inputs: Mapping[str, Input], spec: Mapping[str, dict]) -> dict[str,
     return obs
 
 
+def lerobot_features(p: Mapping[str, Any]) -> dict[str, str]:
+    """policy_type lerobot: the parallel lists lerobot_features / lerobot_keys as one table,
+    LeRobot input feature -> our observation key."""
+    features, keys = list(p["lerobot_features"]), list(p["lerobot_keys"])
+    if len(features) != len(keys) or not features:
+        raise ActJepaError(f"lerobot_features {features} and lerobot_keys {keys} must give one "
+                           "observation key per LeRobot feature (parallel, non-empty lists)")
+    if len(set(features)) != len(features):
+        raise ActJepaError(f"lerobot_features {features} names a feature twice; expected each "
+                           "once")
+    return dict(zip(features, keys))
+
+
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 

@@ -207,7 +207,7 @@ SIM_PARAMS: tuple[ParamSpec, ...] = (
 
 MODES = ("lockstep", "realtime")
 OUTPUT_TYPES = ("float64_multi_array", "twist_stamped", "joint_trajectory")
-POLICY_TYPES = ("", "bc", "nn", "mpc")
+POLICY_TYPES = ("", "bc", "nn", "mpc", "e2e", "lerobot")
 IMAGE_TRANSPORTS = ("raw", "compressed")
 INPUT_QOS = ("sensor_data", "reliable")
 RAMP_FROM = ("zero", "joint_positions", "none")
@@ -215,15 +215,30 @@ MAX_RATE_HZ = 1000.0
 MAX_THREADS = 1024
 MAX_TIMEOUT_S = 3600.0
 CHECKPOINT_DIRS = ("models", "runs", "policies")  # where the README puts policy files
+# policy_type lerobot: what `actjepa export lerobot` names our camera + joint-state observations
+LEROBOT_FEATURES = ("observation.state", "observation.images.image")
+LEROBOT_KEYS = ("joints", "image")
 
 POLICY_PARAMS: tuple[ParamSpec, ...] = (
     # -- what runs --
     ParamSpec("autostart", False, "Configure and activate on start (no lifecycle manager "
               "needed); false leaves the node unconfigured for a manager to drive."),
-    ParamSpec("checkpoint", "", "Policy file (.pt) from `actjepa train-policy`; loaded at "
-              "configure."),
-    ParamSpec("policy_type", "", "Required policy type in the file; '' accepts any.",
+    ParamSpec("checkpoint", "", "Policy file (.pt) from `actjepa train-policy`; with "
+              "policy_type 'lerobot', a LeRobot pretrained policy folder (config.json, "
+              "model.safetensors and its pre/post-processors, as lerobot-train writes them). "
+              "Loaded at configure."),
+    ParamSpec("policy_type", "", "Required policy type in the file; '' accepts any; 'lerobot' "
+              "serves a LeRobot policy folder (needs the lerobot package; lerobot_features and "
+              "lerobot_keys say which observation key fills which of its input features).",
               choices=POLICY_TYPES),
+    ParamSpec("lerobot_features", LEROBOT_FEATURES, "policy_type lerobot: the LeRobot input "
+              "features (observation.state, observation.images.<camera>, ...), each filled by "
+              "the observation key at the same position in lerobot_keys (ROS parameters cannot "
+              "be lists of structs: two parallel lists). Every input feature of the policy must "
+              "be listed; cameras are resized to its image size (image_resize).", items=str),
+    ParamSpec("lerobot_keys", LEROBOT_KEYS, "policy_type lerobot: the observation key that "
+              "fills each entry of lerobot_features, as the *_key parameters name them (e.g. "
+              "joints from joint_states_key, image from image_key).", items=str),
     ParamSpec("device", "cpu", "Torch device for the policy: cpu, cuda, cuda:N or auto."),
     ParamSpec("torch_threads", 1, "CPU threads torch may use for one action; 1 keeps latency "
               "steady beside drivers and other nodes (2 threads on a busy 2-core machine: p99 "

@@ -229,14 +229,10 @@ class PolicyNode(LifecycleNode):
         if outside:
             raise ActJepaError(outside)
         path = Path(p["checkpoint"]).expanduser().resolve()  # the file checked is the file loaded
-        if not p["checkpoint"] or not path.is_file():
-            raise ActJepaError(f"checkpoint {p['checkpoint']!r} does not exist; expected a policy "
-                               "file from `actjepa train-policy` (parameter checkpoint)")
         if p["torch_threads"]:
             torch.set_num_threads(p["torch_threads"])
         started = time.monotonic()
-        safety.check_archive(path)
-        self.policy = load_policy(path, device=p["device"], policy_type=p["policy_type"] or None)
+        self.policy = self.load(p, path)
         spec = self.policy.obs_spec
         self.inputs = observations.plan_inputs(p, spec, self.get_logger().info)
         warm_ms = self.warm_up(spec)
@@ -268,6 +264,24 @@ class PolicyNode(LifecycleNode):
             + f"; output {p['output_type']} on {p['output_topic']}"
             + (f", gripper on {p['gripper_topic']}" if p["gripper_topic"] else ""))
 
+    @staticmethod
+    def load(p: dict[str, Any], path: Path) -> Any:
+        """The policy named by ``checkpoint``: a policy file, or (policy_type lerobot) a LeRobot
+        pretrained policy folder with its features table."""
+        if p["policy_type"] == "lerobot":
+            if not p["checkpoint"] or not path.is_dir():
+                raise ActJepaError(f"checkpoint {p['checkpoint']!r} is not a folder; expected a "
+                                   "LeRobot pretrained policy folder (parameter checkpoint, "
+                                   "policy_type lerobot)")
+            from actjepa_core.policies.lerobot import load_lerobot_policy
+
+            return load_lerobot_policy(path, observations.lerobot_features(p), p["device"])
+        if not p["checkpoint"] or not path.is_file():
+            raise ActJepaError(f"checkpoint {p['checkpoint']!r} does not exist; expected a policy "
+                               "file from `actjepa train-policy` (parameter checkpoint)")
+        safety.check_archive(path)
+        return load_policy(path, device=p["device"], policy_type=p["policy_type"] or None)
+
     def warm_up(self, spec: dict[str, dict]) -> float:
         """One act() on a zero observation: the first real action is not slowed by lazy init."""
         dummy = {k: np.zeros(v["shape"], dtype=np.dtype(v["dtype"])) for k, v in spec.items()}
@@ -281,8 +295,11 @@ class PolicyNode(LifecycleNode):
 
     def limits(self, p: dict[str, Any], dim: int) -> safety.ActionLimits:
         """Limits from parameters, defaulting to the checkpoint's action bounds."""
-        low = p["action_min"] or self.policy.processor.action_low
-        high = p["action_max"] or self.policy.processor.action_high
+        bounds = self.policy.action_bounds
+        low, high = p["action_min"] or bounds[0], p["action_max"] or bounds[1]
+        if not (np.isfinite(low).all() and np.isfinite(high).all()):
+            raise ActJepaError("the policy records no action range (its data statistics); set "
+                               "action_min and action_max")
         return safety.ActionLimits.build(dim, low, high, p["max_delta"] or np.inf)
 
     def output_builder(self, dim: int) -> tuple[Callable[[np.ndarray], Any], type]:

@@ -37,6 +37,9 @@ class Policy(ABC):
     needs_demos: ClassVar[bool] = True  # build() learns from demonstrations
     needs_goal: ClassVar[bool] = False  # set_goal(obs) before act() (latent MPC)
     dropped_config_keys: ClassVar[tuple[str, ...]] = ()  # old settings ignored in policy files
+    # in ``registry`` (policy files, `actjepa train-policy`); False for policies loaded from
+    # elsewhere (a LeRobot folder) that the node and the harness still run as a Policy
+    registered: ClassVar[bool] = True
     registry: ClassVar[dict[str, type["Policy"]]] = {}
 
     def __init__(self, world: FrozenWorld, config: Any):
@@ -51,13 +54,19 @@ class Policy(ABC):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if getattr(cls, "policy_type", None):
+        if getattr(cls, "policy_type", None) and cls.__dict__.get("registered", True):
             Policy.registry[cls.policy_type] = cls
 
     @property
     def obs_spec(self) -> dict[str, dict]:
         """The observation spec the encoder was trained on (key -> shape, dtype)."""
         return self.world.spec
+
+    @property
+    def action_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) of the actions in robot units: the training data's range, which ``act``
+        clips to and a node's safety limits default to."""
+        return self.processor.action_low, self.processor.action_high
 
     # ---- making one ------------------------------------------------------------------------
     @classmethod

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from actjepa_core.errors import ActJepaError
-from actjepa_ros.observations import assemble, plan_inputs, ramp_positions
+from actjepa_ros.observations import assemble, lerobot_features, plan_inputs, ramp_positions
 from actjepa_ros.params import POLICY_PARAMS
 
 DEFAULTS = {s.name: (list(s.default) if isinstance(s.default, (list, tuple)) else s.default)
@@ -115,3 +115,16 @@ def test_subgoal_messages_become_rows_of_the_state_size():
                        (np.zeros(0), "0 values"), (np.array([0, 1, np.nan]), "NaN")):
         with pytest.raises(ActJepaError, match=words):
             subgoal_rows(bad, 3)
+
+
+def test_the_lerobot_table_pairs_features_with_keys_and_refuses_ragged_or_repeated_lists():
+    assert lerobot_features(params()) == {"observation.state": "joints",
+                                          "observation.images.image": "image"}
+    table = lerobot_features(params(lerobot_features=["observation.images.wrist"],
+                                    lerobot_keys=["image_wrist"]))
+    assert table == {"observation.images.wrist": "image_wrist"}
+    with pytest.raises(ActJepaError, match="one observation key per LeRobot feature"):
+        lerobot_features(params(lerobot_keys=["joints"]))
+    with pytest.raises(ActJepaError, match="names a feature twice"):
+        lerobot_features(params(lerobot_features=["observation.state"] * 2,
+                                lerobot_keys=["joints", "state"]))
