@@ -97,6 +97,13 @@ def verdicts(rows: list[dict], cells: list[str]) -> list[str]:
     return out or ["- not measured yet"]
 
 
+def missing(study, rows: list[dict]) -> list[str]:
+    """A line naming the configured (cell, task) units with no result yet (none when done)."""
+    have = {(r["cell"], r["task"]) for r in rows}
+    left = [f"{c.name} {t}" for c in study.cells for t in c.tasks if (c.name, t) not in have]
+    return [f"Not measured yet: {', '.join(left)} (the commands below run them)."] if left else []
+
+
 def render(study, rows: list[dict], mine: list[dict]) -> str:
     cells = [OURS_LABEL] * bool(mine) + [c.name for c in study.cells]
     everything = mine + rows
@@ -117,6 +124,7 @@ def render(study, rows: list[dict], mine: list[dict]) -> str:
         "denoising steps at run time. Latency: one act() call (a chunk's first action pays for "
         "the whole chunk, so p99 is the cost of a model call).",
         "## Success, training time, size and latency", table(everything, cells),
+        *missing(study, rows),
         "## Who wins where", "\n".join(verdicts(everything, cells)),
         "Our parameter count is not in camera.jsonl; LeRobot's ACT and Diffusion Policy carry "
         "a ResNet-18 per camera, our recipe a small CNN (docs/results/camera.md).",

@@ -81,4 +81,5 @@ def test_the_page_is_rebuilt_from_result_lines_and_names_the_winner():
     assert lines[0].startswith("- reach-v3: no clear winner: diffusion (44%)")
     assert lines[1] == (f"- push-v3: **{OURS_LABEL}** wins (90%; every other interval lies "
                         "below its interval)")
+    assert "Not measured yet: act pick-place-v3, diffusion pick-place-v3" in page
     assert "--shard 0/2" in page and Path("docs/results/lerobot.md").name not in page
