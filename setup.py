@@ -56,6 +56,9 @@ EXTRAS_REQUIRE = {
     # `actjepa import`: LeRobot datasets (parquet via pyarrow, mp4 decoded with PyAV; PyAV also
     # writes `make demo`'s MP4, Pillow its GIF)
     'data': ['pyarrow', 'av', 'pillow'],
+    # policy_type lerobot (actjepa_core/policies/lerobot.py, imported lazily): LeRobot pins its own
+    # torch and torchvision, so it goes into a venv of its own (`make peers`), never into .venv
+    'lerobot': ['lerobot==0.4.4'],
     # colcon: `make colcon` and test/test_package.py build the package as a ROS install would
     # ruff: test/test_lint.py (`make lint`)
     'dev': ['pytest', 'hypothesis', 'pytest-timeout', 'ruff', 'colcon-common-extensions',

@@ -24,6 +24,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = 'actjepa_ros'
 OWN_MODULES = {'actjepa_core', 'actjepa_ros'}
+# imported lazily by actjepa_core (policies/lerobot.py) and installed only in .venv-peers
+# (`make peers`), never in .venv: each must still be a declared requirement (its own extra)
+PEER_MODULES = {'lerobot': 'lerobot'}
 SHARE_FOLDERS = ('launch', 'config', 'models')
 
 # Python modules of ROS packages, where the heuristics below cannot tell (no `ros-*` wheel
@@ -246,6 +249,11 @@ def test_core_never_imports_ros_and_declares_its_pip_requirements():
             if _ros_package(top) is not None:
                 problems.append(f'{rel}: imports ROS module {top}; actjepa_core must stay '
                                 'ROS-free (move it to actjepa_ros/)')
+                continue
+            if top in PEER_MODULES:
+                if _normalise(PEER_MODULES[top]) not in pip_requirements:
+                    problems.append(f'{rel}: imports {top}; declare {PEER_MODULES[top]} as an '
+                                    'extra in setup.py')
                 continue
             dists = _distributions(top)
             if not dists:
