@@ -11,7 +11,9 @@
 #                 policy_node serves a LeRobot policy to sim_node over DDS
 #   make lint     ruff check with ruff.toml's rules (what test/test_lint.py runs)
 #   make demo     the shipped camera policy drives the simulated arm over ROS 2 (two node processes):
-#                 N episodes -> video (MP4), PNG summary, success rate, latency (DEMO_* below)
+#                 N episodes -> video (MP4), PNG summary, success rate, latency (DEMO_* below);
+#                 DEMO_INTERFACE=twist commands it as a real cell: TwistStamped hand velocity
+#                 (MoveIt Servo's input) + a Float64 gripper topic, instead of the 4-d array
 #   make demo-train  collect sim demos -> train ACT-JEPA -> report           (TRAIN_DEMO_* below)
 #   make bench    benchmarks -> docs/BENCHMARKS.md
 #   make colcon   colcon build of this package in a throwaway workspace (build/colcon_ws)
@@ -61,6 +63,8 @@ DEMO_POLICY   ?= models/$(subst -v3,,$(DEMO_TASK))_camera.pt
 DEMO_EPISODES ?= 10
 DEMO_SEED     ?= 1
 DEMO_OUT      ?= runs/demo-video
+# array: 4-d Float64MultiArray on sim_node/action | twist: TwistStamped + Float64 gripper
+DEMO_INTERFACE ?= array
 
 TRAIN_DEMO_TASK     ?= push-v3
 TRAIN_DEMO_EPISODES ?= 30
@@ -151,7 +155,7 @@ lint: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m actjepa_ros.tools.demo --checkpoint $(DEMO_POLICY) --task $(DEMO_TASK) \
-	  --episodes $(DEMO_EPISODES) --seed $(DEMO_SEED) --out $(DEMO_OUT)
+	  --episodes $(DEMO_EPISODES) --seed $(DEMO_SEED) --out $(DEMO_OUT) --interface $(DEMO_INTERFACE)
 
 demo-train: $(STAMP)
 	rm -rf $(TRAIN_DEMO_DIR)

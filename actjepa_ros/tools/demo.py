@@ -7,6 +7,11 @@ a video with the step, the outcome and the control latency drawn on, beside a PN
 
     python -m actjepa_ros.tools.demo --task pick-place-v3 --episodes 10
     python -m actjepa_ros.tools.demo --task push-v3 --checkpoint models/push_bc.pt --video x.gif
+    python -m actjepa_ros.tools.demo --task push-v3 --interface twist   # MoveIt Servo-style
+
+``--interface twist`` has the policy command the arm as a real cell would be commanded:
+TwistStamped hand velocity on ``sim_node/twist`` plus a Float64 gripper command on
+``sim_node/gripper``, instead of the 4-d array (closed_loop.py).
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ from actjepa_ros.share import share_dir
 IMAGE_SIZE = 128  # sim camera side (px) for the video of a policy that reads no camera
 MAX_STEPS = 200  # per episode: the shipped policies solve within ~150 steps when they do
 KINDS = {"camera": "camera", "state": "bc"}  # --policy-kind -> models/<task>_<suffix>.pt
+INTERFACES = ("array", "twist")  # closed_loop.INTERFACES (not imported here: it loads MuJoCo)
 
 
 def shipped_policy(task: str, kind: str = "camera") -> Path:
@@ -60,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/demo-video", help="folder for the outputs")
     parser.add_argument("--video", default=None,
                         help="video file, .mp4 or .gif (default: OUT/<task>.mp4)")
+    parser.add_argument("--interface", choices=INTERFACES, default="array",
+                        help="how the policy commands the arm: array (4-d Float64MultiArray on "
+                             "sim_node/action) or twist (TwistStamped hand velocity on "
+                             "sim_node/twist + Float64 gripper on sim_node/gripper, as MoveIt "
+                             "Servo and a gripper driver take them)")
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
@@ -68,17 +79,17 @@ def main(argv: list[str] | None = None) -> int:
         if not checkpoint.is_file():
             raise ActJepaError(f"{checkpoint}: policy file not found")
         # loads MuJoCo, torch, rclpy
-        from actjepa_ros.tools.closed_loop import camera_size, run_closed_loop
+        from actjepa_ros.tools.closed_loop import camera_size, describe_interface, run_closed_loop
 
         reads_camera = camera_size(checkpoint) > 0
 
         out = Path(args.out)
         records: list[EpisodeRecord] = []
         print(f"{args.task}: {checkpoint} drives sim_node over ROS 2 ({args.episodes} episodes, "
-              f"seed {args.seed}, lock-step)", flush=True)
+              f"seed {args.seed}, lock-step, {describe_interface(args.interface)})", flush=True)
         r = run_closed_loop(checkpoint, args.task, args.episodes, args.seed, args.max_steps,
                             out / "logs", image_size=0 if reads_camera else args.image_size,
-                            capture=records)
+                            capture=records, interface=args.interface)
         frames = video_frames(records, args.task, inset=reads_camera)
         video = write_video(args.video or out / f"{args.task}.mp4", frames)
         summary = write_summary(out / f"{args.task}-summary.png", records, args.task,
