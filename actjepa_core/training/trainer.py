@@ -98,6 +98,9 @@ class Trainer:
         self.step = 0
         self.saved_step = 0
         self.best_val = math.inf
+        # wall seconds of training so far, across resumes: what a stopped-and-resumed run cost
+        self.seconds_before = 0.0  # spent by earlier processes (from the checkpoint)
+        self.started = time.perf_counter()
         self.loss_fn: Callable = self.model.loss
         if dist.enabled:
             self.loss_fn = distributed.wrap(LossModule(self.model), dist, self.device)
@@ -155,9 +158,14 @@ class Trainer:
                 "action_dim": self.data.action_dim, "stats": self.normaliser.state_dict(),
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "step": self.step, "best_val": self.best_val,
+                "train_seconds": self.train_seconds(),
                 "generator": self.generator.get_state(),
                 "data": {"path": self.data.path, "source": self.data.source,
                          "train_demos": self.n_demos[0], "val_demos": self.n_demos[1]}}
+
+    def train_seconds(self) -> float:
+        """Wall seconds this run has trained, earlier processes' included."""
+        return self.seconds_before + time.perf_counter() - self.started
 
     def save(self, name: str, resumable: bool = False) -> Path:
         """Rank 0 writes ``name``; ``resumable`` (last.pt, a collective: every rank calls it) adds
@@ -199,6 +207,7 @@ class Trainer:
         self.optimizer.load_state_dict(content["optimizer"])
         self.normaliser = Normaliser.from_state_dict(content["stats"])
         self.step, self.best_val = int(content["step"]), float(content["best_val"])
+        self.seconds_before = float(content.get("train_seconds", 0.0))
         self.saved_step = self.step
         self.generator.set_state(content["generator"].cpu())
         self.train_data.load_state_dict(content)
@@ -274,6 +283,7 @@ class Trainer:
         log = (MetricsLog(self.run_dir, resume_step=self.step if self.step else None) if main
                else None)
         loss_sum = torch.zeros((), device=self.device)
+        self.started = time.perf_counter()  # data loading and set-up are not training time
         window, steps, last = 0, 0, {"loss": math.nan, "collapse": math.nan}
         t0 = time.perf_counter()
         bar = progress_bar(total=total, initial=self.step, disable=not (progress and main),

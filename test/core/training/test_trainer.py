@@ -70,11 +70,14 @@ def test_checkpoint_rejects_foreign_and_wrong_kind_files(tmp_path, trained_run):
 def test_resume_continues_to_the_total(push_demos, tmp_path):
     run = tmp_path / "r"
     train(push_demos, small_config(steps=40), run, progress=False)
+    first = ckpt.load_checkpoint(run / "last.pt")["train_seconds"]
     with pytest.raises(ActJepaError, match="already holds a run"):
         train(push_demos, small_config(steps=40), run, progress=False)
     result = train(push_demos, small_config(steps=80), run, resume=True, progress=False)
     assert result.steps == 80
-    assert ckpt.load_checkpoint(run / "last.pt")["step"] == 80
+    resumed = ckpt.load_checkpoint(run / "last.pt")
+    assert resumed["step"] == 80
+    assert resumed["train_seconds"] > first > 0  # the training time counts across the resume
     steps = [r["step"] for r in read_metrics(run / "metrics.csv")]
     assert steps == sorted(set(steps)) and steps[-1] == 80 and 40 in steps
     with pytest.raises(ActJepaError, match="no last.pt"):
