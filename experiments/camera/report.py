@@ -18,9 +18,8 @@ AIMS = {100: ("95%", "95%", "85%", "90%"), 10: ("", "", "", "50%")}
 JEPA_ROWS = (("none (the recipe)", "recipe", "recipe-10demos"),
              ("joint: BC + ACT-JEPA", "jepa-joint", "jepa-joint-10demos"),
              ("pretrain, then fine-tune", "pretrain-finetune", "pretrain-finetune-10demos"))
-# cells with their own table (the ACT-JEPA rows, the headline's seeds)
-NOT_ABLATIONS = {c for _, a, b in JEPA_ROWS for c in (a, b)} - {"recipe"} | {"recipe-seed1",
-                                                                            "recipe-seed2"}
+# cells with their own table (the ACT-JEPA rows)
+NOT_ABLATIONS = {c for _, a, b in JEPA_ROWS for c in (a, b)} - {"recipe"}
 COMMANDS = """```bash
 python -m experiments.camera.run --shard 0/2 & python -m experiments.camera.run --shard 1/2
 python -m experiments.camera.run --report      # this page, from docs/results/camera.jsonl
@@ -70,16 +69,23 @@ def per_task_row(label: str, by: dict, cells: str | tuple[str, ...], demos: int,
 
 
 HEADER = ["", *TASKS, "average", "training per task (median)"]
-SEEDS = ("recipe", "recipe-seed1", "recipe-seed2")  # the headline row pools these
 
 
-def headline(by: dict) -> str:
-    seeds = len({r["seed"] for c in SEEDS for t in TASKS for r in by.get((c, t, 100, 0.0), [])})
-    rows = [per_task_row(f"recipe, 100 demos ({seeds} seed(s) pooled)", by, SEEDS, 100),
+def seed_cells(shipped: str) -> tuple[str, ...]:
+    """The cells the headline row pools: the shipped cell and its seed copies."""
+    return (shipped, f"{shipped}-seed1", f"{shipped}-seed2")
+
+
+def headline(by: dict, shipped: str) -> str:
+    cells = seed_cells(shipped)
+    seeds = len({r["seed"] for c in cells for t in TASKS for r in by.get((c, t, 100, 0.0), [])})
+    label = "shipped" if shipped == "recipe" else f"shipped ({shipped})"
+    rows = [per_task_row(f"{label}, 100 demos ({seeds} seed(s) pooled)", by, cells, 100),
             ["aim, 100 demos", *AIMS[100], ""],
+            per_task_row(f"{label}, 100 demos, sigma = 0.1 ({seeds} seed(s) pooled)", by, cells,
+                         100, 0.1),
             per_task_row("recipe, 10 demos", by, "recipe-10demos", 10),
-            ["aim, 10 demos", *AIMS[10], ""],
-            per_task_row("recipe, 100 demos, sigma = 0.1 (seed 0)", by, "recipe", 100, 0.1)]
+            ["aim, 10 demos", *AIMS[10], ""]]
     return markdown_table(HEADER, rows)
 
 
@@ -107,7 +113,8 @@ def ablation_table(by: dict, study) -> str:
     measured): each task's result, what the row changes from the recipe."""
     rows = []
     for cell in study.cells:
-        if cell.name in NOT_ABLATIONS or cell.demos != [100] or cell.pretrain:
+        if (cell.name in NOT_ABLATIONS or cell.demos != [100] or cell.pretrain
+                or cell.seeds != [0]):
             continue
         for noise in sorted({k[3] for k in by if k[0] == cell.name}):
             row = per_task_row(cell.name + (f", sigma = {noise:g}" if noise else ""), by,
@@ -126,7 +133,7 @@ def render(study, rows: list[dict]) -> str:
         f"configurations ({study.eval_episodes} episodes per cell, evaluation seed "
         f"{study.eval_seed}, at most {study.max_steps} steps), 95% Wilson intervals. Training "
         "on one core of the 2-core CPU, fp32 (no AVX512-BF16 here).",
-        "## Headline", headline(by),
+        "## Headline", headline(by, study.shipped),
         "## ACT-JEPA inside the recipe", jepa_table(by),
         "## What each element buys (100 demos; one seed; a row changes one thing)",
         ablation_table(by, study),

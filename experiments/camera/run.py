@@ -63,6 +63,7 @@ class CameraStudy:
     threads: int = 1  # torch threads per process (one process per core)
     recipe: list[str] = field(default_factory=list)  # TrainConfig overrides every cell starts from
     cells: list[Cell] = field(default_factory=list)
+    shipped: str = "recipe"  # the cell config/train_camera.yaml holds; <shipped>-seedN its seeds
 
     def validate(self, where: str = "camera study") -> "CameraStudy":
         if not self.cells:
@@ -70,7 +71,16 @@ class CameraStudy:
         names = [c.name for c in self.cells]
         if len(set(names)) != len(names):
             raise ActJepaError(f"{where}: cell names repeat; expected each once: {names}")
+        if self.shipped not in names:
+            raise ActJepaError(f"{where}: shipped is {self.shipped!r}; expected one of {names}")
         return self
+
+    def cell(self, name: str) -> Cell:
+        return next(c for c in self.cells if c.name == name)
+
+    def shipped_overrides(self) -> list[str]:
+        """The TrainConfig overrides of the shipped cell (config/train_camera.yaml)."""
+        return [*self.recipe, *self.cell(self.shipped).overrides]
 
 
 def units(study: CameraStudy) -> list[tuple[Cell, str, int, int]]:

@@ -17,7 +17,7 @@ def study() -> CameraStudy:
 
 def test_the_recipe_is_the_shipped_camera_config():
     """config/train_camera.yaml (what the README tells a user to run) is what was measured."""
-    recipe = apply_overrides(TrainConfig(), study().recipe)
+    recipe = apply_overrides(TrainConfig(), study().shipped_overrides())
     assert load_yaml(TrainConfig, REPO / "config" / "train_camera.yaml") == recipe
 
 
@@ -35,12 +35,14 @@ def test_shards_split_every_unit_once_and_finished_cells_are_skipped(tmp_path):
 
 
 def test_the_page_pools_seeds_with_wilson_intervals():
-    row = {"cell": "recipe", "demos": 100, "noise": 0.0, "episodes": 50, "train_s": 600.0,
+    s = study()
+    row = {"cell": s.shipped, "demos": 100, "noise": 0.0, "episodes": 50, "train_s": 600.0,
            "image_size": 64, "overrides": []}
     rows = [{**row, "task": "reach-v3", "seed": 0, "successes": 48},
-            {**row, "cell": "recipe-seed1", "task": "reach-v3", "seed": 1, "successes": 46}]
-    page = render(study(), rows)
-    assert "| recipe, 100 demos (2 seed(s) pooled) | 94/100 (94%, 88%-97%) | — | — | — |" in page
+            {**row, "cell": f"{s.shipped}-seed1", "task": "reach-v3", "seed": 1, "successes": 46}]
+    page = render(s, rows)
+    assert (f"| shipped ({s.shipped}), 100 demos (2 seed(s) pooled) | 94/100 (94%, 88%-97%) | — "
+            "| — | — |") in page
 
 
 def test_a_written_line_marks_its_unit_done_whatever_the_evaluation_seed(tmp_path):
