@@ -181,7 +181,7 @@ def every_option() -> dict[str, set[str]]:
     options = {"policy_node": {"goal_topic": "goal", "goal_image_topic": "goal_image",
                                "subgoals_topic": "subgoals", "joint_states_key": "state",
                                "use_sim_time": True},
-               "sim_node": {"image_size": 64},
+               "sim_node": {"image_size": 64, "cameras": ["corner4", "behindGripper"]},
                "recorder_node": {"episodes_file": "episodes.hdf5", "marker_topic": "marker"}}
     out = {}
     for ends in security.endpoints([REPO / p for p in PARAMS.values()], overrides=options):
