@@ -17,6 +17,7 @@ TASKS = ("reach-v3", "push-v3", "pick-place-v3")
 AIMS = {100: ("95%", "95%", "85%", "90%"), 10: ("", "", "", "50%")}
 JEPA_ROWS = (("none (the recipe)", "recipe", "recipe-10demos"),
              ("joint: BC + ACT-JEPA", "jepa-joint", "jepa-joint-10demos"),
+             ("joint: BC + 0.1 x ACT-JEPA", "jepa-joint-w0.1", "jepa-joint-w0.1-10demos"),
              ("pretrain, then fine-tune", "pretrain-finetune", "pretrain-finetune-10demos"))
 # cells with their own table (the ACT-JEPA rows)
 NOT_ABLATIONS = {c for _, a, b in JEPA_ROWS for c in (a, b)} - {"recipe"}
