@@ -144,6 +144,8 @@ SIM_TASKS = tuple(sorted(MT50))
 SIM_TICK_S = 0.0125  # simulated time per Meta-World v3 step: frame_skip 5 x MuJoCo timestep 2.5 ms
 MAX_EPISODE = 1_000_000  # SimArm's seed scheme stays unambiguous far beyond this
 MAX_IMAGE_SIZE = 1024
+# actjepa_core.sim.arm.CAMERA, named here without loading MuJoCo (test_sim_node checks they agree)
+SIM_DEFAULT_CAMERA = "corner4"
 
 SIM_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("task", "reach-v3", "Meta-World v3 task to simulate.", choices=SIM_TASKS),
@@ -196,6 +198,13 @@ SIM_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("joint_states_topic", "joint_states", "sensor_msgs/JointState of the arm's 7 hinges "
               "and 2 finger slides."),
     ParamSpec("image_topic", "camera/image_raw", "sensor_msgs/Image rgb8 from the fixed camera."),
+    ParamSpec("cameras", [SIM_DEFAULT_CAMERA], "Meta-World cameras rendered at image_size (none "
+              "with image_size 0), each on its own sensor_msgs/Image topic: 'corner4' (the scene, "
+              "the default) on image_topic with frame camera_frame_id; any other camera C on "
+              "image_topic with C inserted before its last name (camera/image_raw -> "
+              "camera/C/image_raw), frame <camera_frame_id>_C. Cameras: corner, corner2, "
+              "corner3, corner4, topview, behindGripper (on the wrist). The frames match "
+              "`actjepa collect --obs` keys image and image_C.", items=str),
     ParamSpec("state_topic", "~/state", "std_msgs/Float64MultiArray: the 39-d task observation "
               "(hand, gripper, objects, previous frame, goal)."),
     ParamSpec("success_topic", "~/success", "std_msgs/Bool: whether the task is solved at this "

@@ -32,8 +32,8 @@ import yaml
 from rclpy.expand_topic_name import expand_topic_name
 
 from actjepa_core.errors import ActJepaError
-from actjepa_ros.params import POLICY_PARAMS, RECORDER_PARAMS, ParamSpec
-from actjepa_ros.sim_cameras import SIM_NODE_PARAMS, camera_outputs
+from actjepa_ros.params import POLICY_PARAMS, RECORDER_PARAMS, SIM_PARAMS, ParamSpec
+from actjepa_ros.sim_cameras import camera_outputs
 
 POLICY_VERSION = "0.2.0"  # the SROS2 policy schema (sros2/policy/schemas/policy.xsd)
 ENCLAVE_ROOT = "/actjepa"
@@ -150,7 +150,7 @@ def recorder_node_endpoints(p: dict[str, Any], namespace: str = "/") -> Endpoint
 
 NODES: dict[str, tuple[Callable[[], Sequence[ParamSpec]], Callable[..., Endpoints]]] = {
     "policy_node": (lambda: POLICY_PARAMS, policy_node_endpoints),
-    "sim_node": (lambda: SIM_NODE_PARAMS, sim_node_endpoints),
+    "sim_node": (lambda: SIM_PARAMS, sim_node_endpoints),
     "recorder_node": (lambda: RECORDER_PARAMS, recorder_node_endpoints),
 }
 

@@ -11,27 +11,17 @@ go under ``image_C``. So ``--obs image,image_behindGripper,joints`` demos and a 
 them map onto ``camera/image_raw`` and ``camera/behindGripper/image_raw`` one to one.
 
 Names only, without MuJoCo: the SROS2 policy writer (security.py) lists these topics from a
-params file; sim_node checks the names against the simulator's cameras when it starts.
+params file; sim_node checks the names against the simulator's cameras when it starts. The
+``cameras`` parameter itself is declared with the others in params.SIM_PARAMS.
 """
 from __future__ import annotations
 
 from typing import Any, Mapping, NamedTuple
 
-from actjepa_ros.params import SIM_PARAMS, ParamSpec
+from actjepa_ros.params import SIM_DEFAULT_CAMERA, SIM_PARAMS
 
-DEFAULT_CAMERA = "corner4"  # actjepa_core.sim.arm.CAMERA (test_sim_cameras checks the two agree)
-
-CAMERAS_PARAM = ParamSpec(
-    "cameras", [DEFAULT_CAMERA], "Meta-World cameras rendered at image_size (none with "
-    "image_size 0), each on its own sensor_msgs/Image topic: 'corner4' (the scene, the default) "
-    "on image_topic with frame camera_frame_id; any other camera C on image_topic with C "
-    "inserted before its last name (camera/image_raw -> camera/C/image_raw), frame "
-    "<camera_frame_id>_C. Cameras: corner, corner2, corner3, corner4, topview, behindGripper "
-    "(on the wrist). The frames match `actjepa collect --obs` keys image and image_C.",
-    items=str)
-
-# everything sim_node declares: the simulator's parameters and its cameras
-SIM_NODE_PARAMS: tuple[ParamSpec, ...] = (*SIM_PARAMS, CAMERAS_PARAM)
+DEFAULT_CAMERA = SIM_DEFAULT_CAMERA
+CAMERAS_PARAM = next(spec for spec in SIM_PARAMS if spec.name == "cameras")
 
 
 class CameraOutput(NamedTuple):

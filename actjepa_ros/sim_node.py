@@ -55,7 +55,7 @@ from actjepa_core.sim.arm import (
 )
 from actjepa_core.units import NS_PER_S
 from actjepa_ros import conversions, params
-from actjepa_ros.sim_cameras import DEFAULT_CAMERA, SIM_NODE_PARAMS, CameraOutput, camera_outputs
+from actjepa_ros.sim_cameras import DEFAULT_CAMERA, CameraOutput, camera_outputs
 from actjepa_ros.spin import spin_node
 
 NODE_NAME = "sim_node"
@@ -71,10 +71,10 @@ class SimNode(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        problems = params.declare(self, SIM_NODE_PARAMS)
+        problems = params.declare(self, params.SIM_PARAMS)
         if problems:
             raise ActJepaError("; ".join(problems.values()))
-        self.p = params.values(self, SIM_NODE_PARAMS)
+        self.p = params.values(self, params.SIM_PARAMS)
         self.lockstep = self.p["mode"] == "lockstep"
         cameras = check_cameras(self.p["cameras"])
         self.arm = SimArm(self.p["task"], seed=self.p["seed"],

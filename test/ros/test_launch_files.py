@@ -9,15 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from actjepa_ros.params import POLICY_PARAMS, RECORDER_PARAMS
-from actjepa_ros.sim_cameras import SIM_NODE_PARAMS
+from actjepa_ros.params import POLICY_PARAMS, RECORDER_PARAMS, SIM_PARAMS
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.py"))
 COMMON_ARGUMENTS = {"params_file", "namespace", "use_sim_time", "log_level"}
 POLICY_ARGUMENTS = {"checkpoint", "policy_type"}  # launch files that start policy_node
 NODE_PARAMS = {"policy_node": {s.name for s in POLICY_PARAMS} | {"use_sim_time"},
-               "sim_node": {s.name for s in SIM_NODE_PARAMS} | {"use_sim_time"},
+               "sim_node": {s.name for s in SIM_PARAMS} | {"use_sim_time"},
                "recorder_node": {s.name for s in RECORDER_PARAMS} | {"use_sim_time"}}
 NODE_ACTIONS = {"Node", "LifecycleNode"}
 
@@ -125,7 +124,7 @@ PARAMS_FILES = {"policy.yaml": "policy_node", "ros2_control_arm.yaml": "policy_n
                 "policy_two_cameras_servo.yaml": "policy_node",
                 "sim.yaml": "sim_node", "recorder.yaml": "recorder_node"}
 SPECS = {"policy_node": {s.name: s for s in POLICY_PARAMS},
-         "sim_node": {s.name: s for s in SIM_NODE_PARAMS},
+         "sim_node": {s.name: s for s in SIM_PARAMS},
          "recorder_node": {s.name: s for s in RECORDER_PARAMS}}
 EXTRA_ENTRIES = {"/**/actjepa_convert"}  # recorder.yaml also holds the `actjepa convert` config
 

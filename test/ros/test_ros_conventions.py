@@ -18,12 +18,11 @@ from rclpy.validate_full_topic_name import validate_full_topic_name
 from rclpy.validate_node_name import validate_node_name
 
 from actjepa_ros import policy_node, recorder_node, sim_node
-from actjepa_ros.params import POLICY_PARAMS, RECORDER_PARAMS
-from actjepa_ros.sim_cameras import SIM_NODE_PARAMS
+from actjepa_ros.params import POLICY_PARAMS, RECORDER_PARAMS, SIM_PARAMS
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
-NODES = {policy_node.NODE_NAME: POLICY_PARAMS, sim_node.NODE_NAME: SIM_NODE_PARAMS,
+NODES = {policy_node.NODE_NAME: POLICY_PARAMS, sim_node.NODE_NAME: SIM_PARAMS,
          recorder_node.NODE_NAME: RECORDER_PARAMS}
 PARAMS_FILES = {"policy.yaml": "policy_node", "ros2_control_arm.yaml": "policy_node",
                 "policy_two_cameras_servo.yaml": "policy_node",

@@ -59,7 +59,7 @@ def test_camera_topics_follow_the_observation_keys_and_the_graph_lists_them():
     assert sim_cameras.camera_topic("camera/image_raw", CAMERA) == "camera/image_raw"
     assert sim_cameras.camera_topic("camera/image_raw", WRIST) == f"camera/{WRIST}/image_raw"
     assert sim_cameras.camera_topic("image", "topview") == "topview/image"
-    p = {s.name: s.default for s in sim_cameras.SIM_NODE_PARAMS}
+    p = {s.name: s.default for s in params.SIM_PARAMS}
     assert sim_cameras.camera_outputs(p) == []  # image_size 0: no camera
     p.update(image_size=32, cameras=[CAMERA, WRIST])
     ends = security.sim_node_endpoints(p)
@@ -91,11 +91,12 @@ def test_lockstep_publishes_after_each_action_and_matches_an_in_process_rollout(
     assert np.array_equal(np.float32(states[-1].data), expected[0])
     plan = [[1.0, 0.0, 0.0, 0.0], [1.0, 0.5, -0.5, 1.0], [-0.3, 0.2, 0.1, -1.0]]
     for action in plan:
-        count = len(states)
+        count = len(ticks(joints))
         actions.publish(Float64MultiArray(data=action))
-        assert tester.spin_until(lambda n=count: len(states) > n, REPLY_TIMEOUT_S), sim.log()
+        assert tester.spin_until(lambda n=count: len(ticks(joints)) > n, REPLY_TIMEOUT_S), \
+            sim.log()
         tester.spin_for(0.1)
-        assert len(states) == count + 1  # exactly one step per action
+        assert len(ticks(joints)) == count + 1  # exactly one step per action
         expected.append(arm.step(np.array(action))[0]["state"])
         assert np.array_equal(np.float32(states[-1].data), expected[-1])
     assert expected[-1][HAND_X] != expected[0][HAND_X]  # the arm moved
@@ -226,23 +227,29 @@ def test_each_camera_is_published_on_its_own_topic_with_its_own_frame(tester, st
 
     arm = SimArm("reach-v3", seed=0, image_size=IMAGE_SIZE, cameras=("corner4", WRIST))
     expected = [arm.reset(0)]
-    count = (len(scene), len(wrist))
+    count = (len(ticks(scene)), len(ticks(wrist)))
     action = [1.0, 0.5, -0.5, 1.0]
     actions.publish(Float64MultiArray(data=action))
-    assert tester.spin_until(lambda: len(scene) > count[0] and len(wrist) > count[1],
+    assert tester.spin_until(lambda: len(ticks(scene)) > count[0] and len(ticks(wrist)) > count[1],
                              REPLY_TIMEOUT_S), sim.log()
     tester.spin_for(0.2)
-    assert (len(scene), len(wrist)) == (count[0] + 1, count[1] + 1)  # one frame each per step
+    assert (len(ticks(scene)), len(ticks(wrist))) == (count[0] + 1, count[1] + 1)  # one per step
     expected.append(arm.step(np.array(action))[0])
     arm.close()
     for got, key, frame in ((scene, "image", "camera"),
                             (wrist, f"image_{WRIST}", f"camera_{WRIST}")):
-        for msg, obs in zip(got[-2:], expected):  # the start frame (maybe re-sent), then the step's
+        for msg, obs in zip(list(ticks(got).values())[-2:], expected):  # the start tick, the step's
             assert (msg.encoding, msg.height, msg.width, msg.header.frame_id) == (
                 "rgb8", IMAGE_SIZE, IMAGE_SIZE, frame)
             np.testing.assert_array_equal(rgb(msg), obs[key])
     assert scene[-1].header.stamp == wrist[-1].header.stamp == joints[-1].header.stamp
     assert np.abs(rgb(scene[-1]).astype(int) - rgb(wrist[-1])).mean() > 10  # two views
+
+
+def ticks(msgs: list) -> dict[tuple[int, int], object]:
+    """The newest message of each tick (header stamp), in tick order: an observation re-sent
+    while no action comes (lockstep_republish_s) keeps its tick, so it is not a step."""
+    return {(m.header.stamp.sec, m.header.stamp.nanosec): m for m in msgs}
 
 
 def rgb(msg: Image) -> np.ndarray:
