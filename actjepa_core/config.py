@@ -42,6 +42,9 @@ class ModelConfig:
     # normalisation after each image conv: none (the paper's CNN) | group (GroupNorm, the
     # visuomotor-policy habit: batch-size independent, unlike BatchNorm)
     image_norm: str = "none"
+    # several cameras of one size through one CNN (true) or each through its own (false): fewer
+    # weights and each view trains the other's filters; every camera keeps its own latent
+    shared_image_encoder: bool = False
 
     def validate(self, where: str) -> None:
         check_choice(where, "model.action_injection", self.action_injection, ACTION_INJECTIONS)

@@ -86,7 +86,15 @@ class ObservationEncoder(nn.Module):
     def __init__(self, obs_shapes: Mapping[str, Sequence[int]], config: ModelConfig):
         super().__init__()
         self.keys = sorted(obs_shapes)
-        self.encoders = nn.ModuleDict({k: key_encoder(obs_shapes[k], config) for k in self.keys})
+        made: dict[tuple[int, ...], nn.Module] = {}  # image shape -> its CNN, when shared
+        encoders = {}
+        for k in self.keys:
+            shape = tuple(obs_shapes[k])
+            if config.shared_image_encoder and len(shape) == 3:
+                encoders[k] = made.setdefault(shape, key_encoder(shape, config))
+            else:
+                encoders[k] = key_encoder(shape, config)
+        self.encoders = nn.ModuleDict(encoders)
         self.fuse = (nn.Linear(len(self.keys) * config.latent_dim, config.latent_dim)
                      if len(self.keys) > 1 else None)
 

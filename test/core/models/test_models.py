@@ -86,6 +86,25 @@ def test_image_and_multi_key_encoders():
     assert model.rollout(model.encode(obs), actions).shape == (3, 2, 16)
 
 
+def test_a_shared_image_encoder_is_one_cnn_for_every_camera_of_its_size():
+    from actjepa_core.models.encoders import ObservationEncoder
+
+    shapes = {"image": (16, 16, 3), "image_wrist": (16, 16, 3), "joints": (9,)}
+    config = ModelConfig(latent_dim=8, image_channels=[4])
+    own = ObservationEncoder(shapes, config)
+    shared = ObservationEncoder(shapes, ModelConfig(latent_dim=8, image_channels=[4],
+                                                    shared_image_encoder=True))
+    assert shared.encoders["image"] is shared.encoders["image_wrist"]
+    assert own.encoders["image"] is not own.encoders["image_wrist"]
+    cnn = sum(p.numel() for p in own.encoders["image"].parameters())
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(own) - count(shared) == cnn  # one CNN's weights fewer
+    obs = {k: torch.rand(2, *s) for k, s in shapes.items()}
+    obs["image_wrist"] = obs["image"].flip(1)  # another view: another latent through one CNN
+    parts = [shared.encoders[k](obs[k]) for k in ("image", "image_wrist")]
+    assert not torch.allclose(*parts) and shared(obs).shape == (2, 8)
+
+
 def test_loss_is_the_seeds_squared_l2_and_its_normalised_variant():
     a, b = torch.tensor([[3.0, 4.0]]), torch.tensor([[0.0, 0.0]])
     assert latent_distance(a, b).item() == 25.0
