@@ -39,10 +39,15 @@ widening needs a deactivate), ``checkpoint`` must resolve inside ``checkpoint_di
 the file the node was started with, ``require_enable`` holds every command until an explicit
 ``~/enable true`` after each activate, and every accepted change of limits, checkpoint, lifecycle
 state or enable is a warning and a count in /diagnostics.
+
+This file holds the lifecycle, configure, the observation inputs and the control tick; the rest
+are the node's mixins, one module each: ``policy_input_limits`` (messages refused by their length
+before conversion, subscriptions renewed after oversized ones), ``policy_goals`` (the MPC goal
+inputs and ``~/plan``), ``policy_services`` (``~/enable``, ``~/reset``, parameter changes and
+their guards) and ``policy_reports`` (log lines, the audit of changes, /diagnostics).
 """
 from __future__ import annotations
 
-import ctypes
 import sys
 import time
 from collections import Counter, deque
@@ -51,10 +56,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import SetParametersResult
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64, Float64MultiArray
@@ -64,52 +67,23 @@ from actjepa_core.errors import ActJepaError
 from actjepa_core.policies import load_policy
 from actjepa_core.units import MS_PER_S, NS_PER_S
 from actjepa_ros import conversions, observations, params, safety
-from actjepa_ros.params import LIVE_POLICY_PARAMS, POLICY_PARAMS
+from actjepa_ros.params import POLICY_PARAMS
+from actjepa_ros.policy_goals import GoalInputs
+from actjepa_ros.policy_input_limits import RENEW_CHECK_S, InputLimits
+from actjepa_ros.policy_reports import DIAGNOSTICS_TOPIC, LATENCY_WINDOW, Reporting, describe
+from actjepa_ros.policy_services import ServicesAndParameters
 from actjepa_ros.share import share_dir
 from actjepa_ros.spin import spin_node
 
 NODE_NAME = "policy_node"
 OUTPUT_DEPTH = 1  # a command that could not be delivered is not worth delivering late
-LATENCY_WINDOW = 1000  # latencies kept for the diagnostics' percentiles
-DIAGNOSTICS_TOPIC = "/diagnostics"
-MAX_JOINTS = 1_000  # a JointState with more entries than this is refused before it is read
-MAX_IMAGE_BYTES = 64 * 2**20  # image_resize: bigger frames are refused before decoding
-MAX_PIXEL_BYTES = 16  # image_resize false: a frame of the model's size has at most this per pixel
-MAX_SUBGOALS = 256  # subgoals are waypoints; each is encoded while the node waits (~0.1-1 ms)
-RENEW_AFTER_S = 1.0  # an input quiet of oversized messages this long gets a fresh subscription
-RENEW_MIN_BYTES = 2**20  # ... if one of them was at least this big (DDS kept a buffer that big)
-RENEW_CHECK_S = 0.25
 STAMP_HINT = ("(if the publisher runs on simulated time, set use_sim_time:=true here; if clocks "
               "are not synchronised, check_header_stamps:=false)")
 
 
-class Oversized(safety.SafetyError):
-    """A message refused by its length alone, before any conversion; ``nbytes``: about how
-    big it was."""
-
-    def __init__(self, message: str, nbytes: int) -> None:
-        super().__init__(message)
-        self.nbytes = nbytes
-
-
-def release_free_memory() -> None:
-    """Give memory already freed back to the system: glibc keeps large freed blocks (such as
-    the buffers of a dropped subscription) for reuse, so without this RSS stays at its peak."""
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        pass
-
-
-def describe(err: Exception) -> str:
-    """An error as one log line: our own errors say what was wrong; others also say their type
-    (a library's multi-line text is joined onto one line)."""
-    text = str(err) if isinstance(err, ActJepaError) else f"{type(err).__name__}: {err}"
-    return " ".join(line.strip() for line in text.splitlines() if line.strip())
-
-
-class PolicyNode(LifecycleNode):
-    """Lifecycle node wrapping one ``actjepa_core`` policy (see the module docstring)."""
+class PolicyNode(GoalInputs, InputLimits, ServicesAndParameters, Reporting, LifecycleNode):
+    """Lifecycle node wrapping one ``actjepa_core`` policy (see the module docstring); its
+    goal inputs, input limits, services and reports are the mixins' methods."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
@@ -150,20 +124,6 @@ class PolicyNode(LifecycleNode):
         for problem in self.param_problems.values():
             self.get_logger().error(f"{problem} (configure will fail until it is fixed)")
         self.get_logger().info(self.startup_line())
-
-    def startup_line(self) -> str:
-        """What guards commanding, said once at start (an integrator reads it in the log)."""
-        hold = ("require_enable: every command held until an explicit ~/enable true (also after "
-                "each activate)" if self.p["require_enable"]
-                else f"commanding once active{'' if self.enabled else ' and enabled'}")
-        return (f"started: {hold}; safety limits only tighten while active; checkpoints from "
-                f"[{', '.join(str(f) for f in self.checkpoint_dirs)}]")
-
-    def audit(self, kind: str, text: str) -> None:
-        """An accepted change of what the arm may do: a warning (kept with the robot's logs)
-        and a count in /diagnostics, whoever made it."""
-        self.changes[kind] += 1
-        self.get_logger().warning(text)
 
     # ---- lifecycle --------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -348,28 +308,6 @@ class PolicyNode(LifecycleNode):
         return (image_type, inp.topic, lambda m: self.receive(
             inp.name, lambda: self.decode_image(m, shape), m.header.stamp, len(m.data)))
 
-    def goal_subscriptions(self, spec: dict[str, dict]) -> list[tuple[type, str, Callable]]:
-        """MPC goal inputs; each message is checked by its length before any conversion."""
-        p, subs = self.p, []
-        state_key, image_key = p["state_key"], p["image_key"]
-        if p["goal_topic"] and state_key in spec:
-            state_shape = tuple(spec[state_key]["shape"])
-            size = int(np.prod(state_shape))
-            subs.append((Float64MultiArray, p["goal_topic"], lambda m: self.on_goal(
-                p["goal_topic"], state_key, lambda: self.check_vector_length(
-                    len(m.data), size, f"goal '{state_key}'"),
-                lambda: observations.goal_vector(conversions.multi_array_vector(m),
-                                                 size).reshape(state_shape))))
-        if p["subgoals_topic"] and set(spec) == {state_key}:
-            subs.append((Float64MultiArray, p["subgoals_topic"], self.on_subgoals))
-        if p["goal_image_topic"] and image_key in spec:
-            image_shape = spec[image_key]["shape"]
-            subs.append((Image, p["goal_image_topic"], lambda m: self.on_goal(
-                p["goal_image_topic"], image_key,
-                lambda: self.check_image_length(len(m.data), image_shape, "goal image"),
-                lambda: self.decode_image(m, image_shape))))
-        return subs
-
     def decode_image(self, msg: Image | CompressedImage, shape: Sequence[int]) -> np.ndarray:
         if isinstance(msg, CompressedImage):
             self.check_declared_size(bytes(msg.data), shape)
@@ -420,8 +358,7 @@ class PolicyNode(LifecycleNode):
         except Exception as err:  # noqa: BLE001 - a bad message must never stop the node
             inp.value, inp.problem = None, describe(err)
             self.complain(name, f"not acting on {name} from {inp.topic}: {inp.problem}")
-            if isinstance(err, Oversized) and err.nbytes >= RENEW_MIN_BYTES:
-                self.renew_due[inp.topic] = time.monotonic() + RENEW_AFTER_S
+            self.note_oversized(inp.topic, err)
             return
         previous = self.freshness.received.get(name)
         if (self.p["mode"] == "realtime" and previous is not None
@@ -433,129 +370,6 @@ class PolicyNode(LifecycleNode):
         self.freshness.mark(name, arrived, stamp_s)
         if self.p["mode"] == "lockstep":
             self.control()
-
-    def check_length(self, inp: observations.Input, length: int) -> None:
-        """Refuse, unread, a message too long for ``inp`` (an 8 MB array where 39 values are
-        expected costs a length check, not a conversion)."""
-        if inp.name == "state":
-            self.check_vector_length(length, inp.size, f"observation '{inp.key}'")
-        if inp.name == "joint_states" and length > MAX_JOINTS:
-            raise Oversized(f"JointState with {length} entries; expected at most {MAX_JOINTS} "
-                            "(refused unread)", 32 * length)
-        if inp.transport is not None:
-            self.check_image_length(length, self.policy.obs_spec[inp.key]["shape"], "image")
-
-    @staticmethod
-    def check_vector_length(length: int, size: int, what: str) -> None:
-        if length != size:
-            raise Oversized(f"{length} values; expected {size} for {what}"
-                            + (" (refused unread)" if length > size else ""), 8 * length)
-
-    def check_image_length(self, length: int, shape: Sequence[int], what: str) -> None:
-        height, width = shape[:2]
-        limit = (MAX_IMAGE_BYTES if self.p["image_resize"]
-                 else max(height * width * MAX_PIXEL_BYTES, 4096))
-        if length > limit:
-            raise Oversized(f"{what} message of {length} bytes; expected at most {limit} for "
-                            f"the model's {width}x{height} input (refused unread)", length)
-
-    def check_declared_size(self, data: bytes, shape: Sequence[int]) -> None:
-        """Refuse, before decoding, a jpeg/png whose header declares more pixels than it may
-        have (a small file can inflate to gigabytes)."""
-        size = safety.declared_size(data)
-        if size is None:
-            return  # not jpeg/png, or cut short: the decoder refuses it
-        width, height = size
-        if self.p["image_resize"]:
-            if width * height * 3 > MAX_IMAGE_BYTES:
-                raise Oversized(f"compressed image declares {width}x{height} pixels; expected at "
-                                f"most {MAX_IMAGE_BYTES // 2**20} MB decoded (refused undecoded)",
-                                len(data))
-        elif (height, width) != (int(shape[0]), int(shape[1])):
-            raise safety.SafetyError(f"compressed image declares {width}x{height} pixels; "
-                                     f"expected {shape[1]}x{shape[0]} (or enable image_resize)")
-
-    def renew_subscriptions(self) -> None:
-        """Timer: an input that received an oversized message gets a new subscription once
-        such messages stop (RENEW_AFTER_S): DDS keeps the buffers of the largest sample a
-        subscription took, so this gives that memory back."""
-        now = time.monotonic()
-        for topic, due in list(self.renew_due.items()):
-            if now < due or topic not in self.input_subscriptions:
-                continue
-            del self.renew_due[topic]
-            old, args = self.input_subscriptions[topic]
-            self.owned_subscriptions.remove(old)
-            self.destroy_subscription(old)
-            new = self.create_subscription(*args)
-            self.owned_subscriptions.append(new)
-            self.input_subscriptions[topic] = (new, args)
-            self.get_logger().info(f"{topic}: subscription renewed after an oversized message "
-                                   "(its buffers released)")
-            release_free_memory()
-
-    def on_goal(self, topic: str, key: str, check: Callable[[], None],
-                convert: Callable[[], np.ndarray]) -> None:
-        """MPC goal parts; the goal is set once every observation key has a valid one. A part
-        is kept only once it has passed ``check`` (its length, before conversion) and
-        ``convert`` (its shape and values)."""
-        if self.policy is None:
-            return
-        try:
-            check()
-            parts = {**self.goal_parts, key: convert()}
-            complete = set(parts) >= set(self.policy.obs_spec)
-            if complete:
-                self.policy.set_goal(dict(parts))
-            self.goal_parts = parts
-        except Exception as err:  # noqa: BLE001 - keep the previous goal, keep running
-            self.refuse_goal(topic, "goal refused", err)
-            return
-        if complete:
-            self.get_logger().info(f"new goal set ({', '.join(sorted(parts))})")
-
-    def on_subgoals(self, msg: Float64MultiArray) -> None:
-        """MPC subgoals for a state-only model: rows of an (M, K) array, visited in order."""
-        if self.policy is None:
-            return
-        key, topic = self.p["state_key"], self.p["subgoals_topic"]
-        size = int(self.policy.obs_spec[key]["shape"][0])
-        try:
-            self.check_subgoals_length(len(msg.data), size)
-            observations.check_subgoal_layout([d.size for d in msg.layout.dim], len(msg.data),
-                                              size)
-            rows = observations.subgoal_rows(conversions.multi_array_vector(msg), size)
-            self.policy.set_subgoals([{key: row} for row in rows])
-        except Exception as err:  # noqa: BLE001 - keep the previous goal, keep running
-            self.refuse_goal(topic, "subgoals refused", err)
-            return
-        self.get_logger().info(f"{len(rows)} subgoals set")
-
-    @staticmethod
-    def check_subgoals_length(length: int, size: int) -> None:
-        """Refuse, unread, a subgoals message that cannot be 1..MAX_SUBGOALS rows of ``size``."""
-        if length > MAX_SUBGOALS * size:
-            raise Oversized(f"{length} values ({length / size:.0f} subgoals of {size}); "
-                            f"expected at most {MAX_SUBGOALS} subgoals (refused unread)",
-                            8 * length)
-
-    def refuse_goal(self, topic: str, what: str, err: Exception) -> None:
-        """One line saying why a goal message was refused and what the node does instead."""
-        keeps = ("keeping the previous goal" if getattr(self.policy, "goal", None) is not None
-                 else "no goal yet: not commanding")
-        self.complain("goal", f"{what} on {topic}: {describe(err)}; {keeps}", blocks=False)
-        if isinstance(err, Oversized) and err.nbytes >= RENEW_MIN_BYTES:
-            self.renew_due[topic] = time.monotonic() + RENEW_AFTER_S
-
-    def publish_plan(self) -> None:
-        """The MPC's active subgoal and the cost of the plan it just executed the start of;
-        nothing after a tick without a search (``prior.mode: direct``: there is no plan)."""
-        if self.pub_plan is None:
-            return
-        cost = float(self.policy.planned_cost)
-        if np.isfinite(cost):
-            self.pub_plan.publish(Float64MultiArray(data=[
-                float(self.policy.subgoal_index), cost]))
 
     # ---- control ------------------------------------------------------------------------------
     def control(self) -> None:
@@ -613,119 +427,6 @@ class PolicyNode(LifecycleNode):
         if self.policy is not None:
             self.policy.reset()
             self.filter.reset()
-
-    def complain(self, source: str, text: str, blocks: bool = True) -> None:
-        """Log ``text`` at most once per warn_throttle_s per source (rclpy's throttle is per
-        logger and call site, so each source gets its own child logger); ``blocks``: it is why
-        nothing is being published (diagnostics say so until commanding resumes)."""
-        if blocks:
-            self.blocked = text
-        logger = self.complaint_loggers.get(source)
-        if logger is None:  # camera inputs are named image/<key>: a logger name has no '/'
-            logger = self.complaint_loggers[source] = self.get_logger().get_child(
-                source.replace("/", "_"))
-        logger.warning(text, throttle_duration_sec=self.p["warn_throttle_s"])
-
-    # ---- services and parameters ------------------------------------------------------------
-    def on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
-        if request.data and not self.enabled:
-            self.restart()
-        changed = self.enabled != bool(request.data)
-        self.enabled = bool(request.data)
-        response.success = True
-        response.message = "enabled" if self.enabled else "disabled: publishing nothing"
-        if changed:
-            self.audit("enable", response.message)
-        else:
-            self.get_logger().info(response.message)
-        return response
-
-    def on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        response.success = self.policy is not None
-        if self.policy is None:
-            response.message = "not configured: no policy to reset"
-        else:
-            self.restart()
-            response.message = "policy reset"
-        return response
-
-    def on_set_parameters(self, changes: list[Parameter]) -> SetParametersResult:
-        """Refuse values the node could not use; apply safety limits at once when configured."""
-        new = {c.name: c.value for c in changes}
-        problems = params.check_choices(new, POLICY_PARAMS)
-        if "checkpoint" in new:
-            outside = safety.checkpoint_problem(new["checkpoint"], self.checkpoint_dirs,
-                                                self.started_checkpoint)
-            if outside:
-                problems["checkpoint"] = outside
-        limits = None
-        if not problems and self.filter is not None and set(new) & set(LIVE_POLICY_PARAMS):
-            merged = {**self.p, **{k: list(new[k]) for k in LIVE_POLICY_PARAMS if k in new}}
-            try:
-                limits = self.limits(merged, self.policy.action_dim)
-                wider = safety.widening(self.filter.limits, limits) if self.active else None
-                if wider:
-                    problems["limits"] = (f"{wider} while active; limits only tighten while the "
-                                          "node is active: deactivate, set them, activate (or "
-                                          "restart with a new params file)")
-            except ActJepaError as err:
-                problems["limits"] = str(err)
-        if problems:
-            reason = "; ".join(problems.values())
-            self.get_logger().warning(f"parameter change refused: {reason}")  # one per request
-            return SetParametersResult(successful=False, reason=reason)
-        for name in new:
-            self.param_problems.pop(name, None)
-        if limits is not None:
-            self.filter.limits = limits
-            self.p.update({k: list(v) for k, v in new.items() if k in LIVE_POLICY_PARAMS})
-            self.audit("limits", f"action limits now [{limits.low.tolist()}, "
-                                 f"{limits.high.tolist()}], max_delta "
-                                 f"{limits.max_delta.tolist()}")
-        elif set(new) & set(LIVE_POLICY_PARAMS):
-            self.audit("limits", "safety limits set: " + ", ".join(
-                f"{k} {list(new[k])}" for k in LIVE_POLICY_PARAMS if k in new)
-                + " (applied at the next configure)")
-        if "checkpoint" in new and new["checkpoint"] != self.get_parameter("checkpoint").value:
-            self.audit("checkpoint", f"checkpoint set to {new['checkpoint']!r} (loaded at the "
-                                     "next configure)")
-        later = sorted(set(new) - set(LIVE_POLICY_PARAMS) - {"use_sim_time"})
-        if later and self.policy is not None:
-            self.get_logger().info(f"{', '.join(later)}: applied at the next configure "
-                                   "(deactivate, cleanup, configure, activate)")
-        return SetParametersResult(successful=True)
-
-    def publish_diagnostics(self) -> None:
-        status = DiagnosticStatus(name=f"{self.get_name()}: actjepa policy",
-                                  hardware_id=self.p["output_topic"])
-        if self.failure:
-            status.level = DiagnosticStatus.ERROR
-            status.message = f"configure failed: {self.failure}"
-        elif not self.active:
-            status.level, status.message = DiagnosticStatus.OK, f"{self.lifecycle_label}: idle"
-        elif not self.enabled:
-            status.level, status.message = DiagnosticStatus.OK, "disabled by ~/enable"
-        elif self.blocked:
-            status.level, status.message = DiagnosticStatus.WARN, self.blocked
-        else:
-            status.level, status.message = DiagnosticStatus.OK, "commanding"
-        lat = np.asarray(self.latencies_ms) if self.latencies_ms else np.zeros(1)
-        values = {"lifecycle": self.lifecycle_label, "enabled": str(self.enabled),
-                  "actions_published": str(self.published),
-                  "latency_ms_p50": f"{np.percentile(lat, 50):.2f}",
-                  "latency_ms_p99": f"{np.percentile(lat, 99):.2f}",
-                  "policy_type": getattr(self.policy, "policy_type", ""),
-                  **({"subgoal_index": str(self.policy.subgoal_index),
-                      "planned_cost": f"{self.policy.planned_cost:.4g}"}
-                     if getattr(self.policy, "needs_goal", False) else {}),
-                  "checkpoint": self.p["checkpoint"],
-                  "require_enable": str(self.p["require_enable"]),
-                  **{f"{kind}_changes": str(self.changes[kind])
-                     for kind in ("limits", "checkpoint", "lifecycle", "enable")}}
-        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self.pub_diagnostics.publish(array)
 
 
 def autostarted() -> PolicyNode:

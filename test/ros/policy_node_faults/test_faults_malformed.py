@@ -16,7 +16,8 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 from std_srvs.srv import Trigger
 
-from actjepa_ros.policy_node import MAX_JOINTS, MAX_SUBGOALS
+from actjepa_ros.policy_goals import MAX_SUBGOALS
+from actjepa_ros.policy_input_limits import MAX_JOINTS
 
 from policy_faults import (
     HIGH,
