@@ -138,7 +138,7 @@ def train_lerobot(episodes: Path, work: Path, spec: LeRobotTraining,
                  if scheduler_config is not None else None)
     state = {"step": 0, "train_s": 0.0}
     if resume:
-        saved = torch.load(folder / STATE_FILE, weights_only=False)
+        saved = torch.load(folder / STATE_FILE, weights_only=True)  # tensors and numbers only
         optimizer.load_state_dict(saved["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(saved["scheduler"])
