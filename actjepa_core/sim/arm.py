@@ -56,7 +56,6 @@ IMAGE_KEY = "image"  # the observation key of CAMERA; any other camera C observe
 # gripperPOV is left out: it renders the wrong view (Meta-World issue #505).
 CAMERA_ROTATIONS = {"corner": 2, "corner2": 2, "corner3": 2, "corner4": 2, "topview": 0,
                     "behindGripper": 0}
-IMAGE_ROTATIONS = CAMERA_ROTATIONS[CAMERA]
 # Software GL spends ~3/4 of each frame on the 4096-texel shadow map, and shadows are barely
 # visible at the small sizes we learn from: without them a 64x64 frame renders ~4x faster.
 CAST_SHADOWS = False
