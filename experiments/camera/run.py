@@ -64,6 +64,8 @@ class CameraStudy:
     recipe: list[str] = field(default_factory=list)  # TrainConfig overrides every cell starts from
     cells: list[Cell] = field(default_factory=list)
     shipped: str = "recipe"  # the cell config/train_camera.yaml holds; <shipped>-seedN its seeds
+    # other cells the headline shows beside the shipped one, each pooled with its -seedN copies
+    contenders: list[str] = field(default_factory=list)
 
     def validate(self, where: str = "camera study") -> "CameraStudy":
         if not self.cells:
@@ -71,8 +73,9 @@ class CameraStudy:
         names = [c.name for c in self.cells]
         if len(set(names)) != len(names):
             raise ActJepaError(f"{where}: cell names repeat; expected each once: {names}")
-        if self.shipped not in names:
-            raise ActJepaError(f"{where}: shipped is {self.shipped!r}; expected one of {names}")
+        for key, name in [("shipped", self.shipped), *(("contenders", c) for c in self.contenders)]:
+            if name not in names:
+                raise ActJepaError(f"{where}: {key} names {name!r}; expected one of {names}")
         return self
 
     def cell(self, name: str) -> Cell:
@@ -86,6 +89,17 @@ class CameraStudy:
 def units(study: CameraStudy) -> list[tuple[Cell, str, int, int]]:
     """Every (cell, task, demos, seed) in config order: the order the shards run them."""
     return [(c, t, d, s) for c in study.cells for d in c.demos for s in c.seeds for t in c.tasks]
+
+
+def pending_units(study: CameraStudy, results: Path, only: set[str]) -> list:
+    """The units not yet measured at every noise level, in config order.
+
+    Shards split this list rather than all units, so a restart shares what is left evenly.
+    """
+    done = done_keys(results)
+    return [(c, t, d, s) for c, t, d, s in units(study)
+            if (not only or c.name in only)
+            and not all(unit_key(c, t, d, s, n) in done for n in c.noise)]
 
 
 def unit_key(cell: Cell, task: str, demos: int, seed: int, noise: float) -> tuple:
@@ -199,13 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     index, count = (int(x) for x in args.shard.split("/"))
     only = set(filter(None, args.only.split(",")))
     results, work = Path(args.results), Path(args.work)
-    for i, (cell, task, demos, seed) in enumerate(units(study)):
-        if i % count != index or (only and cell.name not in only):
-            continue
-        done = done_keys(results)
-        if all(unit_key(cell, task, demos, seed, n) in done for n in cell.noise):
-            continue
-        run_unit(study, cell, task, demos, seed, work, results, done)
+    for cell, task, demos, seed in pending_units(study, results, only)[index::count]:
+        run_unit(study, cell, task, demos, seed, work, results, done_keys(results))
     return 0
 
 

@@ -6,7 +6,15 @@ import json
 
 from actjepa_core.config import TrainConfig, apply_overrides, load_yaml
 from experiments.camera.report import render
-from experiments.camera.run import HERE, CameraStudy, done_keys, unit_key, unit_row, units
+from experiments.camera.run import (
+    HERE,
+    CameraStudy,
+    done_keys,
+    pending_units,
+    unit_key,
+    unit_row,
+    units,
+)
 
 from demo_data import REPO
 
@@ -21,16 +29,22 @@ def test_the_recipe_is_the_shipped_camera_config():
     assert load_yaml(TrainConfig, REPO / "config" / "train_camera.yaml") == recipe
 
 
-def test_shards_split_every_unit_once_and_finished_cells_are_skipped(tmp_path):
+def test_shards_split_what_is_left_once_and_finished_units_are_skipped(tmp_path):
+    """A unit measured at every noise level leaves the list; the shards share the rest evenly."""
     s = study()
     every = units(s)
-    shards = [[u for i, u in enumerate(every) if i % 2 == k] for k in range(2)]
-    assert sorted(map(repr, shards[0] + shards[1])) == sorted(map(repr, every))
-    cell, task, demos, seed = every[0]
     results = tmp_path / "camera.jsonl"
-    results.write_text(json.dumps({"cell": cell.name, "task": task, "demos": demos,
-                                   "seed": seed, "noise": 0.0}) + "\n")
-    assert done_keys(results) == {unit_key(cell, task, demos, seed, 0.0)}
+    assert pending_units(s, results, set()) == every
+    cell, task, demos, seed = every[0]
+    results.write_text("".join(json.dumps({"cell": cell.name, "task": task, "demos": demos,
+                                           "seed": seed, "noise": n}) + "\n" for n in cell.noise))
+    assert done_keys(results) == {unit_key(cell, task, demos, seed, n) for n in cell.noise}
+    left = pending_units(s, results, set())
+    assert left == every[1:]
+    shards = [left[k::2] for k in range(2)]
+    assert sorted(map(repr, shards[0] + shards[1])) == sorted(map(repr, left))
+    assert abs(len(shards[0]) - len(shards[1])) <= 1
+    assert {c.name for c, *_ in pending_units(s, results, {"recipe-84px"})} == {"recipe-84px"}
     assert done_keys(tmp_path / "none.jsonl") == set()
 
 
@@ -43,6 +57,10 @@ def test_the_page_pools_seeds_with_wilson_intervals():
     page = render(s, rows)
     assert (f"| shipped ({s.shipped}), 100 demos (2 seed(s) pooled) | 94/100 (94%, 88%-97%) | — "
             "| — | — |") in page
+    other = s.contenders[0]
+    rows = [{**row, "cell": f"{other}-seed2", "task": "push-v3", "seed": 2, "successes": 40}]
+    page = render(s, rows)
+    assert f"| {other}, 100 demos (1 seed(s) pooled) | — | 40/50 (80%, 67%-89%) |" in page
 
 
 def test_a_written_line_marks_its_unit_done_whatever_the_evaluation_seed(tmp_path):
