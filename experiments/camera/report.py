@@ -28,7 +28,7 @@ JEPA_ROWS = (("none (the recipe)",
 # cells with their own table (the ACT-JEPA rows)
 NOT_ABLATIONS = {c for _, cells in JEPA_ROWS for c in cells.values()} - {"recipe"}
 COMMANDS = """```bash
-python -m experiments.camera.run --shard 0/2 & python -m experiments.camera.run --shard 1/2
+python -m experiments.camera.run & python -m experiments.camera.run   # one per core
 python -m experiments.camera.run --report      # this page, from docs/results/camera.jsonl
 ```"""
 

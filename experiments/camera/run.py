@@ -4,12 +4,13 @@ Each cell trains one ``bc`` objective run (experiments/camera/camera.yaml: the r
 override set per row) on expert demos rendered once into an episodes file (camera image and the
 arm's joint positions; never the object's or goal's position), wraps it as an ``e2e`` policy,
 evaluates it closed loop on held-out start configurations at each noise level, and appends one
-JSON line per
-(cell, noise) to the results file as soon as it is measured. A rerun skips what is there, and a
-stopped training run resumes from its last.pt. ``--shard i/n`` splits the cells between processes
-(one per core); ``--report`` rewrites the study's markdown page from the results file alone.
+JSON line per (cell, noise) to the results file as soon as it is measured. A rerun skips what is
+there, and a stopped training run resumes from its last.pt. Start one process per core: each
+takes the next unit no other process holds (a lock the OS drops when its holder dies) and re-reads
+the config between units, so cells added to the queue are picked up without a restart.
+``--report`` rewrites the study's markdown page from the results file alone.
 
-    python -m experiments.camera.run --shard 0/2 &  python -m experiments.camera.run --shard 1/2
+    python -m experiments.camera.run &  python -m experiments.camera.run
     python -m experiments.camera.run --report
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ import fcntl
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import torch
 
@@ -92,10 +94,7 @@ def units(study: CameraStudy) -> list[tuple[Cell, str, int, int]]:
 
 
 def pending_units(study: CameraStudy, results: Path, only: set[str]) -> list:
-    """The units not yet measured at every noise level, in config order.
-
-    Shards split this list rather than all units, so a restart shares what is left evenly.
-    """
+    """The units not yet measured at every noise level, in config order."""
     done = done_keys(results)
     return [(c, t, d, s) for c, t, d, s in units(study)
             if (not only or c.name in only)
@@ -194,27 +193,57 @@ def run_unit(study: CameraStudy, cell: Cell, task: str, demos: int, seed: int, w
               f"{result.successes}/{result.episodes}", flush=True)
 
 
+def claim(work: Path, cell: Cell, task: str, demos: int, seed: int) -> IO | None:
+    """An open file holding this unit's lock, or None where another process holds it.
+
+    flock is released by the OS when its holder exits, so a killed worker leaves no stale claim.
+    """
+    path = work / "claims" / f"{cell.name}-{task}-{demos}-seed{seed}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+def next_unit(config: Path, results: Path, work: Path, only: set[str]) -> tuple | None:
+    """(study, unit, lock) for the first unit still to measure that no other worker holds."""
+    study = load_yaml(CameraStudy, config)  # re-read: the queue may have grown
+    for unit in pending_units(study, results, only):
+        lock = claim(work, *unit)
+        if lock is None:
+            continue
+        cell, task, demos, seed = unit
+        if all(unit_key(cell, task, demos, seed, n) in done_keys(results) for n in cell.noise):
+            lock.close()  # finished while this worker read the list
+            continue
+        return study, unit, lock
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default=str(HERE / "camera.yaml"))
     p.add_argument("--results", default="docs/results/camera.jsonl")
     p.add_argument("--work", default="runs/camera")
-    p.add_argument("--shard", default="0/1", help="i/n: run every n-th unit from the i-th")
     p.add_argument("--only", default="", help="comma-separated cell names to run")
     p.add_argument("--report", action="store_true", help="rewrite docs/results/camera.md")
     args = p.parse_args(argv)
-    study = load_yaml(CameraStudy, args.config)
+    config, results, work = Path(args.config), Path(args.results), Path(args.work)
     if args.report:
         from experiments.camera.report import write_report
 
-        write_report(study, Path(args.results), Path(args.results).with_suffix(".md"))
+        write_report(load_yaml(CameraStudy, config), results, results.with_suffix(".md"))
         return 0
-    torch.set_num_threads(study.threads)
-    index, count = (int(x) for x in args.shard.split("/"))
     only = set(filter(None, args.only.split(",")))
-    results, work = Path(args.results), Path(args.work)
-    for cell, task, demos, seed in pending_units(study, results, only)[index::count]:
-        run_unit(study, cell, task, demos, seed, work, results, done_keys(results))
+    while (claimed := next_unit(config, results, work, only)) is not None:
+        study, (cell, task, demos, seed), lock = claimed
+        torch.set_num_threads(study.threads)
+        with lock:
+            run_unit(study, cell, task, demos, seed, work, results, done_keys(results))
     return 0
 
 

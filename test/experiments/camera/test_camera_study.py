@@ -1,5 +1,5 @@
-"""The camera study's runner and report: the recipe is the shipped camera config, shards split the
-cells without overlap, finished cells are skipped, and the page is rebuilt from result lines."""
+"""The camera study's runner and report: the recipe is the shipped camera config, workers never
+take the same unit, finished units are skipped, and the page is rebuilt from result lines."""
 from __future__ import annotations
 
 import json
@@ -10,6 +10,7 @@ from experiments.camera.run import (
     HERE,
     CameraStudy,
     done_keys,
+    next_unit,
     pending_units,
     unit_key,
     unit_row,
@@ -29,8 +30,7 @@ def test_the_recipe_is_the_shipped_camera_config():
     assert load_yaml(TrainConfig, REPO / "config" / "train_camera.yaml") == recipe
 
 
-def test_shards_split_what_is_left_once_and_finished_units_are_skipped(tmp_path):
-    """A unit measured at every noise level leaves the list; the shards share the rest evenly."""
+def test_finished_units_leave_the_queue(tmp_path):
     s = study()
     every = units(s)
     results = tmp_path / "camera.jsonl"
@@ -39,13 +39,25 @@ def test_shards_split_what_is_left_once_and_finished_units_are_skipped(tmp_path)
     results.write_text("".join(json.dumps({"cell": cell.name, "task": task, "demos": demos,
                                            "seed": seed, "noise": n}) + "\n" for n in cell.noise))
     assert done_keys(results) == {unit_key(cell, task, demos, seed, n) for n in cell.noise}
-    left = pending_units(s, results, set())
-    assert left == every[1:]
-    shards = [left[k::2] for k in range(2)]
-    assert sorted(map(repr, shards[0] + shards[1])) == sorted(map(repr, left))
-    assert abs(len(shards[0]) - len(shards[1])) <= 1
+    assert pending_units(s, results, set()) == every[1:]
     assert {c.name for c, *_ in pending_units(s, results, {"recipe-84px"})} == {"recipe-84px"}
     assert done_keys(tmp_path / "none.jsonl") == set()
+
+
+def test_workers_never_hold_the_same_unit_and_a_released_unit_is_taken_again(tmp_path):
+    """Each worker takes the first unit no other holds; the lock goes with its holder."""
+    config, results, work = HERE / "camera.yaml", tmp_path / "camera.jsonl", tmp_path / "work"
+    every = units(study())
+    first = next_unit(config, results, work, set())
+    second = next_unit(config, results, work, set())
+    assert [first[1], second[1]] == every[:2]
+    first[2].close()
+    again = next_unit(config, results, work, set())
+    assert again[1] == every[0]
+    cell, task, demos, seed = every[2]
+    results.write_text("".join(json.dumps({"cell": cell.name, "task": task, "demos": demos,
+                                           "seed": seed, "noise": n}) + "\n" for n in cell.noise))
+    assert next_unit(config, results, work, set())[1] == every[3]
 
 
 def test_the_page_pools_seeds_with_wilson_intervals():
