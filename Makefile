@@ -13,7 +13,8 @@
 #   make demo     the shipped camera policy drives the simulated arm over ROS 2 (two node processes):
 #                 N episodes -> video (MP4), PNG summary, success rate, latency (DEMO_* below);
 #                 DEMO_INTERFACE=twist commands it as a real cell: TwistStamped hand velocity
-#                 (MoveIt Servo's input) + a Float64 gripper topic, instead of the 4-d array
+#                 (MoveIt Servo's input) + a Float64 gripper topic, instead of the 4-d array;
+#                 DEMO_KIND=wrist runs the policy on a scene and a wrist camera
 #   make demo-train  collect sim demos -> train ACT-JEPA -> report           (TRAIN_DEMO_* below)
 #   make bench    benchmarks -> docs/BENCHMARKS.md
 #   make colcon   colcon build of this package in a throwaway workspace (build/colcon_ws)
@@ -58,8 +59,10 @@ KERNEL_TESTS    ?= test/core
 KERNEL_SETTINGS ?= ATEN_CPU_CAPABILITY=default ATEN_CPU_CAPABILITY=avx2 OMP_NUM_THREADS=1
 
 DEMO_TASK     ?= push-v3
-# the camera + joint-state policy (what a real arm gives); models/<task>_bc.pt reads the 39-d state
-DEMO_POLICY   ?= models/$(subst -v3,,$(DEMO_TASK))_camera.pt
+# camera: the camera + joint-state policy (what a real arm gives); wrist: a scene and a wrist
+# camera + joint states; bc: the policy on the simulator's 39-d task state
+DEMO_KIND     ?= camera
+DEMO_POLICY   ?= models/$(subst -v3,,$(DEMO_TASK))_$(DEMO_KIND).pt
 DEMO_EPISODES ?= 10
 DEMO_SEED     ?= 1
 DEMO_OUT      ?= runs/demo-video

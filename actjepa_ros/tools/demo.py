@@ -33,13 +33,15 @@ from actjepa_ros.share import share_dir
 
 IMAGE_SIZE = 128  # sim camera side (px) for the video of a policy that reads no camera
 MAX_STEPS = 200  # per episode: the shipped policies solve within ~150 steps when they do
-KINDS = {"camera": "camera", "state": "bc"}  # --policy-kind -> models/<task>_<suffix>.pt
+# --policy-kind -> models/<task>_<suffix>.pt
+KINDS = {"camera": "camera", "wrist": "wrist", "state": "bc"}
 INTERFACES = ("array", "twist")  # closed_loop.INTERFACES (not imported here: it loads MuJoCo)
 
 
 def shipped_policy(task: str, kind: str = "camera") -> Path:
-    """models/<task without -v3>_camera.pt (camera + joint states; or _bc.pt, the policy on
-    the simulator's task state), in the source tree or the installed share folder."""
+    """models/<task without -v3>_camera.pt (camera + joint states; _wrist.pt adds the wrist
+    camera; _bc.pt reads the simulator's task state), in the source tree or the installed share
+    folder."""
     name = f"{task.removesuffix('-v3')}_{KINDS[kind]}.pt"
     for root in (Path.cwd(), share_dir()):
         if (root / "models" / name).is_file():
@@ -55,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="policy file (default: the shipped models/<task>_camera.pt)")
     parser.add_argument("--policy-kind", choices=tuple(KINDS), default="camera",
                         help="which shipped policy without --checkpoint: camera (camera + joint "
-                             "states, what a real arm has) or state (the simulator's task state)")
+                             "states, what a real arm has), wrist (a scene and a wrist camera + "
+                             "joint states) or state (the simulator's task state)")
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1,
                         help="sim start configurations (the policies were trained on seed 0)")

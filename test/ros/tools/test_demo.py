@@ -18,14 +18,22 @@ CAMERA = {"reach-v3": "reach_camera.pt", "push-v3": "push_camera.pt",
 JOINTS = 9  # Sawyer's 7 hinges and 2 finger slides, as sim_node publishes them
 
 
+IMAGE = {"shape": [64, 64, 3], "dtype": "uint8"}
+# (file suffix, image keys, size bound): the scene camera, and the scene + wrist cameras
+CAMERA_KINDS = {"camera": (("image",), 16_000_000),
+                "wrist": (("image", "image_behindGripper"), 25_000_000)}
+
+
+@pytest.mark.parametrize("kind", sorted(CAMERA_KINDS))
 @pytest.mark.parametrize("task", sorted(CAMERA))
-def test_a_camera_policy_is_shipped_that_reads_no_task_state(task):
-    path = REPO / "models" / CAMERA[task]
-    assert path.is_file() and path.stat().st_size < 16_000_000
+def test_a_camera_policy_is_shipped_that_reads_no_task_state(task, kind):
+    keys, size = CAMERA_KINDS[kind]
+    path = REPO / "models" / f"{task.removesuffix('-v3')}_{kind}.pt"
+    assert path.is_file() and path.stat().st_size < size
     policy = load_policy(path, policy_type="e2e")
-    assert policy.obs_spec == {"image": {"shape": [64, 64, 3], "dtype": "uint8"},
+    assert policy.obs_spec == {**{k: IMAGE for k in keys},
                                "joints": {"shape": [JOINTS], "dtype": "float32"}}
-    action = policy.act({"image": np.zeros((64, 64, 3), np.uint8),
+    action = policy.act({**{k: np.zeros((64, 64, 3), np.uint8) for k in keys},
                          "joints": np.zeros(JOINTS, np.float32)})
     assert action.shape == (4,) and np.isfinite(action).all()
 
