@@ -24,6 +24,12 @@ def study() -> CameraStudy:
     return load_yaml(CameraStudy, HERE / "camera.yaml")
 
 
+def write_measured(results, cell, task: str, demos: int, seed: int) -> None:
+    """A results file in which this unit is measured at every noise level of its cell."""
+    results.write_text("".join(json.dumps({"cell": cell.name, "task": task, "demos": demos,
+                                           "seed": seed, "noise": n}) + "\n" for n in cell.noise))
+
+
 def test_the_recipe_is_the_shipped_camera_config():
     """config/train_camera.yaml (what the README tells a user to run) is what was measured."""
     recipe = apply_overrides(TrainConfig(), study().shipped_overrides())
@@ -36,8 +42,7 @@ def test_finished_units_leave_the_queue(tmp_path):
     results = tmp_path / "camera.jsonl"
     assert pending_units(s, results, set()) == every
     cell, task, demos, seed = every[0]
-    results.write_text("".join(json.dumps({"cell": cell.name, "task": task, "demos": demos,
-                                           "seed": seed, "noise": n}) + "\n" for n in cell.noise))
+    write_measured(results, cell, task, demos, seed)
     assert done_keys(results) == {unit_key(cell, task, demos, seed, n) for n in cell.noise}
     assert pending_units(s, results, set()) == every[1:]
     assert {c.name for c, *_ in pending_units(s, results, {"recipe-84px"})} == {"recipe-84px"}
@@ -55,8 +60,7 @@ def test_workers_never_hold_the_same_unit_and_a_released_unit_is_taken_again(tmp
     again = next_unit(config, results, work, set())
     assert again[1] == every[0]
     cell, task, demos, seed = every[2]
-    results.write_text("".join(json.dumps({"cell": cell.name, "task": task, "demos": demos,
-                                           "seed": seed, "noise": n}) + "\n" for n in cell.noise))
+    write_measured(results, cell, task, demos, seed)
     assert next_unit(config, results, work, set())[1] == every[3]
 
 
