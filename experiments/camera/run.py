@@ -217,8 +217,9 @@ def next_unit(config: Path, results: Path, work: Path, only: set[str]) -> tuple 
         if lock is None:
             continue
         cell, task, demos, seed = unit
-        if all(unit_key(cell, task, demos, seed, n) in done_keys(results) for n in cell.noise):
-            lock.close()  # finished while this worker read the list
+        done = done_keys(results)  # again: it may have finished while this worker read the list
+        if all(unit_key(cell, task, demos, seed, n) in done for n in cell.noise):
+            lock.close()
             continue
         return study, unit, lock
     return None
