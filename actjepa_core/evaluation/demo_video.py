@@ -2,7 +2,8 @@
 
 Each video frame is the sim camera's picture at one step, enlarged, with the task, episode,
 step, the control latency of the action that led to it and the outcome drawn on; a coloured
-border turns green once the episode is solved. The summary shows the success of every episode
+border turns green once the episode is solved. A camera policy's own inputs (the scene camera and
+any other camera it reads, such as a wrist camera) are drawn pixel for pixel down the right side. The summary shows the success of every episode
 (bar height: steps taken) and the latency histogram. Pure numpy/OpenCV/matplotlib; MP4 is
 written with PyAV (H.264), GIF with Pillow.
 """
@@ -21,6 +22,7 @@ from actjepa_core.errors import ActJepaError
 SCALE = 2  # sim pixels -> video pixels (at least)
 VIDEO_SIDE = 256  # smaller pictures (a camera policy's own input) are enlarged to about this
 INSET_MARGIN = 6  # px between the policy-input inset and the picture's corner
+INSET_LABEL_PX = 12  # room above each inset for its label
 BAR_PX = 44  # status bar under the picture
 FPS = 30  # video frames per second (the arm ticks at 80 Hz: the video runs a little slow)
 HOLD_S = 0.6  # the last frame of each episode is held this long
@@ -31,11 +33,13 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 @dataclass
 class EpisodeRecord:
     """One episode as the closed loop saw it: camera frames (uint8 HxWx3 RGB, step order),
-    success flag per step, latency (ms) of each action."""
+    success flag per step, latency (ms) of each action, and the frames of the policy's other
+    cameras by camera name (what a two-camera policy read beside the scene)."""
 
     frames: list[np.ndarray]
     success: list[bool]
     latency_ms: list[float] = field(default_factory=list)
+    views: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
     @property
     def solved(self) -> bool:
@@ -48,17 +52,20 @@ class EpisodeRecord:
 
 def annotate(frame: np.ndarray, task: str, episode: int, episodes: int, step: int,
              solved: bool, latency_ms: float | None, done: bool,
-             inset: bool = False) -> np.ndarray:
+             inset: bool = False,
+             views: Sequence[tuple[str, np.ndarray]] = ()) -> np.ndarray:
     """One video frame: the picture enlarged, a border, the status bar; with ``inset`` (the
-    frame is what a camera policy read) that frame at its own size in the top-right corner."""
+    frame is what a camera policy read) that frame at its own size in the top-right corner, and
+    below it each of ``views`` (camera name, frame): the other cameras the policy read."""
     scale = max(SCALE, VIDEO_SIDE // frame.shape[1])
     picture = cv2.resize(frame, (frame.shape[1] * scale, frame.shape[0] * scale),
                          interpolation=cv2.INTER_NEAREST)
     height, width = picture.shape[:2]
     out = np.zeros((height + BAR_PX, width, 3), np.uint8)
     out[:height] = picture
-    if inset:
-        draw_inset(out, frame)
+    top = INSET_MARGIN + INSET_LABEL_PX
+    for label, shown in ([("policy input", frame)] if inset else []) + list(views):
+        top = draw_inset(out, shown, top, label) + INSET_MARGIN + INSET_LABEL_PX
     colour = GREEN if solved else (RED if done else GREY)
     cv2.rectangle(out, (0, 0), (width - 1, height - 1), colour, 3)
     cv2.putText(out, f"{task}  ep {episode + 1}/{episodes}", (8, 18), FONT, 0.45, WHITE, 1,
@@ -71,13 +78,17 @@ def annotate(frame: np.ndarray, task: str, episode: int, episodes: int, step: in
     return out
 
 
-def draw_inset(out: np.ndarray, frame: np.ndarray) -> None:
-    """``frame`` pixel for pixel, framed and labelled, in the top-right corner of ``out``."""
+def draw_inset(out: np.ndarray, frame: np.ndarray, top: int, label: str) -> int:
+    """``frame`` pixel for pixel, framed and labelled, at the right edge of ``out`` from row
+    ``top``; returns the row below it. An inset that would leave the picture is not drawn."""
     h, w = frame.shape[:2]
-    top, left = INSET_MARGIN + 12, out.shape[1] - w - INSET_MARGIN
+    left = out.shape[1] - w - INSET_MARGIN
+    if top + h > out.shape[0] - BAR_PX or left < 0:
+        return top + h
     out[top:top + h, left:left + w] = frame
     cv2.rectangle(out, (left - 1, top - 1), (left + w, top + h), WHITE, 1)
-    cv2.putText(out, "policy input", (left - 18, top - 4), FONT, 0.35, WHITE, 1, cv2.LINE_AA)
+    cv2.putText(out, label, (left - 18, top - 4), FONT, 0.35, WHITE, 1, cv2.LINE_AA)
+    return top + h
 
 
 def episode_frames(record: EpisodeRecord, episode: int, episodes: int, task: str,
@@ -89,14 +100,23 @@ def episode_frames(record: EpisodeRecord, episode: int, episodes: int, task: str
     frames = record.frames[-(record.steps + 1):]
     offset = len(frames) - record.steps  # 1 when the frame right after the reset is there
     missing = record.steps - len(record.latency_ms)
+    views = {name: aligned(shown, len(frames)) for name, shown in record.views.items() if shown}
     out = []
     for i, frame in enumerate(frames):
         step = i - offset + 1
         solved = any(record.success[:step])
         latency = record.latency_ms[step - 1 - missing] if step - 1 - missing >= 0 else None
         out.append(annotate(frame, task, episode, episodes, max(step, 0), solved, latency,
-                            i == len(frames) - 1, inset))
+                            i == len(frames) - 1, inset,
+                            [(name, shown[i]) for name, shown in views.items()]))
     return out
+
+
+def aligned(frames: Sequence[np.ndarray], count: int) -> list[np.ndarray]:
+    """Another camera's frames matched to the scene's last ``count``: both cameras publish once
+    per step, so they align from the end; a frame missing at the start repeats the first."""
+    kept = list(frames[-count:])
+    return kept[:1] * (count - len(kept)) + kept
 
 
 def video_frames(records: Sequence[EpisodeRecord], task: str,

@@ -82,11 +82,6 @@ def policy_params_files(checkpoint: str | Path) -> list[str]:
                              else [])]
 
 
-def camera_size(checkpoint: str | Path) -> int:
-    """The side of the square camera images the policy reads (0: it reads none)."""
-    return policy_cameras(checkpoint)[0]
-
-
 def policy_cameras(checkpoint: str | Path) -> tuple[int, tuple[str, ...]]:
     """(image side, the sim cameras its keys name) for the policy file's policy; (0, ()) if it
     reads no camera. One side for all: sim_node renders every camera at one image_size."""
@@ -132,6 +127,7 @@ def run_closed_loop(checkpoint: str | Path, task: str = "reach-v3", episodes: in
     (module docstring)."""
     interface_args = interface_params(interface)
     wanted, cameras = policy_cameras(checkpoint)
+    views = tuple(c for c in cameras if c != CAMERA) if capture is not None else ()
     if capture is not None and cameras and CAMERA not in cameras:
         cameras = (CAMERA, *cameras)  # the video shows the scene camera
     sim_camera_args, policy_camera_args = camera_params(cameras)
@@ -156,6 +152,8 @@ def run_closed_loop(checkpoint: str | Path, task: str = "reach-v3", episodes: in
         latency = ros.collect(Float64, "/policy_node/latency", depth=max_steps * 2)
         images = (ros.collect(Image, f"/{IMAGE_TOPIC}", depth=max_steps * 2)
                   if capture is not None and image_size else [])
+        view_images = {c: ros.collect(Image, f"/{camera_topic(IMAGE_TOPIC, c)}",
+                                      depth=max_steps * 2) for c in views}
         used_latencies = 0
         if not ros.spin_until(lambda: ros.node.count_publishers("/sim_node/success") > 0,
                               START_TIMEOUT_S):
@@ -181,10 +179,14 @@ def run_closed_loop(checkpoint: str | Path, task: str = "reach-v3", episodes: in
             lengths.append(len(success))
             if capture is not None:
                 ros.spin_for(DRAIN_S)  # the episode's last frame and latency
-                capture.append(EpisodeRecord([image_to_rgb(m) for m in images],
-                                             [m.data for m in success],
-                                             [m.data for m in latency[used_latencies:]]))
+                capture.append(EpisodeRecord(
+                    [image_to_rgb(m) for m in images], [m.data for m in success],
+                    [m.data for m in latency[used_latencies:]],
+                    {c: [image_to_rgb(m) for m in received]
+                     for c, received in view_images.items()}))
                 images.clear()
+                for received in view_images.values():
+                    received.clear()
                 used_latencies = len(latency)
             if verbose:
                 print(f"episode {episode}: {'success' if solved[-1] else 'failure'} after "

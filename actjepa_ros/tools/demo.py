@@ -82,23 +82,29 @@ def main(argv: list[str] | None = None) -> int:
         if not checkpoint.is_file():
             raise ActJepaError(f"{checkpoint}: policy file not found")
         # loads MuJoCo, torch, rclpy
-        from actjepa_ros.tools.closed_loop import camera_size, describe_interface, run_closed_loop
+        from actjepa_core.sim.arm import CAMERA
+        from actjepa_ros.tools.closed_loop import (
+            describe_interface,
+            policy_cameras,
+            run_closed_loop,
+        )
 
-        reads_camera = camera_size(checkpoint) > 0
+        side, cameras = policy_cameras(checkpoint)
+        reads_scene = CAMERA in cameras  # the video's picture is the policy's own input
 
         out = Path(args.out)
         records: list[EpisodeRecord] = []
         print(f"{args.task}: {checkpoint} drives sim_node over ROS 2 ({args.episodes} episodes, "
               f"seed {args.seed}, lock-step, {describe_interface(args.interface)})", flush=True)
         r = run_closed_loop(checkpoint, args.task, args.episodes, args.seed, args.max_steps,
-                            out / "logs", image_size=0 if reads_camera else args.image_size,
+                            out / "logs", image_size=side or args.image_size,
                             capture=records, interface=args.interface)
-        frames = video_frames(records, args.task, inset=reads_camera)
+        frames = video_frames(records, args.task, inset=reads_scene)
         video = write_video(args.video or out / f"{args.task}.mp4", frames)
         summary = write_summary(out / f"{args.task}-summary.png", records, args.task,
                                 f" (95% CI {100 * r.ci_low:.0f}-{100 * r.ci_high:.0f}%)")
         frame = write_frame(out / f"{args.task}-frame.png",
-                            still(records, args.task, inset=reads_camera))
+                            still(records, args.task, inset=reads_scene))
     except ActJepaError as err:
         print(f"demo: error: {err}", file=sys.stderr)
         return 2

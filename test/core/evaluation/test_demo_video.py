@@ -36,10 +36,35 @@ def test_a_camera_policy_s_input_is_shown_pixel_for_pixel_in_a_corner():
     assert not np.array_equal(plain[top:top + 64, left:left + 64], picture)
 
 
+def test_every_camera_the_policy_read_is_shown_below_the_first():
+    rng = np.random.default_rng(0)
+    scene, wrist = (rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(2))
+    frame = dv.annotate(scene, "push-v3", 0, 1, 5, False, 1.0, False, inset=True,
+                        views=[("behindGripper", wrist)])
+    left = frame.shape[1] - 64 - dv.INSET_MARGIN
+    top = dv.INSET_MARGIN + dv.INSET_LABEL_PX
+    np.testing.assert_array_equal(frame[top:top + 64, left:left + 64], scene)
+    below = top + 64 + dv.INSET_MARGIN + dv.INSET_LABEL_PX
+    np.testing.assert_array_equal(frame[below:below + 64, left:left + 64], wrist)
+
+
+def test_a_view_that_would_leave_the_picture_is_left_out():
+    picture = np.zeros((24, 24, 3), np.uint8)  # enlarged to VIDEO_SIDE: room for two insets
+    views = [(f"camera{i}", np.full((64, 64, 3), 200, np.uint8)) for i in range(5)]
+    frame = dv.annotate(picture, "push-v3", 0, 1, 5, False, 1.0, False, views=views)
+    assert frame.shape[0] == 24 * (dv.VIDEO_SIDE // 24) + dv.BAR_PX  # nothing grew or broke
+
+
+def test_other_cameras_align_from_the_end_and_repeat_their_first_frame():
+    frames = [np.full((SIDE, SIDE, 3), v, np.uint8) for v in (1, 2, 3)]
+    assert [int(f[0, 0, 0]) for f in dv.aligned(frames, 2)] == [2, 3]
+    assert [int(f[0, 0, 0]) for f in dv.aligned(frames, 5)] == [1, 1, 1, 2, 3]
+
+
 def test_episode_frames_align_steps_success_and_latency(monkeypatch):
     seen = []
     monkeypatch.setattr(dv, "annotate", lambda frame, task, e, n, step, solved, latency, done,
-                        inset: seen.append((step, solved, latency, done)) or frame)
+                        inset, views: seen.append((step, solved, latency, done)) or frame)
     # 3 start frames (the sim re-sent its first picture), 4 steps, solved at step 3, and the
     # first latency sample lost while the subscription was being matched
     dv.episode_frames(record(4, solved_at=3, extra_start_frames=3, latencies=[2.0, 3.0, 4.0]),

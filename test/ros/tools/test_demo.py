@@ -52,6 +52,28 @@ def test_demo_runs_the_camera_policy_by_default_with_its_input_in_the_video(tmp_
     assert "state" not in inputs.replace("joint_states", "")  # no task state in the loop
 
 
+def test_the_wrist_demo_shows_both_cameras_the_policy_reads(tmp_path):
+    import cv2
+
+    from actjepa_core.evaluation import demo_video as dv
+    proc = subprocess.run(
+        [sys.executable, "-m", "actjepa_ros.tools.demo", "--task", "push-v3", "--episodes", "1",
+         "--max-steps", "6", "--policy-kind", "wrist", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    frame = cv2.imread(str(tmp_path / "push-v3-frame.png"))[:, :, ::-1]  # lossless, RGB
+    side = IMAGE["shape"][0]
+    left = frame.shape[1] - side - dv.INSET_MARGIN
+    tops = [dv.INSET_MARGIN + dv.INSET_LABEL_PX]
+    tops.append(tops[0] + side + dv.INSET_MARGIN + dv.INSET_LABEL_PX)
+    insets = []
+    for top in tops:  # each framed in white: the scene camera, then the wrist camera below it
+        assert (frame[top - 1, left - 1:left + side + 1] == dv.WHITE).all()
+        assert (frame[top + side, left - 1:left + side + 1] == dv.WHITE).all()
+        insets.append(frame[top:top + side, left:left + side].astype(int))
+    assert np.abs(insets[0] - insets[1]).mean() > 10  # two different views
+
+
 @pytest.mark.parametrize("task", sorted(SHIPPED))
 def test_a_small_policy_file_is_shipped_for_each_demo_task(task):
     path = REPO / "models" / SHIPPED[task]
