@@ -30,10 +30,12 @@ def collect_one(args: argparse.Namespace, task: str, out: Path) -> None:
     keys = args.obs.split(",") if args.obs else None
     episodes = collect_episodes(task, args.episodes, seed=args.seed,
                                 image_size=args.image_size, max_steps=args.max_steps,
-                                progress=not args.quiet, explore=args.explore, keys=keys)
+                                progress=not args.quiet, explore=args.explore, keys=keys,
+                                dart_noise=args.dart_noise)
     eps = list(episodes)
-    source = f"metaworld:{task}:seed={args.seed}" + (f":explore={args.explore}"
-                                                     if args.explore else "")
+    source = (f"metaworld:{task}:seed={args.seed}"
+              + (f":explore={args.explore}" if args.explore else "")
+              + (f":dart_noise={args.dart_noise}" if args.dart_noise else ""))
     n = write_episodes(out, eps, source=source)
     successes = sum(bool(ep.success) for ep in eps)
     steps = sum(ep.num_steps for ep in eps)
@@ -150,6 +152,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--explore", type=float, default=0.0,
                    help="probability per tick of a uniform random action (play data for MPC); "
                         "such episodes run the full --max-steps")
+    p.add_argument("--dart-noise", type=float, default=0.0, metavar="STD",
+                   help="DART demos for behavioural cloning: the arm applies the expert's action "
+                        "plus Gaussian noise of this std (action units) and the expert's own "
+                        "action is recorded, so the demos show recoveries (default 0: clean)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_collect)
 

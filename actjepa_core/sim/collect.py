@@ -47,7 +47,8 @@ def _check_keys(keys: Sequence[str] | None, image_size: int | None) -> tuple[str
 def collect_episodes(task: str, episodes: int, seed: int = 0, image_size: int | None = None,
                      max_steps: int | None = None, extra_steps: int = EXTRA_STEPS_AFTER_SUCCESS,
                      progress: bool = True, explore: float = 0.0,
-                     keys: Sequence[str] | None = None) -> Iterator[Episode]:
+                     keys: Sequence[str] | None = None,
+                     dart_noise: float = 0.0) -> Iterator[Episode]:
     """Run the scripted expert on episodes 0..episodes-1 and yield each as an ``Episode``.
 
     Row t holds the observation at tick t and the (clipped) action applied at tick t. An episode
@@ -58,6 +59,13 @@ def collect_episodes(task: str, episodes: int, seed: int = 0, image_size: int | 
     ``explore`` > 0 makes play data for a world model that must plan (latent MPC): each tick's
     action is uniform random with that probability, and episodes run the full ``max_steps`` so
     they also show the arm leaving and regaining the goal, which expert-only demos never do.
+
+    ``dart_noise`` > 0 records demos the DART way (Laskey et al. 2017): each tick the arm applies
+    the expert's action plus Gaussian noise of that standard deviation (action units, clipped to
+    [-1, 1]) while the row records the expert's own action for the state it was in. The demos
+    then show the arm off the expert's path and what brings it back, which a policy cloned from
+    clean demos never sees and which it needs once its own errors push it there. The recorded
+    actions are labels, not what was applied: replaying them does not reproduce the states.
 
     ``keys`` picks the observation keys written (default: ``state``, and ``image`` with
     ``image_size``): ``("image", "joints")`` is what a real arm gives, a camera and its joint
@@ -71,6 +79,12 @@ def collect_episodes(task: str, episodes: int, seed: int = 0, image_size: int | 
     extra_steps = check_count("extra_steps", extra_steps, 0)
     if not 0.0 <= explore <= 1.0:
         raise ActJepaError(f"explore must lie in [0, 1] (a probability per tick), got {explore}")
+    if not (0.0 <= dart_noise < float("inf")):
+        raise ActJepaError(f"dart_noise must be a finite standard deviation >= 0 (action units), "
+                           f"got {dart_noise}")
+    if dart_noise and explore:
+        raise ActJepaError("explore and dart_noise both set; expected one: explore records the "
+                           "random actions it applies, dart_noise records the expert's")
     rng = np.random.default_rng(seed)
     arm = SimArm(task, seed=seed, image_size=image_size, max_steps=max_steps,
                  proprio="proprio" in keys, joints="joints" in keys,
@@ -89,9 +103,14 @@ def collect_episodes(task: str, episodes: int, seed: int = 0, image_size: int | 
                 for key in keys:
                     rows[key].append(obs[key])
                 random_tick = explore and rng.random() < explore
-                obs, success = arm.step(rng.uniform(ACTION_LOW, ACTION_HIGH, ACTION_DIM)
-                                        if random_tick else arm.expert_action())
-                actions.append(arm.last_action)
+                if dart_noise:
+                    label = arm.expert_action()
+                    obs, success = arm.step(label + rng.normal(0.0, dart_noise, ACTION_DIM))
+                else:
+                    obs, success = arm.step(rng.uniform(ACTION_LOW, ACTION_HIGH, ACTION_DIM)
+                                            if random_tick else arm.expert_action())
+                    label = arm.last_action
+                actions.append(label)
                 stop.record(arm.steps, success)
             solved += stop.first_success is not None
             bar.update(1)
@@ -99,7 +118,7 @@ def collect_episodes(task: str, episodes: int, seed: int = 0, image_size: int | 
             yield Episode(obs={k: np.stack(v) for k, v in rows.items()},
                           actions=np.stack(actions), success=stop.first_success is not None,
                           attrs={"task": task, "episode_index": i, "seed": arm.seed,
-                                 "explore": explore})
+                                 "explore": explore, "dart_noise": dart_noise})
     finally:
         bar.close()
         arm.close()

@@ -50,6 +50,9 @@ class Cell:
     image_size: int = 0  # 0: the study's
     # cameras besides the default one (sim/arm.py CAMERA_ROTATIONS), each observed as image_<C>
     extra_cameras: list[str] = field(default_factory=list)
+    # DART demos: the expert's actions applied with Gaussian noise of this std, its clean action
+    # recorded (sim/collect.py); 0: clean demos
+    demo_noise: float = 0.0
     # pretrain + fine-tune: a first run with these overrides on top of the recipe (e.g. the
     # ACT-JEPA objective on the camera alone) initialises the encoder; empty: from scratch
     pretrain: list[str] = field(default_factory=list)
@@ -118,17 +121,20 @@ def cell_keys(cell: Cell) -> tuple[str, ...]:
 
 
 def demo_file(work: Path, task: str, demos: int, size: int, seed: int,
-              keys: tuple[str, ...] = KEYS) -> Path:
-    """The rendered demos, collected once under a lock shared by the shards."""
+              keys: tuple[str, ...] = KEYS, dart_noise: float = 0.0) -> Path:
+    """The rendered demos, collected once under a lock shared by the workers."""
     extra = "".join(f"-{k}" for k in keys if k not in KEYS)
+    extra += f"-dart{dart_noise:g}" if dart_noise else ""
     path = work / "data" / f"{task}-{size}px-{demos}-seed{seed}{extra}.hdf5"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not path.exists():
             write_episodes(path, collect_episodes(task, demos, seed=seed, image_size=size,
-                                                  keys=keys, progress=False),
-                           source=f"metaworld:{task}:seed={seed}")
+                                                  keys=keys, progress=False,
+                                                  dart_noise=dart_noise),
+                           source=f"metaworld:{task}:seed={seed}"
+                           + (f":dart_noise={dart_noise:g}" if dart_noise else ""))
     return path
 
 
@@ -168,7 +174,7 @@ def unit_row(study: CameraStudy, cell: Cell, task: str, demos: int, seed: int, s
     return {"study": "camera", **measured, "eval_seed": summary["seed"], "cell": cell.name,
             "task": task, "demos": demos, "seed": seed, "image_size": size,
             "cameras": sorted(k for k in cell_keys(cell) if k.startswith("image")),
-            "train_s": train_s,
+            "demo_noise": cell.demo_noise, "train_s": train_s,
             "steps": config.optim.steps, "precision": config.run.precision,
             "threads": torch.get_num_threads(), "overrides": [*study.recipe, *cell.overrides],
             "pretrain": cell.pretrain, "git_commit": git_commit()}
@@ -177,7 +183,7 @@ def unit_row(study: CameraStudy, cell: Cell, task: str, demos: int, seed: int, s
 def run_unit(study: CameraStudy, cell: Cell, task: str, demos: int, seed: int, work: Path,
              results: Path, done: set[tuple]) -> None:
     size = cell.image_size or study.image_size
-    data = demo_file(work, task, demos, size, study.demo_seed, cell_keys(cell))
+    data = demo_file(work, task, demos, size, study.demo_seed, cell_keys(cell), cell.demo_noise)
     run_dir = work / "runs" / f"{cell.name}-{task}-{demos}-seed{seed}"
     config, pretrain_s = cell_config(study, cell, seed, data, run_dir)
     train_s = pretrain_s + trained(episodes(data, config, cell_keys(cell)), config, run_dir)

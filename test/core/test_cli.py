@@ -96,6 +96,23 @@ def test_collect_records_a_scene_and_a_wrist_camera_under_their_keys(tmp_path):
     assert all(camera in text for camera in CAMERA_ROTATIONS), text  # the help names them all
 
 
+def test_collect_dart_demos_say_so_in_the_file(tmp_path):
+    data = tmp_path / "dart.hdf5"
+    proc = actjepa("collect", "--task", "reach-v3", "--episodes", 1, "--max-steps", 20,
+                   "--dart-noise", 0.3, "--out", data, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    import h5py
+
+    assert read_episodes(data).source == "metaworld:reach-v3:seed=0:dart_noise=0.3"
+    with h5py.File(data) as f:
+        assert float(f["data/demo_0"].attrs["dart_noise"]) == 0.3
+    out = tmp_path / "bad.hdf5"
+    proc = actjepa("collect", "--task", "reach-v3", "--episodes", 1, "--dart-noise", -1,
+                   "--out", out)
+    assert_one_line_error(proc, "dart_noise", ">= 0")
+    assert not out.exists()
+
+
 def test_report_on_a_folder_that_is_no_run(tmp_path):
     proc = actjepa("report", tmp_path)
     assert_one_line_error(proc, "metrics.csv")

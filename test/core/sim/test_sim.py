@@ -23,7 +23,8 @@ def test_expert_solves_task_and_records_applied_actions(task: str) -> None:
     replay = SimArm(task, seed=0)
     for i, ep in enumerate(episodes):
         assert ep.success is True
-        assert ep.attrs == {"task": task, "episode_index": i, "seed": 0, "explore": 0.0}
+        assert ep.attrs == {"task": task, "episode_index": i, "seed": 0, "explore": 0.0,
+                            "dart_noise": 0.0}
         assert ep.obs["state"].shape == (ep.num_steps, STATE_DIM)
         assert ep.obs["state"].dtype == np.float32
         assert ep.actions.shape == (ep.num_steps, ACTION_DIM)
@@ -159,6 +160,26 @@ def test_exploration_mixes_random_actions_and_runs_the_full_length():
     assert not np.allclose(plain.actions[:10], mixed.actions[:10])
     with pytest.raises(ActJepaError, match="explore"):
         next(collect_episodes("reach-v3", 1, explore=1.5, progress=False))
+
+
+def test_dart_demos_leave_the_expert_path_and_record_the_expert_s_action_for_each_state():
+    from actjepa_core.sim.experts import expert_action, make_expert
+
+    plain = next(collect_episodes("reach-v3", 1, seed=0, progress=False))
+    noisy = next(collect_episodes("reach-v3", 1, seed=0, max_steps=150, progress=False,
+                                  dart_noise=0.5))  # the expert still solves it, more slowly
+    assert noisy.attrs["dart_noise"] == 0.5 and noisy.success
+    steps = min(plain.num_steps, noisy.num_steps)
+    hand = slice(0, 3)
+    drift = np.abs(noisy.obs["state"][:steps, hand] - plain.obs["state"][:steps, hand]).max()
+    assert drift > 0.005  # metres: the noise moved the arm off the clean demo's path
+    expert = make_expert("reach-v3")
+    labels = np.stack([expert_action(expert, state) for state in noisy.obs["state"]])
+    np.testing.assert_allclose(noisy.actions, labels, atol=1e-4)  # the state's own expert action
+    with pytest.raises(ActJepaError, match="dart_noise"):
+        next(collect_episodes("reach-v3", 1, dart_noise=float("nan"), progress=False))
+    with pytest.raises(ActJepaError, match="explore and dart_noise"):
+        next(collect_episodes("reach-v3", 1, dart_noise=0.1, explore=0.5, progress=False))
 
 
 def test_proprioception_is_the_hand_and_gripper_part_of_the_state() -> None:

@@ -91,3 +91,15 @@ def test_a_written_line_marks_its_unit_done_whatever_the_evaluation_seed(tmp_pat
     results = tmp_path / "camera.jsonl"
     results.write_text(json.dumps(row) + "\n")
     assert done_keys(results) == {unit_key(cell, task, demos, seed, 0.1)}
+
+
+def test_dart_demos_go_to_their_own_file_that_says_how_they_were_made(tmp_path):
+    from actjepa_core.data.episodes import read_episodes
+    from experiments.camera.run import KEYS, demo_file
+
+    clean = demo_file(tmp_path, "reach-v3", 1, 16, 0, KEYS)
+    dart = demo_file(tmp_path, "reach-v3", 1, 16, 0, KEYS, dart_noise=0.3)
+    assert clean != dart and clean.exists() and dart.exists()
+    assert read_episodes(clean).source == "metaworld:reach-v3:seed=0"
+    assert read_episodes(dart).source == "metaworld:reach-v3:seed=0:dart_noise=0.3"
+    assert demo_file(tmp_path, "reach-v3", 1, 16, 0, KEYS, dart_noise=0.3) == dart  # kept
