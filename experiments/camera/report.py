@@ -25,6 +25,8 @@ JEPA_ROWS = (("none (the recipe)",
              ("pretrain, then fine-tune",
               {100: "pretrain-finetune", 25: "pretrain-finetune-25demos",
                10: "pretrain-finetune-10demos"}))
+# the headline's 10-demo rows: one camera, then the scene + wrist cameras
+TEN_DEMO_CELLS = ("recipe-10demos", "wrist-camera-10demos")
 # cells with their own table (the ACT-JEPA rows)
 NOT_ABLATIONS = {c for _, cells in JEPA_ROWS for c in cells.values()} - {"recipe"}
 COMMANDS = """```bash
@@ -98,7 +100,7 @@ def headline(by: dict, shipped: str, contenders: Iterable[str] = ()) -> str:
     for cell in contenders:
         rows += seed_rows(by, cell, cell)
     rows += [["aim, 100 demos", *AIMS[100], ""],
-             per_task_row("recipe, 10 demos", by, "recipe-10demos", 10),
+             *(per_task_row(f"{cell}, 10 demos", by, cell, 10) for cell in TEN_DEMO_CELLS),
              ["aim, 10 demos", *AIMS[10], ""]]
     return markdown_table(HEADER, rows)
 
@@ -120,6 +122,8 @@ def change(cell, recipe: list[str], image_size: int) -> str:
         parts.append(f"{cell.image_size} px")
     if cell.extra_cameras:
         parts.append("+ camera " + ", ".join(cell.extra_cameras))
+    if cell.demo_noise:
+        parts.append(f"DART demos (expert action + N(0, {cell.demo_noise:g}) applied)")
     return " ".join(parts) or "(the recipe)"
 
 
