@@ -88,10 +88,19 @@ def seed_cells(shipped: str) -> tuple[str, ...]:
 def seed_rows(by: dict, cell: str, label: str) -> list[list[str]]:
     """The clean and sigma = 0.1 rows of ``cell`` at 100 demos, its seed copies pooled."""
     cells = seed_cells(cell)
-    seeds = len({r["seed"] for c in cells for t in TASKS for r in by.get((c, t, 100, 0.0), [])})
-    return [per_task_row(f"{label}, 100 demos ({seeds} seed(s) pooled)", by, cells, 100),
-            per_task_row(f"{label}, 100 demos, sigma = 0.1 ({seeds} seed(s) pooled)", by, cells,
-                         100, 0.1)]
+    seeds = seed_counts(by, cells)
+    return [per_task_row(f"{label}, 100 demos ({seeds})", by, cells, 100),
+            per_task_row(f"{label}, 100 demos, sigma = 0.1 ({seeds})", by, cells, 100, 0.1)]
+
+
+def seed_counts(by: dict, cells: tuple[str, ...]) -> str:
+    """How many training seeds each task's pooled cell holds: one number where all agree."""
+    counts = [len({r["seed"] for c in cells for r in by.get((c, t, 100, 0.0), [])})
+              for t in TASKS]
+    if len(set(counts)) == 1:
+        return f"{counts[0]} seed(s) pooled"
+    return "seeds pooled: " + ", ".join(f"{t.removesuffix('-v3')} {n}"
+                                         for t, n in zip(TASKS, counts))
 
 
 def headline(by: dict, shipped: str, contenders: Iterable[str] = ()) -> str:

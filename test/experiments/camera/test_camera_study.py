@@ -71,12 +71,14 @@ def test_the_page_pools_seeds_with_wilson_intervals():
     rows = [{**row, "task": "reach-v3", "seed": 0, "successes": 48},
             {**row, "cell": f"{s.shipped}-seed1", "task": "reach-v3", "seed": 1, "successes": 46}]
     page = render(s, rows)
-    assert (f"| shipped ({s.shipped}), 100 demos (2 seed(s) pooled) | 94/100 (94%, 88%-97%) | — "
-            "| — | — |") in page
+    assert (f"| shipped ({s.shipped}), 100 demos (seeds pooled: reach 2, push 0, pick-place 0) "
+            "| 94/100 (94%, 88%-97%) | — | — | — |") in page  # each task's own seed count
     other = s.contenders[0]
-    rows = [{**row, "cell": f"{other}-seed2", "task": "push-v3", "seed": 2, "successes": 40}]
+    rows = [{**row, "cell": f"{other}-seed2", "task": t, "seed": 2, "successes": 40}
+            for t in ("reach-v3", "push-v3", "pick-place-v3")]
     page = render(s, rows)
-    assert f"| {other}, 100 demos (1 seed(s) pooled) | — | 40/50 (80%, 67%-89%) |" in page
+    assert (f"| {other}, 100 demos (1 seed(s) pooled) | 40/50 (80%, 67%-89%) | 40/50 (80%, "
+            "67%-89%) | 40/50 (80%, 67%-89%) | 80% |") in page
 
 
 def test_a_written_line_marks_its_unit_done_whatever_the_evaluation_seed(tmp_path):
