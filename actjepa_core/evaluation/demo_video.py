@@ -5,8 +5,7 @@ step, the control latency of the action that led to it and the outcome drawn on;
 border turns green once the episode is solved. A camera policy's own inputs (the scene camera and
 any other camera it reads, such as a wrist camera) are drawn pixel for pixel down the right side.
 The summary shows the success of every episode (bar height: steps taken) and the latency
-histogram. Pure numpy/OpenCV/matplotlib; MP4 is
-written with PyAV (H.264), GIF with Pillow.
+histogram. Pure numpy/OpenCV/matplotlib; MP4 is written with PyAV (H.264), GIF with Pillow.
 """
 from __future__ import annotations
 
