@@ -2,7 +2,7 @@
 file rebuilt from a folder of bags (what ``recorder_node`` does with ``episodes_file``).
 
 Conversion is exactly ``actjepa convert``'s (``convert_bag`` with the same config); the episodes
-of one bag are written with ``write_episodes_streamed`` (``write_episodes``' checks and layout,
+of one bag are written with ``write_episodes`` (its checks and layout,
 image frames a chunk at a time) and then copied into a copy of the episodes file, which replaces
 the file by rename only when complete and on disk. A reader therefore always sees a whole file:
 the one before the append or the one after, never a partial one, whatever kills the writer
@@ -29,8 +29,7 @@ import h5py
 from actjepa_core.atomic import atomic_path
 from actjepa_core.bags.config import ConvertConfig
 from actjepa_core.bags.convert import BagReport, convert_bag, convert_bags, write_result
-from actjepa_core.bags.frames import write_episodes_streamed
-from actjepa_core.data.episodes import Episode
+from actjepa_core.data.episodes import Episode, write_episodes
 from actjepa_core.errors import ActJepaError
 
 MAX_SOURCE_CHARS = 8000  # /data's source attribute (HDF5 keeps attributes small): else summarised
@@ -116,12 +115,12 @@ def append_episodes(path: str | Path, episodes: Sequence[Episode], bag: str,
         scratch = tmp.with_name(tmp.name.removesuffix(TMP_SUFFIX) + ".new" + TMP_SUFFIX)
         try:
             if not path.exists():
-                write_episodes_streamed(scratch, episodes, f"bags: {bag}", obs_keys)
+                write_episodes(scratch, episodes, f"bags: {bag}", obs_keys)
                 os.replace(scratch, tmp)
                 total = len(episodes)
             else:
                 shutil.copyfile(path, tmp)
-                write_episodes_streamed(scratch, episodes, bag, obs_keys)
+                write_episodes(scratch, episodes, bag, obs_keys)
                 total = _merge(tmp, scratch, bag)
         finally:
             scratch.unlink(missing_ok=True)

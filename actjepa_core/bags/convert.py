@@ -29,7 +29,7 @@ from actjepa_core.bags.assemble import (
 from actjepa_core.bags.clock import Segment, clock_segments
 from actjepa_core.bags.config import ConvertConfig
 from actjepa_core.bags.decoders import BOOL, MARKER_TYPES, check_marker, decoders_for
-from actjepa_core.bags.frames import Spill, write_episodes_streamed
+from actjepa_core.bags.frames import Spill
 from actjepa_core.bags.reader import (
     NS_PER_S,
     Bag,
@@ -48,7 +48,7 @@ from actjepa_core.bags.sync import (
     marker_windows,
     plan_ticks,
 )
-from actjepa_core.data.episodes import Episode
+from actjepa_core.data.episodes import Episode, write_episodes
 from actjepa_core.errors import ActJepaError
 
 __all__ = ["MAX_LISTED", "BagReport", "ConvertResult", "convert_bag", "convert_bags",
@@ -75,7 +75,7 @@ def write_result(result: ConvertResult, out: str | Path) -> None:
                         for r in result.bags)
         raise ActJepaError(f"no episode converted, {out} not written: {why}")
     source = "bags: " + ", ".join(r.path for r in result.bags if r.episodes)
-    write_episodes_streamed(out, result.episodes, source, list(result.config.observations))
+    write_episodes(out, result.episodes, source, list(result.config.observations))
 
 
 def convert_bag(path: Path, config: ConvertConfig, spec: dict[str, Any],

@@ -5,33 +5,21 @@ memory of one chunk, not of the recording.
 While a bag is converted, each frame some tick uses is decoded once to check it (its shape, that
 it decodes at all) and its encoded message is set aside in an anonymous temporary file (``Spill``:
 deleted by the system when closed or when the process dies, whatever kills it). The episode holds
-``SpilledFrames``: per tick, where its message lies. ``write_episodes_streamed`` then decodes the
-frames again, a chunk of rows at a time, straight into the HDF5 dataset, with the layout
-``data.episodes.write_obs`` gives images (whole-frame chunks, gzip, Fletcher-32).
+``SpilledFrames``: per tick, where its message lies. ``SpilledFrames`` is a ``LazyFrames``, so
+``data.episodes.write_episodes`` decodes the frames again a chunk of rows at a time, straight into
+the HDF5 dataset (whole-frame chunks, gzip, Fletcher-32).
 """
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import tempfile
 import threading
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
-import h5py
 import numpy as np
 
-from actjepa_core.atomic import atomic_path
-from actjepa_core.data.episodes import (
-    FORMAT_VERSION,
-    GZIP_LEVEL,
-    Episode,
-    LazyFrames,
-    image_chunk_rows,
-    validate_episode,
-    write_obs,
-)
+from actjepa_core.data.episodes import LazyFrames, image_chunk_rows
 from actjepa_core.errors import ActJepaError
 
 FrameDecoder = Callable[[bytes], np.ndarray]  # an encoded message -> the RGB frame
@@ -104,56 +92,3 @@ class SpilledFrames(LazyFrames):
 
     def __getstate__(self) -> dict:
         raise TypeError("SpilledFrames live in this process's temporary file; write them first")
-
-
-def write_episodes_streamed(path: str | Path, episodes: Iterable[Episode], source: str,
-                            obs_keys: Sequence[str]) -> int:
-    """``data.episodes.write_episodes``, with spilled image keys written a chunk at a time.
-    Atomic: the file appears whole or not at all. Returns the number of episodes written."""
-    episodes = iter(episodes)
-    first = next(episodes, None)
-    if first is None:
-        raise ActJepaError(f"{path}: no episodes to write")
-    keys, action_dim = list(obs_keys), int(np.asarray(first.actions).shape[1])
-    count = 0
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        data = f.create_group("data")
-        data.attrs.update(obs_keys=keys, action_dim=action_dim, source=source,
-                          created=_dt.datetime.now(_dt.timezone.utc).isoformat(),
-                          version=FORMAT_VERSION)
-        for i, episode in enumerate(_chain(first, episodes)):
-            validate_episode(episode, f"episode {i}", keys, action_dim)
-            _write_demo(data.create_group(f"demo_{i}"), episode, keys)
-            count += 1
-    return count
-
-
-def _chain(first: Episode, rest: Iterator[Episode]) -> Iterator[Episode]:
-    yield first
-    yield from rest
-
-
-def _write_demo(demo: h5py.Group, episode: Episode, keys: list[str]) -> None:
-    for key in keys:
-        values = episode.obs[key]
-        if isinstance(values, SpilledFrames):
-            _write_frames(demo, key, values)
-        else:
-            write_obs(demo, key, np.asarray(values))
-    demo.create_dataset("actions", data=np.asarray(episode.actions, dtype=np.float32))
-    demo.attrs["num_samples"] = episode.num_steps
-    if episode.success is not None:
-        demo.attrs["success"] = bool(episode.success)
-    for name, value in episode.attrs.items():
-        demo.attrs[name] = value
-
-
-def _write_frames(demo: h5py.Group, key: str, frames: SpilledFrames) -> None:
-    """The layout write_obs gives an image array, filled one chunk of frames at a time."""
-    rows = frames.chunk_rows
-    dataset = demo.create_dataset(f"obs/{key}", shape=frames.shape, dtype=np.uint8,
-                                  chunks=(rows, *frames.shape[1:]), compression="gzip",
-                                  compression_opts=GZIP_LEVEL, fletcher32=True)
-    for start in range(0, len(frames), rows):
-        stop = min(len(frames), start + rows)
-        dataset[start:stop] = frames.read(start, stop)

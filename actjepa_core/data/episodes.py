@@ -188,7 +188,7 @@ def write_episodes(path: str | Path, episodes: Iterable[Episode], source: str,
                 validate_episode(ep, f"episode {i}", keys, action_dim)
                 demo = data.create_group(f"demo_{i}")
                 for key in keys:
-                    write_obs(demo, key, np.asarray(ep.obs[key]))
+                    write_obs(demo, key, ep.obs[key])
                 demo.create_dataset("actions", data=np.asarray(ep.actions, dtype=np.float32))
                 demo.attrs["num_samples"] = ep.num_steps
                 if ep.success is not None:
@@ -204,8 +204,14 @@ def _chain(first: Episode, rest: Iterable[Episode]):
     yield from rest
 
 
-def write_obs(demo: h5py.Group, key: str, arr: np.ndarray) -> None:
-    """Images: chunks of whole frames, gzip + Fletcher-32; other uint8: gzip; floats: plain."""
+def write_obs(demo: h5py.Group, key: str, values) -> None:
+    """Images: chunks of whole frames, gzip + Fletcher-32; other uint8: gzip; floats: plain.
+    ``LazyFrames`` (frames left on disk, or spilled from a bag) are copied a chunk of frames at a
+    time, so writing a long recording needs the memory of one chunk."""
+    if isinstance(values, LazyFrames):
+        _write_frames(demo, key, values)
+        return
+    arr = np.asarray(values)
     if is_image_array(arr):
         demo.create_dataset(f"obs/{key}", data=arr, chunks=(image_chunk_rows(arr.shape),
                                                             *arr.shape[1:]),
@@ -213,6 +219,17 @@ def write_obs(demo: h5py.Group, key: str, arr: np.ndarray) -> None:
     else:
         demo.create_dataset(f"obs/{key}", data=arr,
                             compression="gzip" if arr.dtype == np.uint8 else None)
+
+
+def _write_frames(demo: h5py.Group, key: str, frames: LazyFrames) -> None:
+    """The layout ``write_obs`` gives an image array, filled one chunk of frames at a time."""
+    rows = image_chunk_rows(frames.shape)
+    dataset = demo.create_dataset(f"obs/{key}", shape=frames.shape, dtype=frames.dtype,
+                                  chunks=(rows, *frames.shape[1:]), compression="gzip",
+                                  compression_opts=GZIP_LEVEL, fletcher32=True)
+    for start in range(0, len(frames), rows):
+        stop = min(len(frames), start + rows)
+        dataset[start:stop] = frames.read(start, stop)
 
 
 def read_episodes(path: str | Path, obs_keys: Sequence[str] | None = None,

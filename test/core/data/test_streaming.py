@@ -77,6 +77,32 @@ def test_stream_keys_stay_on_disk(data_file):
     assert lazy.obs_spec() == read_episodes(data_file).obs_spec()
 
 
+def test_frames_left_on_disk_are_rewritten_a_chunk_at_a_time(data_file, tmp_path, monkeypatch):
+    """Writing LazyFrames (a streamed file's, or a bag's spilled frames) never holds a demo's
+    images whole: the copy is read chunk by chunk and lands with the same layout and values."""
+    lazy = read_episodes(data_file, stream_keys=["image"])
+    reads = []
+    read = LazyFrames.read
+
+    def counted(self, start, stop):
+        reads.append(stop - start)
+        return read(self, start, stop)
+
+    monkeypatch.setattr(LazyFrames, "read", counted)
+    monkeypatch.setattr(LazyFrames, "__array__", lambda *_a, **_k: pytest.fail("read whole"))
+    write_episodes(tmp_path / "copy.hdf5", lazy.episodes, source="copy", obs_keys=lazy.obs_keys)
+    monkeypatch.undo()
+    assert max(reads) == image_chunk_rows((max(LENGTHS), 12, 12, 3)) < max(LENGTHS)
+    copied = read_episodes(tmp_path / "copy.hdf5").episodes
+    for a, b in zip(read_episodes(data_file).episodes, copied):
+        np.testing.assert_array_equal(a.obs["image"], b.obs["image"])
+        np.testing.assert_array_equal(a.actions, b.actions)
+    with h5py.File(data_file) as f, h5py.File(tmp_path / "copy.hdf5") as g:
+        source, copy = f["data/demo_4/obs/image"], g["data/demo_4/obs/image"]
+        assert (copy.chunks, copy.compression, copy.fletcher32) == (
+            source.chunks, source.compression, source.fletcher32)
+
+
 @pytest.mark.parametrize("steps", [1, 3])
 def test_same_positions_give_the_same_batch_as_in_memory(data_file, steps):
     memory, stream = both(data_file, steps)
