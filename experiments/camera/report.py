@@ -119,8 +119,7 @@ def jepa_table(by: dict) -> str:
     for label, cells in JEPA_ROWS:
         for demos, cell in cells.items():
             rows.append(per_task_row(f"{label}, {demos} demos", by, cell, demos))
-            if demos == 100:
-                rows.append(per_task_row(f"{label}, 100 demos, sigma = 0.1", by, cell, 100, 0.1))
+            rows.append(per_task_row(f"{label}, {demos} demos, sigma = 0.1", by, cell, demos, 0.1))
     return markdown_table(HEADER, [r for r in rows if any(c != "—" for c in r[1:4])])
 
 

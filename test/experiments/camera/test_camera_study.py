@@ -81,6 +81,17 @@ def test_the_page_pools_seeds_with_wilson_intervals():
             "67%-89%) | 40/50 (80%, 67%-89%) | 80% |") in page
 
 
+def test_the_act_jepa_table_shows_each_demo_count_clean_and_under_noise_where_measured():
+    row = {"cell": "jepa-joint-25demos", "demos": 25, "seed": 0, "episodes": 50,
+           "train_s": 600.0, "image_size": 64, "overrides": [], "task": "reach-v3"}
+    page = render(study(), [{**row, "noise": 0.0, "successes": 6},
+                            {**row, "noise": 0.1, "successes": 8}])
+    jepa = page.split("## ACT-JEPA inside the recipe")[1].split("##")[0]
+    assert "| joint: BC + ACT-JEPA, 25 demos | 6/50 (12%, 6%-24%) |" in jepa
+    assert "| joint: BC + ACT-JEPA, 25 demos, sigma = 0.1 | 8/50 (16%, 8%-29%) |" in jepa
+    assert "10 demos" not in jepa  # rows with nothing measured are left out
+
+
 def test_a_written_line_marks_its_unit_done_whatever_the_evaluation_seed(tmp_path):
     """The evaluation's summary carries its own seed; the line keeps the training seed, so a
     rerun skips the unit instead of evaluating it again."""
