@@ -119,8 +119,7 @@ def train_lerobot(episodes: Path, work: Path, spec: LeRobotTraining,
     spec.validate()
     folder, done = work / "policy", work / DONE_FILE
     if done.exists():
-        info = json.loads(done.read_text())
-        return Trained(folder, info["train_s"], info["steps"], info["params"])
+        return read_trained(work)
     from lerobot.policies.factory import get_policy_class, make_pre_post_processors
 
     root = exported(episodes, work.parent / "data" / episodes.stem, spec.fps)
@@ -177,8 +176,20 @@ def train_lerobot(episodes: Path, work: Path, spec: LeRobotTraining,
                     f"{loss.item():.4f}, {state['train_s']:.0f} s")
             if finished:
                 break
-    done.write_text(json.dumps({**state, "params": params, "spec": asdict(spec)}) + "\n")
-    return Trained(folder, state["train_s"], state["step"], params)
+    write_trained(work, state, params, spec)
+    return read_trained(work)
+
+
+def write_trained(work: Path, state: dict[str, Any], params: int, spec: LeRobotTraining) -> None:
+    """Mark the run finished: what training reached, and the spec it ran under."""
+    (work / DONE_FILE).write_text(json.dumps({**state, "params": params,
+                                              "spec": asdict(spec)}) + "\n")
+
+
+def read_trained(work: Path) -> Trained:
+    """A finished run read back, so a resumed study evaluates it without training again."""
+    info = json.loads((work / DONE_FILE).read_text())
+    return Trained(work / "policy", info["train_s"], info["step"], info["params"])
 
 
 def save(folder: Path, policy: Any, preprocessor: Any, postprocessor: Any, optimizer: Any,

@@ -24,6 +24,7 @@ from experiments.lerobot.run import (
     training,
     units,
 )
+from experiments.lerobot.train import LeRobotTraining, Trained, train_lerobot, write_trained
 
 
 def study() -> LeRobotStudy:
@@ -83,3 +84,14 @@ def test_the_page_is_rebuilt_from_result_lines_and_names_the_winner():
                         "below its interval)")
     assert "Not measured yet: act pick-place-v3, diffusion pick-place-v3" in page
     assert "--shard 0/2" in page and Path("docs/results/lerobot.md").name not in page
+
+
+def test_a_finished_run_is_read_back_without_training_or_lerobot(tmp_path):
+    """A resumed study evaluates a finished run: no step is trained again, and lerobot (absent
+    from .venv) is never imported on that path."""
+    spec = LeRobotTraining(policy="diffusion", budget_s=60.0)
+    write_trained(tmp_path, {"step": 184, "train_s": 1383.8}, 263_117_604, spec)
+
+    trained = train_lerobot(tmp_path / "missing.hdf5", tmp_path, spec)
+
+    assert trained == Trained(tmp_path / "policy", 1383.8, 184, 263_117_604)
