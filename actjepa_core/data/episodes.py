@@ -204,7 +204,7 @@ def _chain(first: Episode, rest: Iterable[Episode]):
     yield from rest
 
 
-def write_obs(demo: h5py.Group, key: str, values) -> None:
+def write_obs(demo: h5py.Group, key: str, values: "np.ndarray | LazyFrames") -> None:
     """Images: chunks of whole frames, gzip + Fletcher-32; other uint8: gzip; floats: plain.
     ``LazyFrames`` (frames left on disk, or spilled from a bag) are copied a chunk of frames at a
     time, so writing a long recording needs the memory of one chunk."""
