@@ -22,6 +22,7 @@ PRECISIONS = ("fp32", "bf16")
 LOADERS = ("auto", "memory", "stream")
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 IMAGE_NORMS = ("none", "group")
+IMAGE_POOLS = ("flatten", "keypoints")
 # the registry (objectives/__init__.py) maps these names to builders; kept here as names only, so
 # validating a config never imports the models (test_config checks the two agree)
 OBJECTIVE_NAMES = ("act-jepa", "passive-jepa", "autoencoder", "action-reconstruction",
@@ -45,11 +46,20 @@ class ModelConfig:
     # several cameras of one size through one CNN (true) or each through its own (false): fewer
     # weights and each view trains the other's filters; every camera keeps its own latent
     shared_image_encoder: bool = False
+    # how the last conv map becomes a vector: flatten (keeps the map cell by cell) | keypoints
+    # (spatial softmax, robomimic / Diffusion Policy: each of image_keypoints channels gives the
+    # expected (x, y) of its activation, a position finer than the map's cells)
+    image_pool: str = "flatten"
+    image_keypoints: int = 32
 
     def validate(self, where: str) -> None:
         check_choice(where, "model.action_injection", self.action_injection, ACTION_INJECTIONS)
         check_choice(where, "model.activation", self.activation, ACTIVATIONS)
         check_choice(where, "model.image_norm", self.image_norm, IMAGE_NORMS)
+        check_choice(where, "model.image_pool", self.image_pool, IMAGE_POOLS)
+        if self.image_keypoints < 1:
+            raise ActJepaError(f"{where}: model.image_keypoints must be >= 1, got "
+                               f"{self.image_keypoints}")
         if self.latent_dim < 1:
             raise ActJepaError(f"{where}: model.latent_dim must be >= 1, got {self.latent_dim}")
         for name in ("state_hidden", "image_channels", "action_hidden", "predictor_hidden"):

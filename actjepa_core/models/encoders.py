@@ -42,16 +42,38 @@ class StateEncoder(nn.Module):
         return self.net(x)  # (B, D)
 
 
-class ImageEncoder(nn.Module):
-    """Small CNN: stride-2 convs, then a linear projection of the flattened map to D.
+class SpatialSoftmax(nn.Module):
+    """Keypoints from a conv map: a 1x1 conv to K channels, a softmax over each channel's cells,
+    and the expected (x, y) under it.
 
-    Flattening keeps *where* things are in the image, which a manipulation latent needs and global
+    The expectation interpolates between cells, so a small target (a goal dot) is located more
+    finely than the map's resolution, which flattening a coarse map cannot do.
+    """
+
+    def __init__(self, channels: int, height: int, width: int, keypoints: int):
+        super().__init__()
+        self.project = nn.Conv2d(channels, keypoints, kernel_size=1)
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, height), torch.linspace(-1, 1, width),
+                                indexing="ij")
+        self.register_buffer("grid", torch.stack([xs.flatten(), ys.flatten()], dim=-1))  # (HW, 2)
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        weights = self.project(maps).flatten(2).softmax(dim=-1)  # (B, K, HW)
+        return (weights @ self.grid).flatten(1)  # (B, K, 2) -> (B, 2K)
+
+
+class ImageEncoder(nn.Module):
+    """Small CNN: stride-2 convs, then a linear projection of the map to D.
+
+    The map is flattened (image_pool=flatten) or reduced to keypoints (image_pool=keypoints);
+    both keep *where* things are in the image, which a manipulation latent needs and global
     pooling would throw away.
     """
 
     def __init__(self, image_shape: Sequence[int], config: ModelConfig):
         super().__init__()
         height, width, channels = image_shape
+        channels_in = channels
         act = ACTIVATION_LAYERS[config.activation]
         layers: list[nn.Module] = []
         for out_ch in config.image_channels:
@@ -63,12 +85,18 @@ class ImageEncoder(nn.Module):
             channels = out_ch
         self.convs = nn.Sequential(*layers)
         with torch.no_grad():
-            flat = self.convs(torch.zeros(1, image_shape[2], height, width)).numel()
-        self.head = nn.Linear(flat, config.latent_dim)
+            probe = torch.zeros(1, channels_in, height, width)
+            _, out_ch, map_h, map_w = self.convs(probe).shape
+        if config.image_pool == "keypoints":
+            self.pool: nn.Module = SpatialSoftmax(out_ch, map_h, map_w, config.image_keypoints)
+            pooled = 2 * config.image_keypoints
+        else:
+            self.pool, pooled = nn.Flatten(1), out_ch * map_h * map_w
+        self.head = nn.Linear(pooled, config.latent_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.permute(0, 3, 1, 2)  # (B, C, H, W)
-        return self.head(self.convs(x).flatten(1))  # (B, D)
+        return self.head(self.pool(self.convs(x)))  # (B, D)
 
 
 def key_encoder(shape: Sequence[int], config: ModelConfig) -> nn.Module:

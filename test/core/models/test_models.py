@@ -105,6 +105,32 @@ def test_a_shared_image_encoder_is_one_cnn_for_every_camera_of_its_size():
     assert not torch.allclose(*parts) and shared(obs).shape == (2, 8)
 
 
+def test_keypoints_are_the_expected_position_of_each_map_channel_between_its_cells():
+    from actjepa_core.models.encoders import SpatialSoftmax
+
+    pool = SpatialSoftmax(channels=1, height=5, width=5, keypoints=1)
+    with torch.no_grad():
+        pool.project.weight.fill_(1.0)
+        pool.project.bias.zero_()
+    maps = torch.full((2, 1, 5, 5), -50.0)
+    maps[0, 0, 0, 4] = 50.0  # one peak, top right: (x, y) = (1, -1)
+    maps[1, 0, 2, 1:3] = 50.0  # two equal cells side by side: their midpoint, between cells
+    assert torch.allclose(pool(maps), torch.tensor([[1.0, -1.0], [-0.25, 0.0]]), atol=1e-4)
+
+
+def test_a_keypoint_image_encoder_gives_d_from_two_coordinates_per_keypoint():
+    from actjepa_core.models.encoders import ImageEncoder
+
+    config = ModelConfig(latent_dim=8, image_channels=[4, 8], image_pool="keypoints",
+                         image_keypoints=3)
+    encoder = ImageEncoder((16, 16, 3), config)
+    assert encoder.head.in_features == 6  # 3 keypoints x (x, y), whatever the map's size
+    images = torch.rand(2, 16, 16, 3, requires_grad=True)
+    out = encoder(images)
+    out.sum().backward()
+    assert out.shape == (2, 8) and images.grad.abs().sum() > 0
+
+
 def test_loss_is_the_seeds_squared_l2_and_its_normalised_variant():
     a, b = torch.tensor([[3.0, 4.0]]), torch.tensor([[0.0, 0.0]])
     assert latent_distance(a, b).item() == 25.0
