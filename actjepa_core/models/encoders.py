@@ -73,7 +73,6 @@ class ImageEncoder(nn.Module):
     def __init__(self, image_shape: Sequence[int], config: ModelConfig):
         super().__init__()
         height, width, channels = image_shape
-        channels_in = channels
         act = ACTIVATION_LAYERS[config.activation]
         layers: list[nn.Module] = []
         for out_ch in config.image_channels:
@@ -85,7 +84,7 @@ class ImageEncoder(nn.Module):
             channels = out_ch
         self.convs = nn.Sequential(*layers)
         with torch.no_grad():
-            probe = torch.zeros(1, channels_in, height, width)
+            probe = torch.zeros(1, image_shape[2], height, width)
             _, out_ch, map_h, map_w = self.convs(probe).shape
         if config.image_pool == "keypoints":
             self.pool: nn.Module = SpatialSoftmax(out_ch, map_h, map_w, config.image_keypoints)
