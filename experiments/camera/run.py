@@ -48,6 +48,7 @@ class Cell:
     seeds: list[int] = field(default_factory=lambda: [0])
     noise: list[float] = field(default_factory=lambda: [0.0])
     image_size: int = 0  # 0: the study's
+    max_steps: int = 0  # the evaluation's cap per episode; 0: the study's
     # cameras besides the default one (sim/arm.py CAMERA_ROTATIONS), each observed as image_<C>
     extra_cameras: list[str] = field(default_factory=list)
     # DART demos: the expert's actions applied with Gaussian noise of this std, its clean action
@@ -71,6 +72,8 @@ class CameraStudy:
     shipped: str = "recipe"  # the cell config/train_camera.yaml holds; <shipped>-seedN its seeds
     # other cells the headline shows beside the shipped one, each pooled with its -seedN copies
     contenders: list[str] = field(default_factory=list)
+    # the cells the MT10 table takes each task from, the first that holds it
+    mt10: list[str] = field(default_factory=list)
 
     def validate(self, where: str = "camera study") -> "CameraStudy":
         if not self.cells:
@@ -78,13 +81,19 @@ class CameraStudy:
         names = [c.name for c in self.cells]
         if len(set(names)) != len(names):
             raise ActJepaError(f"{where}: cell names repeat; expected each once: {names}")
-        for key, name in [("shipped", self.shipped), *(("contenders", c) for c in self.contenders)]:
+        named = [("shipped", self.shipped), *(("contenders", c) for c in self.contenders),
+                 *(("mt10", c) for c in self.mt10)]
+        for key, name in named:
             if name not in names:
                 raise ActJepaError(f"{where}: {key} names {name!r}; expected one of {names}")
         return self
 
     def cell(self, name: str) -> Cell:
         return next(c for c in self.cells if c.name == name)
+
+    def eval_steps(self, cell: Cell) -> int:
+        """The evaluation's cap per episode for ``cell``: its own, else the study's."""
+        return cell.max_steps or self.max_steps
 
     def shipped_overrides(self) -> list[str]:
         """The TrainConfig overrides of the shipped cell (config/train_camera.yaml)."""
@@ -192,7 +201,7 @@ def run_unit(study: CameraStudy, cell: Cell, task: str, demos: int, seed: int, w
         if unit_key(cell, task, demos, seed, noise) in done:
             continue
         result = evaluate(policy, task, study.eval_episodes, noise=noise, seed=study.eval_seed,
-                          max_steps=study.max_steps, progress=False)
+                          max_steps=study.eval_steps(cell), progress=False)
         append_jsonl(results, unit_row(study, cell, task, demos, seed, size, result.summary(),
                                        train_s, config))
         print(f"{cell.name} {task} demos={demos} seed={seed} noise={noise}: "

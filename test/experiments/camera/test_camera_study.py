@@ -92,6 +92,24 @@ def test_the_act_jepa_table_shows_each_demo_count_clean_and_under_noise_where_me
     assert "10 demos" not in jepa  # rows with nothing measured are left out
 
 
+def test_the_mt10_table_takes_each_task_from_the_first_cell_holding_it_and_averages_those():
+    s = study()
+    first, second = s.mt10[0], s.mt10[-1]
+    row = {"demos": 100, "seed": 0, "noise": 0.0, "episodes": 50, "train_s": 1200.0,
+           "image_size": 64, "overrides": []}
+    rows = [{**row, "cell": first, "task": "reach-v3", "successes": 40, "max_steps": 150},
+            {**row, "cell": second, "task": "reach-v3", "successes": 10, "max_steps": 500},
+            {**row, "cell": second, "task": "door-open-v3", "successes": 30, "max_steps": 500},
+            {**row, "cell": second, "task": "door-open-v3", "successes": 0, "max_steps": 500,
+             "seed": 1}]  # another seed: not in the seed-0 table
+    assert s.eval_steps(s.cell(second)) == 500 and s.eval_steps(s.cell(first)) == s.max_steps
+    mt10 = render(s, rows).split("## MT10")[1].split("##")[0]
+    assert f"| reach-v3 | 40/50 (80%, 67%-89%) | {first} | 150 | 20 min |" in mt10
+    assert f"| door-open-v3 | 30/50 (60%, 46%-72%) | {second} | 500 | 20 min |" in mt10
+    assert "| window-close-v3 | — |" in mt10
+    assert "| **mean over 2 of 10 tasks** | **70%** |" in mt10
+
+
 def test_a_written_line_marks_its_unit_done_whatever_the_evaluation_seed(tmp_path):
     """The evaluation's summary carries its own seed; the line keeps the training seed, so a
     rerun skips the unit instead of evaluating it again."""
