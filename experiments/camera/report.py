@@ -28,6 +28,8 @@ JEPA_ROWS = (("none (the recipe)",
                10: "pretrain-finetune-10demos"}))
 # the headline's 10-demo rows: one camera, then the scene + wrist cameras
 TEN_DEMO_CELLS = ("recipe-10demos", "wrist-camera-10demos")
+# the recipe's demo count: an ablation row changes one thing from it, or adds demos
+ABLATION_DEMOS = 100
 # cells with their own table (the ACT-JEPA rows)
 NOT_ABLATIONS = {c for _, cells in JEPA_ROWS for c in cells.values()} - {"recipe"}
 COMMANDS = """```bash
@@ -155,6 +157,8 @@ def mt10_table(by: dict, cells: Iterable[str]) -> str:
 def change(cell, recipe: list[str], image_size: int) -> str:
     """What a cell changes from the recipe, in the words of its config."""
     parts = [o for o in cell.overrides if o not in recipe]
+    if cell.demos != [ABLATION_DEMOS]:
+        parts.append(f"{cell.demos[0]} demos")
     if cell.image_size and cell.image_size != image_size:
         parts.append(f"{cell.image_size} px")
     if cell.extra_cameras:
@@ -165,16 +169,17 @@ def change(cell, recipe: list[str], image_size: int) -> str:
 
 
 def ablation_table(by: dict, study) -> str:
-    """One row per measured recipe variant at 100 demos (and its sigma = 0.1 line where
-    measured): each task's result, what the row changes from the recipe."""
+    """One row per measured recipe variant at 100 demos or more (and its sigma = 0.1 line
+    where measured): each task's result, what the row changes from the recipe."""
     rows = []
     for cell in study.cells:
-        if (cell.name in NOT_ABLATIONS or cell.demos != [100] or cell.pretrain
+        if (cell.name in NOT_ABLATIONS or len(cell.demos) != 1
+                or cell.demos[0] < ABLATION_DEMOS or cell.pretrain
                 or cell.seeds != [0] or not set(cell.tasks) <= set(TASKS)):
             continue
         for noise in sorted({k[3] for k in by if k[0] == cell.name}):
             row = per_task_row(cell.name + (f", sigma = {noise:g}" if noise else ""), by,
-                               cell.name, 100, noise)
+                               cell.name, cell.demos[0], noise)
             rows.append([*row, change(cell, study.recipe, study.image_size)])
     return markdown_table([*HEADER, "change"], rows)
 
@@ -192,7 +197,8 @@ def render(study, rows: list[dict]) -> str:
         "## Headline", headline(by, study.shipped, study.contenders),
         "## MT10 from the camera (100 demos, seed 0, clean)", mt10_table(by, study.mt10),
         "## ACT-JEPA inside the recipe", jepa_table(by),
-        "## What each element buys (100 demos; one seed; a row changes one thing)",
+        "## What each element buys (100 demos unless a row says more; one seed; a row "
+        "changes one thing)",
         ablation_table(by, study),
         "## Commands", COMMANDS, ""])
 

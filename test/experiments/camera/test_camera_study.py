@@ -134,3 +134,16 @@ def test_dart_demos_go_to_their_own_file_that_says_how_they_were_made(tmp_path):
     assert read_episodes(clean).source == "metaworld:reach-v3:seed=0"
     assert read_episodes(dart).source == "metaworld:reach-v3:seed=0:dart_noise=0.3"
     assert demo_file(tmp_path, "reach-v3", 1, 16, 0, KEYS, dart_noise=0.3) == dart  # kept
+
+
+def test_the_ablation_table_holds_cells_with_more_demos_and_names_the_count():
+    """A cell that only adds demos is one change from the recipe: its row says how many."""
+    s = study()
+    more = next(c for c in s.cells if c.demos[0] > 100 and set(c.tasks) <= {"reach-v3"})
+    row = {"cell": more.name, "task": "reach-v3", "demos": more.demos[0], "seed": 0,
+           "noise": 0.0, "episodes": 50, "successes": 45, "train_s": 600.0, "image_size": 64,
+           "overrides": []}
+    ablation = render(s, [row]).split("## What each element buys")[1].split("##")[0]
+    assert f"| {more.name} | 45/50 (90%, 79%-96%) |" in ablation
+    assert f"{more.demos[0]} demos" in ablation.split(more.name)[1].splitlines()[0]
+    assert "10demos" not in ablation  # fewer demos than the recipe: the headline's rows
