@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from actjepa_core.cli.common import EXIT_ERROR, EXIT_SKIPPED
+from actjepa_core.sim.tasks import EXPERT_AIMS
 
 
 def cmd_collect(args: argparse.Namespace) -> None:
@@ -31,11 +32,12 @@ def collect_one(args: argparse.Namespace, task: str, out: Path) -> None:
     episodes = collect_episodes(task, args.episodes, seed=args.seed,
                                 image_size=args.image_size, max_steps=args.max_steps,
                                 progress=not args.quiet, explore=args.explore, keys=keys,
-                                dart_noise=args.dart_noise)
+                                dart_noise=args.dart_noise, expert_aim=args.expert_aim)
     eps = list(episodes)
     source = (f"metaworld:{task}:seed={args.seed}"
               + (f":explore={args.explore}" if args.explore else "")
-              + (f":dart_noise={args.dart_noise}" if args.dart_noise else ""))
+              + (f":dart_noise={args.dart_noise}" if args.dart_noise else "")
+              + (f":expert_aim={args.expert_aim}" if args.expert_aim != "hand" else ""))
     n = write_episodes(out, eps, source=source)
     successes = sum(bool(ep.success) for ep in eps)
     steps = sum(ep.num_steps for ep in eps)
@@ -156,6 +158,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="DART demos for behavioural cloning: the arm applies the expert's action "
                         "plus Gaussian noise of this std (action units) and the expert's own "
                         "action is recorded, so the demos show recoveries (default 0: clean)")
+    p.add_argument("--expert-aim", choices=EXPERT_AIMS, default="hand",
+                   help="what the scripted expert steers onto the goal: the observed hand "
+                        "(Meta-World's experts) or, on reach-v3, the tool centre where success "
+                        "is measured, so the demos end with the whole success radius as margin")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_collect)
 

@@ -38,11 +38,13 @@ from actjepa_core.sim.experts import (  # noqa: E402
     expert_action,
     make_expert,
 )
+from actjepa_core.sim.tasks import check_expert_aim  # noqa: E402
 
 STATE_DIM = 39  # hand xyz, gripper, two objects (pos+quat), previous frame of those, goal xyz
 # what a real arm knows of itself, without a tracker on the object: the first 4 state entries,
 # hand xyz and gripper opening (the "proprio" observation key)
 PROPRIO = slice(0, 4)
+HAND, GOAL = slice(0, 3), slice(36, 39)  # in the state
 ACTION_DIM = 4  # hand dx, dy, dz (scaled by the env), gripper effort
 TASKS_PER_BENCHMARK = 50  # start configurations Meta-World makes per MT1 benchmark seed
 SEED_STRIDE = 1000  # benchmark seeds reserved per run seed (see module docstring)
@@ -193,12 +195,22 @@ class SimArm:
         self.steps += 1
         return self._observe(), bool(info["success"])
 
-    def expert_action(self) -> np.ndarray:
-        """The scripted expert's action for the current state: float32, clipped to [-1, 1]."""
+    def expert_action(self, aim: str = "hand") -> np.ndarray:
+        """The scripted expert's action for the current state: float32, clipped to [-1, 1].
+
+        ``aim="tool"`` (reach tasks only) moves the goal the expert reads by the hand-to-tool-
+        centre offset: Meta-World's reach expert parks the observed hand on the goal, which
+        leaves the tool centre, where success is measured, 4.5 cm from it against a 5 cm radius;
+        aimed at the tool centre, its demos end with the whole radius as margin.
+        """
         if self._state is None:
             raise ActJepaError(f"{self.task}: expert_action() called before reset(); expected "
                                "reset(episode) first")
-        return expert_action(self._expert, self._state)
+        if check_expert_aim(self.task, aim) == "hand":
+            return expert_action(self._expert, self._state)
+        state = self._state.copy()
+        state[GOAL] += state[HAND] - self._env.tcp_center  # hand goal that puts the tool on it
+        return expert_action(self._expert, state)
 
     @property
     def last_action(self) -> np.ndarray:

@@ -25,6 +25,7 @@ from actjepa_core.sim.arm import (
     key_cameras,
 )
 from actjepa_core.sim.experts import check_expert_task
+from actjepa_core.sim.tasks import check_expert_aim
 
 
 def _check_keys(keys: Sequence[str] | None, image_size: int | None) -> tuple[str, ...]:
@@ -48,7 +49,7 @@ def collect_episodes(task: str, episodes: int, seed: int = 0, image_size: int | 
                      max_steps: int | None = None, extra_steps: int = EXTRA_STEPS_AFTER_SUCCESS,
                      progress: bool = True, explore: float = 0.0,
                      keys: Sequence[str] | None = None,
-                     dart_noise: float = 0.0) -> Iterator[Episode]:
+                     dart_noise: float = 0.0, expert_aim: str = "hand") -> Iterator[Episode]:
     """Run the scripted expert on episodes 0..episodes-1 and yield each as an ``Episode``.
 
     Row t holds the observation at tick t and the (clipped) action applied at tick t. An episode
@@ -67,6 +68,9 @@ def collect_episodes(task: str, episodes: int, seed: int = 0, image_size: int | 
     clean demos never sees and which it needs once its own errors push it there. The recorded
     actions are labels, not what was applied: replaying them does not reproduce the states.
 
+    ``expert_aim="tool"`` (reach) has the expert steer the tool centre, where success is
+    measured, onto the goal instead of the observed hand (``SimArm.expert_action``).
+
     ``keys`` picks the observation keys written (default: ``state``, and ``image`` with
     ``image_size``): ``("image", "joints")`` is what a real arm gives, a camera and its joint
     states (``joints``: the 7 hinges and 2 finger slides, as sim_node publishes them), without
@@ -75,6 +79,7 @@ def collect_episodes(task: str, episodes: int, seed: int = 0, image_size: int | 
     """
     keys = _check_keys(keys, image_size)
     check_expert_task(task)
+    check_expert_aim(task, expert_aim)
     episodes = check_count("episodes", episodes, 1)
     extra_steps = check_count("extra_steps", extra_steps, 0)
     if not 0.0 <= explore <= 1.0:
@@ -104,11 +109,11 @@ def collect_episodes(task: str, episodes: int, seed: int = 0, image_size: int | 
                     rows[key].append(obs[key])
                 random_tick = explore and rng.random() < explore
                 if dart_noise:
-                    label = arm.expert_action()
+                    label = arm.expert_action(expert_aim)
                     obs, success = arm.step(label + rng.normal(0.0, dart_noise, ACTION_DIM))
                 else:
                     obs, success = arm.step(rng.uniform(ACTION_LOW, ACTION_HIGH, ACTION_DIM)
-                                            if random_tick else arm.expert_action())
+                                            if random_tick else arm.expert_action(expert_aim))
                     label = arm.last_action
                 actions.append(label)
                 stop.record(arm.steps, success)
@@ -118,7 +123,8 @@ def collect_episodes(task: str, episodes: int, seed: int = 0, image_size: int | 
             yield Episode(obs={k: np.stack(v) for k, v in rows.items()},
                           actions=np.stack(actions), success=stop.first_success is not None,
                           attrs={"task": task, "episode_index": i, "seed": arm.seed,
-                                 "explore": explore, "dart_noise": dart_noise})
+                                 "explore": explore, "dart_noise": dart_noise,
+                                 "expert_aim": expert_aim})
     finally:
         bar.close()
         arm.close()

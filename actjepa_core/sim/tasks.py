@@ -54,3 +54,20 @@ def resolve_tasks(spec: str) -> list[str]:
         raise ActJepaError(f"--tasks {spec!r} names no task; expected mt10, mt50 or a "
                            "comma-separated list such as push-v3,door-open-v3")
     return list(dict.fromkeys(check_task(name) for name in names))
+
+
+# what the scripted expert steers onto the goal: the observed hand (Meta-World's experts) or the
+# tool centre between the fingers, where reach success is measured (SimArm.expert_action)
+EXPERT_AIMS = ("hand", "tool")
+TOOL_AIM_TASKS = ("reach-v3",)  # experts that steer the hand to the goal position
+
+
+def check_expert_aim(task: str, aim: str) -> str:
+    """``aim`` if the expert of ``task`` can steer it onto the goal (EXPERT_AIMS)."""
+    if aim not in EXPERT_AIMS:
+        raise ActJepaError(f"expert aim {aim!r}: expected one of {list(EXPERT_AIMS)}")
+    if aim == "tool" and task not in TOOL_AIM_TASKS:
+        raise ActJepaError(f"expert aim 'tool' on {task}: expected one of "
+                           f"{list(TOOL_AIM_TASKS)}, whose expert steers the hand to the goal")
+    return aim
+

@@ -165,7 +165,9 @@ def change(cell, recipe: list[str], image_size: int) -> str:
         parts.append("+ camera " + ", ".join(cell.extra_cameras))
     if cell.demo_noise:
         parts.append(f"DART demos (expert action + N(0, {cell.demo_noise:g}) applied)")
-    return " ".join(parts) or "(the recipe)"
+    if cell.expert_aim != "hand":
+        parts.append(f"demos aimed at the {cell.expert_aim} centre, not the hand")
+    return "; ".join(parts) or "(the recipe)"
 
 
 def ablation_table(by: dict, study) -> str:

@@ -54,6 +54,8 @@ class Cell:
     # DART demos: the expert's actions applied with Gaussian noise of this std, its clean action
     # recorded (sim/collect.py); 0: clean demos
     demo_noise: float = 0.0
+    # what the expert steers onto the goal: "hand" (Meta-World's) or "tool" (reach; sim/arm.py)
+    expert_aim: str = "hand"
     # pretrain + fine-tune: a first run with these overrides on top of the recipe (e.g. the
     # ACT-JEPA objective on the camera alone) initialises the encoder; empty: from scratch
     pretrain: list[str] = field(default_factory=list)
@@ -130,10 +132,12 @@ def cell_keys(cell: Cell) -> tuple[str, ...]:
 
 
 def demo_file(work: Path, task: str, demos: int, size: int, seed: int,
-              keys: tuple[str, ...] = KEYS, dart_noise: float = 0.0) -> Path:
+              keys: tuple[str, ...] = KEYS, dart_noise: float = 0.0,
+              expert_aim: str = "hand") -> Path:
     """The rendered demos, collected once under a lock shared by the workers."""
     extra = "".join(f"-{k}" for k in keys if k not in KEYS)
     extra += f"-dart{dart_noise:g}" if dart_noise else ""
+    extra += f"-aim{expert_aim}" if expert_aim != "hand" else ""
     path = work / "data" / f"{task}-{size}px-{demos}-seed{seed}{extra}.hdf5"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "w") as lock:
@@ -141,9 +145,11 @@ def demo_file(work: Path, task: str, demos: int, size: int, seed: int,
         if not path.exists():
             write_episodes(path, collect_episodes(task, demos, seed=seed, image_size=size,
                                                   keys=keys, progress=False,
-                                                  dart_noise=dart_noise),
+                                                  dart_noise=dart_noise,
+                                                  expert_aim=expert_aim),
                            source=f"metaworld:{task}:seed={seed}"
-                           + (f":dart_noise={dart_noise:g}" if dart_noise else ""))
+                           + (f":dart_noise={dart_noise:g}" if dart_noise else "")
+                           + (f":expert_aim={expert_aim}" if expert_aim != "hand" else ""))
     return path
 
 
@@ -192,7 +198,8 @@ def unit_row(study: CameraStudy, cell: Cell, task: str, demos: int, seed: int, s
 def run_unit(study: CameraStudy, cell: Cell, task: str, demos: int, seed: int, work: Path,
              results: Path, done: set[tuple]) -> None:
     size = cell.image_size or study.image_size
-    data = demo_file(work, task, demos, size, study.demo_seed, cell_keys(cell), cell.demo_noise)
+    data = demo_file(work, task, demos, size, study.demo_seed, cell_keys(cell), cell.demo_noise,
+                     cell.expert_aim)
     run_dir = work / "runs" / f"{cell.name}-{task}-{demos}-seed{seed}"
     config, pretrain_s = cell_config(study, cell, seed, data, run_dir)
     train_s = pretrain_s + trained(episodes(data, config, cell_keys(cell)), config, run_dir)

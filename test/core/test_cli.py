@@ -113,6 +113,19 @@ def test_collect_dart_demos_say_so_in_the_file(tmp_path):
     assert not out.exists()
 
 
+def test_collect_with_the_expert_aimed_at_the_tool_centre_says_so_and_only_where_it_can(tmp_path):
+    data = tmp_path / "tool.hdf5"
+    proc = actjepa("collect", "--task", "reach-v3", "--episodes", 1, "--max-steps", 20,
+                   "--expert-aim", "tool", "--out", data, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert read_episodes(data).source == "metaworld:reach-v3:seed=0:expert_aim=tool"
+    out = tmp_path / "push.hdf5"
+    proc = actjepa("collect", "--task", "push-v3", "--episodes", 1, "--expert-aim", "tool",
+                   "--out", out)
+    assert_one_line_error(proc, "expert aim 'tool' on push-v3", "reach-v3")
+    assert not out.exists()
+
+
 def test_report_on_a_folder_that_is_no_run(tmp_path):
     proc = actjepa("report", tmp_path)
     assert_one_line_error(proc, "metrics.csv")

@@ -124,7 +124,7 @@ def test_a_written_line_marks_its_unit_done_whatever_the_evaluation_seed(tmp_pat
     assert done_keys(results) == {unit_key(cell, task, demos, seed, 0.1)}
 
 
-def test_dart_demos_go_to_their_own_file_that_says_how_they_were_made(tmp_path):
+def test_dart_and_tool_aimed_demos_go_to_their_own_files_that_say_how_made(tmp_path):
     from actjepa_core.data.episodes import read_episodes
     from experiments.camera.run import KEYS, demo_file
 
@@ -134,6 +134,9 @@ def test_dart_demos_go_to_their_own_file_that_says_how_they_were_made(tmp_path):
     assert read_episodes(clean).source == "metaworld:reach-v3:seed=0"
     assert read_episodes(dart).source == "metaworld:reach-v3:seed=0:dart_noise=0.3"
     assert demo_file(tmp_path, "reach-v3", 1, 16, 0, KEYS, dart_noise=0.3) == dart  # kept
+    tool = demo_file(tmp_path, "reach-v3", 1, 16, 0, KEYS, expert_aim="tool")
+    assert tool not in (clean, dart)
+    assert read_episodes(tool).source == "metaworld:reach-v3:seed=0:expert_aim=tool"
 
 
 def test_the_ablation_table_holds_cells_with_more_demos_and_names_the_count():
