@@ -1,9 +1,10 @@
-"""Where a camera policy's reach-v3 misses end: one line per missed episode, to tell a miss by
-the success radius's margin from a policy that leaves the goal.
+"""Where a camera policy's reach-v3 misses end, to tell a miss by the success radius's margin
+from a policy that leaves the goal: one line per policy, its misses listed.
 
 Meta-World's reach expert parks the observed hand on the goal, which leaves the tool centre
-(where success is measured) 4.5 cm from it against a 5 cm radius. A miss whose tool centre came
-within a couple of cm of that radius is a margin miss; one that ends tens of cm away left the goal.
+(where success is measured) 4.5 cm from it against a 5 cm radius. A miss that ends with the tool
+centre within a few cm of that radius stopped short; one that came that close and ended far off
+passed the goal and left; the rest never came near.
 
     python -m experiments.camera.reach_misses POLICY_OR_RUN_CHECKPOINT [--episodes 50] \
         [--seed 1] [--max-steps 150] [--out docs/results/reach-misses.jsonl]
@@ -14,8 +15,6 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 from actjepa_core.evaluation.evaluate import append_jsonl, git_commit, sim_cameras
 from actjepa_core.policies.base import Policy, load_policy
 from actjepa_core.policies.end_to_end import EndToEndConfig, EndToEndPolicy
@@ -24,8 +23,8 @@ from actjepa_core.sim.arm import GOAL, HAND, SimArm
 
 TASK = "reach-v3"
 SUCCESS_RADIUS = 0.05  # reach-v3's evaluate_state: tool centre to target, metres
-# a miss whose tool centre came this close to the goal failed by the radius's margin
-MARGIN_MISS = 0.08
+NEAR = SUCCESS_RADIUS + 0.03  # "near the goal": within 3 cm of the success radius
+MISS_KINDS = ("stopped short", "passed and left", "never near")
 
 
 def policy_at(path: Path) -> Policy:
@@ -51,8 +50,8 @@ def episode_ends(policy: Policy, episodes: int, seed: int, max_steps: int) -> li
                 tool.append(arm.task_metrics()["obj_to_target"])
             state = obs["state"]  # the simulator's; the policy never reads it
             out.append({"episode": episode, "success": success,
-                        "goal": np.round(state[GOAL], 3).tolist(),
-                        "hand_end": np.round(state[HAND], 3).tolist(),
+                        "goal": [round(float(v), 3) for v in state[GOAL]],
+                        "hand_end": [round(float(v), 3) for v in state[HAND]],
                         "tool_min": round(min(tool), 4), "tool_end": round(tool[-1], 4)})
     finally:
         arm.close()
@@ -60,7 +59,10 @@ def episode_ends(policy: Policy, episodes: int, seed: int, max_steps: int) -> li
 
 
 def miss_kind(end: dict) -> str:
-    return "margin" if end["tool_min"] < MARGIN_MISS else "left the goal"
+    """One of MISS_KINDS, from the tool centre's closest and final distance to the goal."""
+    if end["tool_end"] < NEAR:
+        return MISS_KINDS[0]
+    return MISS_KINDS[1] if end["tool_min"] < NEAR else MISS_KINDS[2]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,11 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     ends = episode_ends(policy_at(args.policy), args.episodes, args.seed, args.max_steps)
     misses = [e for e in ends if not e["success"]]
-    kinds = {k: sum(miss_kind(e) == k for e in misses) for k in ("margin", "left the goal")}
+    kinds = {k: sum(miss_kind(e) == k for e in misses) for k in MISS_KINDS}
     row = {"policy": str(args.policy), "task": TASK, "seed": args.seed,
            "episodes": args.episodes, "max_steps": args.max_steps,
            "successes": len(ends) - len(misses), "miss_kinds": kinds,
-           "margin_miss_m": MARGIN_MISS, "misses": misses, "git_commit": git_commit()}
+           "near_m": NEAR, "misses": misses, "git_commit": git_commit()}
     append_jsonl(args.out, row)
     print(json.dumps({k: row[k] for k in ("policy", "successes", "miss_kinds")}))
     return 0
