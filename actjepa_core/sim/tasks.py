@@ -70,4 +70,3 @@ def check_expert_aim(task: str, aim: str) -> str:
         raise ActJepaError(f"expert aim 'tool' on {task}: expected one of "
                            f"{list(TOOL_AIM_TASKS)}, whose expert steers the hand to the goal")
     return aim
-

@@ -239,4 +239,3 @@ def test_the_tool_aimed_reach_expert_settles_the_tool_centre_on_the_goal() -> No
     push.close()
     ep = next(collect_episodes("reach-v3", 1, seed=1, expert_aim="tool", progress=False))
     assert ep.success and ep.attrs["expert_aim"] == "tool"
-
