@@ -20,10 +20,10 @@ from actjepa_core.policies.base import Policy, load_policy
 from actjepa_core.policies.end_to_end import EndToEndConfig, EndToEndPolicy
 from actjepa_core.policies.world import FrozenWorld
 from actjepa_core.sim.arm import GOAL, HAND, SimArm
+from experiments.mpc.demo_goal_margin import SUCCESS_RADIUS
 
 TASK = "reach-v3"
-SUCCESS_RADIUS = 0.05  # reach-v3's evaluate_state: tool centre to target, metres
-NEAR = SUCCESS_RADIUS + 0.03  # "near the goal": within 3 cm of the success radius
+NEAR = SUCCESS_RADIUS[TASK] + 0.03  # "near the goal": within 3 cm of the success radius
 MISS_KINDS = ("stopped short", "passed and left", "never near")
 
 
